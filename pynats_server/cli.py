@@ -1,0 +1,499 @@
+"""`pynats-server`: nats-server's command line, its signals, and `--signal`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from . import const
+from .goflags import Flag, FlagError, parse
+from .log import Logger
+from .options import Options, RouteURL
+
+USAGE = """
+Usage: pynats-server [options]
+
+Server Options:
+    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
+    -p, --port <port>                Use port for clients (default: 4222; -1 for a random port)
+    -n, --name
+        --server_name <server_name>  Server name (default: auto)
+    -P, --pid <file>                 File to store PID
+    -m, --http_port <port>           Use port for http monitoring
+    -c, --config <file>              Configuration file
+    -t                               Test configuration and exit
+    -sl,--signal <signal>[=<pid>]    Send signal to pynats-server process (ldm, stop, quit, term, reopen, reload)
+                                     <pid> can be either a PID (e.g. 1) or the path to a PID file (e.g. /var/run/pynats-server.pid)
+        --client_advertise <string>  Client URL to advertise to other servers
+        --ports_file_dir <dir>       Creates a ports file in the specified directory (<executable_name>_<pid>.ports).
+
+Logging Options:
+    -l, --log <file>                 File to redirect log output
+    -T, --logtime                    Timestamp log entries (default: true)
+    -D, --debug                      Enable debugging output
+    -V, --trace                      Trace the raw protocol
+    -VV                              Verbose trace (traces system account as well)
+    -DV                              Debug and trace
+    -DVV                             Debug and verbose trace (traces system account as well)
+
+Authorization Options:
+        --user <user>                User required for connections
+        --pass <password>            Password required for connections
+        --auth <token>               Authorization token required for connections
+
+Cluster Options:
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes
+        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
+        --no_advertise <bool>        Do not advertise known cluster information to clients
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --connect_retries <number>   For implicit routes, number of connect retries
+        --cluster_listen <url>       Cluster url from which members can solicit routes
+
+pynats-server Options (not in nats-server):
+        --max_payload <size>         Maximum message payload (default: 1MB)
+        --max_pending <size>         Maximum bytes buffered for a client before it is a slow consumer (default: 64MB)
+        --max_connections <number>   Maximum client connections (default: 65536)
+        --ping_interval <duration>   Interval between server PINGs (default: 2m)
+        --ping_max <number>          Unanswered PINGs before a connection is stale (default: 2)
+        --lame_duck_duration <dur>   Time over which lame duck mode closes clients (default: 2m, minimum 30s)
+        --lame_duck_grace_period <d> Wait before lame duck mode starts closing clients (default: 10s)
+        --loop <auto|uvloop|asyncio> Event loop (default: uvloop when installed)
+
+Common Options:
+    -h, --help                       Show this message
+    -v, --version                    Show version
+"""
+
+# Flags of later or never: recognised so that a nats-server command line never produces a
+# traceback; `None` as message means "accepted and ignored, with a warning".
+_UNSUPPORTED = {
+    "https_port": "HTTPS monitoring is not supported",
+    "tls": "TLS is not supported yet",
+    "tlsverify": "TLS is not supported yet",
+    "tlscert": "TLS is not supported yet",
+    "tlskey": "TLS is not supported yet",
+    "tlscacert": "TLS is not supported yet",
+    "help_tls": "TLS is not supported yet",
+    "jetstream": "JetStream is not supported",
+    "syslog": "syslog logging is not supported",
+    "remote_syslog": "remote syslog logging is not supported",
+}
+_IGNORED = {"store_dir", "profile", "log_size_limit", "max_traced_msg_len", "logtime_utc"}
+
+FLAGS = [
+    Flag(("h", "help"), "bool", "help"),
+    Flag(("v", "version"), "bool", "version"),
+    Flag(("p", "port"), "int", "port"),
+    Flag(("a", "addr", "net"), "str", "host"),
+    Flag(("n", "name", "server_name"), "str", "server_name"),
+    Flag(("client_advertise",), "str", "client_advertise"),
+    Flag(("D", "debug"), "bool", "debug"),
+    Flag(("V", "trace"), "bool", "trace"),
+    Flag(("VV",), "bool", "vv"),
+    Flag(("DV",), "bool", "dv"),
+    Flag(("DVV",), "bool", "dvv"),
+    Flag(("T", "logtime"), "bool", "logtime"),
+    Flag(("logtime_utc",), "bool", "logtime_utc"),
+    Flag(("user",), "str", "username"),
+    Flag(("pass",), "str", "password"),
+    Flag(("auth",), "str", "authorization"),
+    Flag(("m", "http_port"), "int", "http_port"),
+    Flag(("ms", "https_port"), "int", "https_port"),
+    Flag(("c", "config"), "str", "config_file"),
+    Flag(("t",), "bool", "check_config"),
+    Flag(("sl", "signal"), "str", "signal"),
+    Flag(("P", "pid"), "str", "pid_file"),
+    Flag(("ports_file_dir",), "str", "ports_file_dir"),
+    Flag(("l", "log"), "str", "log_file"),
+    Flag(("log_size_limit",), "int", "log_size_limit"),
+    Flag(("s", "syslog"), "bool", "syslog"),
+    Flag(("r", "remote_syslog"), "str", "remote_syslog"),
+    Flag(("profile",), "int", "profile"),
+    Flag(("routes",), "str", "routes"),
+    Flag(("cluster", "cluster_listen"), "str", "cluster"),
+    Flag(("cluster_advertise",), "str", "cluster_advertise"),
+    Flag(("no_advertise",), "bool", "no_advertise"),
+    Flag(("connect_retries",), "int", "connect_retries"),
+    Flag(("cluster_name",), "str", "cluster_name"),
+    Flag(("help_tls",), "bool", "help_tls"),
+    Flag(("tls",), "bool", "tls"),
+    Flag(("tlsverify",), "bool", "tlsverify"),
+    Flag(("tlscert",), "str", "tlscert"),
+    Flag(("tlskey",), "str", "tlskey"),
+    Flag(("tlscacert",), "str", "tlscacert"),
+    Flag(("max_traced_msg_len",), "int", "max_traced_msg_len"),
+    Flag(("js", "jetstream"), "bool", "jetstream"),
+    Flag(("sd", "store_dir"), "str", "store_dir"),
+    # pynats-server extensions
+    Flag(("max_payload",), "str", "max_payload"),
+    Flag(("max_pending",), "str", "max_pending"),
+    Flag(("max_connections",), "int", "max_connections"),
+    Flag(("ping_interval",), "str", "ping_interval"),
+    Flag(("ping_max",), "int", "ping_max"),
+    Flag(("lame_duck_duration",), "str", "lame_duck_duration"),
+    Flag(("lame_duck_grace_period",), "str", "lame_duck_grace_period"),
+    Flag(("loop",), "str", "loop"),
+]
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Command:
+    """What the command line asks for."""
+
+    action: str  # "run", "help", "version", "signal", "check"
+    opts: Options
+    signal: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def parse_size(text: str) -> int:
+    """`1048576`, `2MB`, `64KiB`, `1k` (k = 1000, kb/ki/kib = 1024), as nats-server's config."""
+    t = text.strip().lower()
+    units = {
+        "kib": 1 << 10, "ki": 1 << 10, "kb": 1 << 10, "k": 1000,
+        "mib": 1 << 20, "mi": 1 << 20, "mb": 1 << 20, "m": 1000**2,
+        "gib": 1 << 30, "gi": 1 << 30, "gb": 1 << 30, "g": 1000**3,
+    }  # fmt: skip
+    for suffix, mult in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if t.endswith(suffix) and t[: -len(suffix)].strip().isdigit():
+            return int(t[: -len(suffix)]) * mult
+    return int(t)
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration (`2m`, `30s`, `1m30s`, `500ms`) or plain seconds."""
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    total = 0.0
+    num = ""
+    i = 0
+    if not t:
+        raise ValueError(text)
+    while i < len(t):
+        ch = t[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        j = i
+        while j < len(t) and not (t[j].isdigit() or t[j] == "."):
+            j += 1
+        unit = t[i:j]
+        if unit not in units or not num:
+            raise ValueError(text)
+        total += float(num) * units[unit]
+        num = ""
+        i = j
+    if num:
+        raise ValueError(text)
+    return total
+
+
+def parse_url(text: str, what: str) -> RouteURL:
+    """`nats://[user:pass@]host:port` (also nats-route://). Port -1 means random."""
+    u = urlsplit(text.strip())
+    if not u.scheme or not u.netloc:
+        raise UsageError(f"error parsing {what} url [{text}]: missing scheme or host")
+    host = u.hostname or ""
+    try:
+        port_text = u.netloc.rsplit(":", 1)[1] if ":" in u.netloc.split("@")[-1].strip("[]") else ""
+        port = int(port_text) if port_text else 0
+    except ValueError:
+        raise UsageError(f"error parsing {what} url [{text}]: bad port") from None
+    return RouteURL(
+        host=host,
+        port=port,
+        user=unquote(u.username) if u.username else None,
+        password=unquote(u.password) if u.password else None,
+        scheme=u.scheme,
+    )
+
+
+def parse_routes(text: str) -> list[RouteURL]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            r = parse_url(part, "route")
+            if not r.port:
+                r.port = const.DEFAULT_CLUSTER_PORT
+            out.append(r)
+    return out
+
+
+def build(argv: list[str]) -> Command:
+    """Command line -> Command. Raises UsageError (or FlagError) with nats-server's wording."""
+    p = parse(argv, FLAGS)
+    v = p.values
+    opts = Options()
+    warnings: list[str] = []
+    if v.get("help"):
+        return Command("help", opts)
+    if v.get("version"):
+        return Command("version", opts)
+    for dest in p.set_flags:
+        name = p.given_names[dest]
+        if dest in _UNSUPPORTED and v.get(dest):
+            raise UsageError(f"{_UNSUPPORTED[dest]} (flag -{name})")
+        if dest in _IGNORED:
+            warnings.append(f"Flag -{name} is not supported by pynats-server and is ignored")
+    if "config_file" in v:
+        opts.config_file = v["config_file"]
+        from .config import apply_config_file
+
+        warnings.extend(apply_config_file(opts, opts.config_file))
+    if v.get("check_config"):
+        if not opts.config_file:
+            raise UsageError("must specify [-c, --config] option to check configuration file syntax")
+        return Command("check", opts, warnings=tuple(warnings))
+    if "signal" in v:
+        return Command("signal", opts, signal=v["signal"], warnings=tuple(warnings))
+    # Flags override the config file, as in nats-server.
+    simple = ("port", "host", "server_name", "client_advertise", "username", "password",
+              "authorization", "http_port", "pid_file", "ports_file_dir", "log_file",
+              "max_connections", "ping_max", "loop")  # fmt: skip
+    for dest in simple:
+        if dest in v:
+            setattr(opts, dest, v[dest])
+    if "debug" in v:
+        opts.debug = v["debug"]
+    if "trace" in v:
+        opts.trace = v["trace"]
+    if v.get("vv"):
+        opts.trace = opts.trace_verbose = True
+    if v.get("dv"):
+        opts.debug = opts.trace = True
+    if v.get("dvv"):
+        opts.debug = opts.trace = opts.trace_verbose = True
+    if "logtime" in v:
+        opts.logtime = v["logtime"]
+    try:
+        if "max_payload" in v:
+            opts.max_payload = parse_size(v["max_payload"])
+        if "max_pending" in v:
+            opts.max_pending = parse_size(v["max_pending"])
+        if "ping_interval" in v:
+            opts.ping_interval = parse_duration(v["ping_interval"])
+        if "lame_duck_duration" in v:
+            opts.lame_duck_duration = parse_duration(v["lame_duck_duration"])
+        if "lame_duck_grace_period" in v:
+            opts.lame_duck_grace_period = parse_duration(v["lame_duck_grace_period"])
+    except ValueError as e:
+        raise UsageError(f"invalid value: {e}") from None
+    if opts.loop not in ("auto", "uvloop", "asyncio"):
+        raise UsageError(f'invalid value "{opts.loop}" for flag -loop: auto, uvloop or asyncio')
+    # Cluster
+    c = opts.cluster
+    if v.get("cluster"):
+        u = parse_url(v["cluster"], "cluster")
+        c.host = u.host or "0.0.0.0"
+        c.port = u.port if u.port else const.DEFAULT_CLUSTER_PORT
+        if u.user:
+            c.user, c.password = u.user, u.password
+    if v.get("routes"):
+        c.routes = parse_routes(v["routes"])
+    if "cluster_name" in v:
+        c.name = v["cluster_name"]
+    if "cluster_advertise" in v:
+        c.advertise = v["cluster_advertise"]
+    if "no_advertise" in v:
+        c.no_advertise = v["no_advertise"]
+    if "connect_retries" in v:
+        c.connect_retries = v["connect_retries"]
+    validate(opts)
+    return Command("run", opts, warnings=tuple(warnings))
+
+
+def validate(opts: Options) -> None:
+    if opts.lame_duck_duration < const.LAME_DUCK_MIN_DURATION:
+        raise UsageError(
+            f"invalid lame_duck_duration of {_dur(opts.lame_duck_duration)}, minimum is 30 seconds"
+        )
+    if opts.lame_duck_grace_period >= opts.lame_duck_duration:
+        raise UsageError("invalid lame_duck_grace_period, needs to be less than lame_duck_duration")
+    if opts.max_payload > opts.max_pending:
+        raise UsageError(
+            f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})"
+        )
+    if opts.cluster.routes and not opts.cluster.enabled:
+        # nats-server solicits routes without a cluster listener only from a config file;
+        # from the command line a cluster listener is needed for others to route back.
+        pass
+
+
+def _dur(seconds: float) -> str:
+    from .monitor import go_duration
+
+    return go_duration(seconds)
+
+
+# -- signals to a running server -----------------------------------------------------------
+
+SIGNALS = {
+    "ldm": signal.SIGUSR2,
+    "stop": signal.SIGKILL,
+    "quit": signal.SIGINT,
+    "term": signal.SIGTERM,
+    "reopen": signal.SIGUSR1,
+    "reload": signal.SIGHUP,
+}
+
+
+def find_server_pids() -> list[int]:
+    """Running pynats-server processes (other than this one), from /proc."""
+    pids = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
+        if "pynats-server" in words or any(w.startswith("pynats_server") for w in words):
+            if "--signal" in (a.decode(errors="replace") for a in argv) or b"-sl" in argv:
+                continue
+            pids.append(int(entry))
+    return pids
+
+
+def send_signal(spec: str) -> str:
+    """`ldm`, `ldm=1234` or `ldm=/path/to.pid` -> the message to print. Raises UsageError."""
+    cmd, _, target = spec.partition("=")
+    cmd = cmd.strip().lower()
+    if cmd not in SIGNALS:
+        raise UsageError(f"unknown signal {cmd!r}")
+    if target:
+        if target.isdigit():
+            pid = int(target)
+        else:
+            try:
+                with open(target, encoding="ascii") as f:
+                    pid = int(f.read().strip())
+            except (OSError, ValueError) as e:
+                raise UsageError(f"could not read pid from {target}: {e}") from None
+    else:
+        pids = find_server_pids()
+        if not pids:
+            raise UsageError("no pynats-server processes running")
+        if len(pids) > 1:
+            raise UsageError(
+                "multiple pynats-server processes running:\n" + "\n".join(str(p) for p in pids)
+            )
+        pid = pids[0]
+    try:
+        os.kill(pid, SIGNALS[cmd])
+    except ProcessLookupError:
+        raise UsageError(f"no process with pid {pid}") from None
+    except PermissionError:
+        raise UsageError(f"not allowed to signal process {pid}") from None
+    return f"signal {cmd!r} sent to pid {pid}"
+
+
+# -- running ----------------------------------------------------------------------------
+
+async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
+    from .server import Server
+
+    log = Logger(debug=opts.debug, trace=opts.trace, logtime=opts.logtime, path=opts.log_file)
+    srv = Server(opts, logger=log)
+    for w in warnings:
+        log.warn(w)
+    try:
+        await srv.start()
+    except OSError as e:
+        log.fatal(f"Error listening on port: {opts.host}:{opts.port}, {e.strerror or e}")
+        with contextlib.suppress(Exception):
+            await srv.shutdown()
+        return 1
+    loop = asyncio.get_running_loop()
+    names = {
+        signal.SIGINT: "interrupt",
+        signal.SIGTERM: "terminated",
+        signal.SIGUSR1: "user defined signal 1",
+        signal.SIGUSR2: "user defined signal 2",
+        signal.SIGHUP: "hangup",
+    }
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.notice(f'Trapped "{names[sig]}" signal')
+        if sig == signal.SIGINT or (sig == signal.SIGTERM and not srv.lame_duck):
+            asyncio.ensure_future(srv.shutdown())
+        elif sig == signal.SIGUSR1:
+            log.reopen()
+        elif sig == signal.SIGUSR2:
+            asyncio.ensure_future(srv.lame_duck_mode())
+        elif sig == signal.SIGHUP:
+            log.error("Failed to reload server configuration: configuration reload is not supported yet")
+
+    for sig in names:
+        loop.add_signal_handler(sig, on_signal, sig)
+    await srv.wait_for_shutdown()
+    log.close()
+    return 0
+
+
+def _run_loop(opts: Options, warnings: tuple[str, ...]) -> int:
+    if opts.loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if opts.loop == "uvloop":
+                print("pynats-server: uvloop is not installed", file=sys.stderr)
+                return 1
+        else:
+            return uvloop.run(serve(opts, warnings))
+    return asyncio.run(serve(opts, warnings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cmd = build(argv)
+    except FlagError as e:
+        print(e, file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    except (UsageError, ValueError) as e:
+        print(f"pynats-server: {e}", file=sys.stderr)
+        return 1
+    if cmd.action == "help":
+        print(USAGE)
+        return 0
+    if cmd.action == "version":
+        print(f"pynats-server: v{const.__version__} (nats-server v{const.NATS_VERSION} protocol)")
+        return 0
+    if cmd.action == "check":
+        print(f"pynats-server: configuration file {cmd.opts.config_file} is valid")
+        return 0
+    if cmd.action == "signal":
+        try:
+            print(send_signal(cmd.signal))
+        except UsageError as e:
+            print(f"pynats-server: {e}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        return _run_loop(cmd.opts, cmd.warnings)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

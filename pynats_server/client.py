@@ -1,0 +1,371 @@
+"""A client connection: asyncio glue around the parser, CONNECT and auth, SUB/UNSUB, PUB.
+
+Message delivery itself (matching, queue picks, routes) lives in delivery.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import const
+from .connection import Connection
+from .delivery import deliver_client_msg
+from .protocol import wire
+from .protocol.parser import CLIENT, Parser, ProtocolError
+from .sublist import InvalidSubject, Subscription
+
+if TYPE_CHECKING:
+    from .server import Server
+
+
+class ClientConnection(Connection):
+    kind_name = "Client"
+    log_id_prefix = "cid"
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(server)
+        opts = server.opts
+        self.cid = server.next_cid()
+        self.parser = Parser(self, CLIENT, opts.max_control_line, opts.max_payload)
+        self.subs: dict[bytes, Subscription] = {}
+        # CONNECT options; these are nats-server's defaults when CONNECT omits them (or
+        # when a client never sends CONNECT, which is allowed without auth).
+        self.verbose = True
+        self.pedantic = True
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.protocol = const.CLIENT_PROTO_ZERO
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.user = ""
+        self.connect_received = False
+        self.first_pong_sent = False
+        self._auth_handle: asyncio.TimerHandle | None = None
+        self._ncs = ""  # the "v1.2:python:name" part of log lines
+        self._sub_ops = 0
+        self.parser.pedantic = True
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.host, self.port = str(peer[0]), int(peer[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self._set_label(self.cid)
+        srv = self.server
+        self.debug("Client connection created")
+        self.enqueue(wire.info(srv.client_info(self)))
+        if not srv.add_client(self):
+            self.error(wire.E_MAX_CONNECTIONS)
+            self.send_err(wire.E_MAX_CONNECTIONS)
+            self.close_connection("Maximum Connections Exceeded")
+            return
+        self.flush()
+        if srv.opts.auth_required:
+            self.parser.await_connect = True
+            self._auth_handle = srv.loop.call_later(srv.opts.auth_timeout, self._auth_timeout)
+        self.set_ping_timer(self.ping_interval())
+
+    def data_received(self, data: bytes) -> None:
+        srv = self.server
+        n_msgs = self.in_msgs
+        n_subs = self._sub_ops
+        srv.reading = True
+        try:
+            self.parser.feed(data)
+        except ProtocolError as e:
+            self._protocol_error(e)
+        finally:
+            srv.reading = False
+        if self.in_msgs != n_msgs or self._sub_ops != n_subs:
+            self._last_in = time.monotonic()
+            self.last_activity = time.time()
+        srv.flush_dirty()
+
+    def _protocol_error(self, e: ProtocolError) -> None:
+        if e.err is not None:
+            if e.err == wire.E_MAX_PAYLOAD:
+                self.error(e.detail)
+            elif e.err == wire.E_UNKNOWN_OP:
+                self.error(f"Client parser ERROR, {e.detail}")
+            self.send_err(e.err)
+        elif e.detail:
+            self.error(e.detail)
+        self.close_connection(e.reason)
+
+    # -- handler: connection management -----------------------------------------------
+
+    def on_connect(self, arg: bytes) -> None:
+        if self.log.trace_enabled:
+            self.trace(f"<<- [CONNECT {_redact(arg)}]")
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
+        srv = self.server
+        self._last_in = time.monotonic()
+        # The CONNECT round trip is nats-server's first RTT estimate.
+        self.rtt = max(time.time() - self.start, 1e-9)
+        self.set_first_ping_timer(const.FIRST_CLIENT_PING_INTERVAL)
+        try:
+            co = json.loads(arg)
+            if not isinstance(co, dict):
+                raise ValueError("CONNECT is not an object")
+        except ValueError as e:
+            raise ProtocolError(None, "Protocol Violation", f"bad CONNECT: {e}") from None
+        first = not self.connect_received
+        self.connect_received = True
+        self.verbose = bool(co.get("verbose", True))
+        self.pedantic = bool(co.get("pedantic", True))
+        self.echo = bool(co.get("echo", True))
+        self.headers = bool(co.get("headers", False)) and not srv.opts.no_header_support
+        self.no_responders = bool(co.get("no_responders", False))
+        proto = co.get("protocol", 0)
+        self.name = str(co.get("name") or "")
+        self.lang = str(co.get("lang") or "")
+        self.version = str(co.get("version") or "")
+        self.parser.pedantic = self.pedantic
+        self.parser.headers = self.headers
+        if not first:
+            # A second CONNECT re-authenticates from scratch, as 2.14 does.
+            self._drop_all_subs()
+        if not srv.check_auth(self, co):
+            self.error(f"{wire.E_AUTH_VIOLATION}{_user_suffix(co)}")
+            self.send_err(wire.E_AUTH_VIOLATION)
+            self.close_connection("Authentication Failure")
+            raise _Closed()
+        if co.get("account") or co.get("new_account"):
+            self.send_err(wire.E_AUTH_VIOLATION)
+            self.close_connection("Authentication Failure")
+            raise _Closed()
+        self.user = str(co.get("user") or "")
+        self.parser.await_connect = False
+        if first:
+            self._ncs = _client_ncs(self.version, self.lang, self.name)
+        if not isinstance(proto, int) or isinstance(proto, bool) or not 0 <= proto <= 1:
+            self.send_err(wire.E_BAD_CLIENT_PROTOCOL)
+            self.close_connection("Bad Client Protocol Version")
+            raise _Closed()
+        self.protocol = proto
+        if self.no_responders and not self.headers:
+            self.send_err(wire.E_NO_RESPONDERS_NEEDS_HEADERS)
+            self.close_connection("No Responders Requires Headers")
+            raise _Closed()
+        if self.verbose:
+            self.send_proto(wire.OK)
+
+    def log_prefix(self) -> str:
+        if self._ncs:
+            return f'{self._label} - "{self._ncs}"'
+        return self._label
+
+    def on_info(self, arg: bytes) -> None:
+        # Clients may send INFO; it is ignored, but it must be JSON.
+        try:
+            json.loads(arg)
+        except ValueError:
+            raise ProtocolError(None, "Protocol Violation", "bad INFO") from None
+
+    def on_err(self, arg: bytes) -> None:
+        self.error(f"Client Error {arg.decode(errors='replace')}")
+        self.close_connection("Parse Error")
+        raise _Closed()
+
+    def on_ping(self) -> None:
+        if self.log.trace_enabled:
+            self.trace("<<- [PING]")
+        self.send_proto(wire.PONG)
+        self._last_in = time.monotonic()
+        if self.connect_received and not self.first_pong_sent:
+            self.first_pong_sent = True
+            if self.protocol >= const.CLIENT_PROTO_INFO:
+                fields = self.server.client_info(self)
+                fields["connect_info"] = True
+                fields["remote_account"] = const.GLOBAL_ACCOUNT
+                self.send_proto(wire.info(wire.info_fields(fields)))
+
+    def on_pong(self) -> None:
+        if self.log.trace_enabled:
+            self.trace("<<- [PONG]")
+        self.got_pong()
+
+    def send_async_info(self, data: bytes) -> None:
+        """An INFO nats-server sends unprompted (cluster changes, lame duck mode)."""
+        if self.protocol >= const.CLIENT_PROTO_INFO and self.first_pong_sent and not self.closed:
+            self.send_proto(data)
+
+    def _should_skip_ping(self) -> bool:
+        # Clients that sent data or a PING within the interval are not pinged.
+        delta = time.monotonic() - self._last_in
+        if self.rtt and delta < self.ping_interval():
+            self.debug(f"Delaying PING due to remote client data or ping {round(delta)}s ago")
+            return True
+        return False
+
+    def _auth_timeout(self) -> None:
+        self._auth_handle = None
+        if self.closed:
+            return
+        self.debug(wire.E_AUTH_TIMEOUT)
+        self.send_err(wire.E_AUTH_TIMEOUT)
+        self.close_connection("Authentication Timeout")
+
+    # -- handler: interest ------------------------------------------------------------
+
+    def on_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        if self.log.trace_enabled:
+            q = b" " + queue if queue else b""
+            self.trace(f"<<- [SUB {(subject + q + b' ' + sid).decode(errors='replace')}]")
+        self._sub_ops += 1
+        srv = self.server
+        max_subs = srv.opts.max_subscriptions
+        if max_subs > 0 and len(self.subs) >= max_subs:
+            self.error(wire.E_MAX_SUBSCRIPTIONS)
+            self.send_err(wire.E_MAX_SUBSCRIPTIONS)
+            return
+        if sid in self.subs:
+            # A duplicate sid is ignored; the first subscription stays.
+            if self.verbose:
+                self.send_proto(wire.OK)
+            return
+        sub = Subscription(self, subject, queue, sid)
+        try:
+            srv.sublist.insert(sub)
+        except InvalidSubject:
+            self.send_err(wire.E_INVALID_SUBJECT)
+            return
+        self.subs[sid] = sub
+        if self.verbose:
+            self.send_proto(wire.OK)
+        srv.local_interest(sub, 1)
+
+    def on_unsub(self, sid: bytes, max_msgs: int) -> None:
+        if self.log.trace_enabled:
+            m = f" {max_msgs}" if max_msgs >= 0 else ""
+            self.trace(f"<<- [UNSUB {sid.decode(errors='replace')}{m}]")
+        self._sub_ops += 1
+        sub = self.subs.get(sid)
+        unsub = False
+        if sub is not None:
+            if max_msgs > 0 and max_msgs > sub.nm:
+                sub.max = max_msgs
+            else:
+                sub.max = 0
+                unsub = True
+        if self.verbose:
+            self.send_proto(wire.OK)
+        if unsub and sub is not None:
+            self.remove_sub(sub)
+
+    def remove_sub(self, sub: Subscription) -> None:
+        """Drop one subscription (UNSUB, or its auto-unsubscribe max was reached)."""
+        if sub.closed:
+            return
+        sub.closed = True
+        if self.subs.get(sub.sid) is sub:
+            del self.subs[sub.sid]
+        srv = self.server
+        srv.sublist.remove(sub)
+        srv.local_interest(sub, -1)
+        if self.log.trace_enabled:
+            self.trace(f"<-> [DELSUB {sub.sid.decode(errors='replace')}]")
+
+    def _drop_all_subs(self) -> None:
+        for sub in list(self.subs.values()):
+            self.remove_sub(sub)
+
+    # -- handler: messages ------------------------------------------------------------
+
+    def on_pub(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg) - 2
+        if self.verbose:
+            self.send_proto(wire.OK)
+        deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
+
+    def on_hpub(
+        self, subject: bytes, reply: bytes | None, hdr: int, hdb: bytes, szb: bytes, msg: Any
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg) - 2
+        if self.verbose:
+            self.send_proto(wire.OK)
+        if hdr == 0:
+            # An empty header block: delivered as a plain MSG, as nats-server does.
+            deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
+        else:
+            deliver_client_msg(self, subject, reply, szb, hdr, hdb, msg)
+
+    def send_err(self, text: str) -> None:
+        super().send_err(text)
+
+    # -- closing ----------------------------------------------------------------------
+
+    def on_slow_consumer(self) -> None:
+        srv = self.server
+        srv.slow_consumers += 1
+        self.notice(f"Slow Consumer Detected: MaxPending of {srv.opts.max_pending} Exceeded")
+        self.close_connection("Slow Consumer (Pending Bytes)", abort=True)
+
+    def on_closed(self, reason: str) -> None:
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
+        self.debug(f"Client connection closed: {reason}")
+        srv = self.server
+        for sub in list(self.subs.values()):
+            if not sub.closed:
+                sub.closed = True
+                srv.sublist.remove(sub)
+                srv.local_interest(sub, -1)
+                if self.log.trace_enabled:
+                    self.trace(f"<-> [DELSUB {sub.sid.decode(errors='replace')}]")
+        self.subs.clear()
+        srv.remove_client(self)
+
+
+class _Closed(ProtocolError):
+    """Raised from a handler after it closed the connection itself, to stop parsing."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "")
+
+
+def _client_ncs(version: str, lang: str, name: str) -> str:
+    ncs = f"v{version}" if version else ""
+    if lang:
+        ncs = f"{ncs}:{lang}" if version else lang
+    if name:
+        ncs = f"{ncs}:{name}" if (version or lang) else name
+    return ncs
+
+
+def _user_suffix(co: dict[str, Any]) -> str:
+    user = co.get("user")
+    return f' - User "{user}"' if user else ""
+
+
+def _redact(arg: bytes) -> str:
+    text = arg.decode(errors="replace")
+    try:
+        co = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(co, dict) and any(k in co for k in ("pass", "auth_token", "sig", "nkey")):
+        for k in ("pass", "auth_token", "sig", "nkey"):
+            if k in co:
+                co[k] = "[REDACTED]"
+        return json.dumps(co, separators=(",", ":"))
+    return text

@@ -1,0 +1,193 @@
+"""What client and route connections share: the outbound buffer, flushing, keep-alive, close.
+
+Outbound data is appended to `out` (a list of byte chunks) while a read is processed; the
+server then flushes every connection that got something once, with one write of the joined
+chunks (DESIGN.md: one write per destination per read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from .protocol import wire
+
+if TYPE_CHECKING:
+    from .server import Server
+
+
+class Connection(asyncio.Protocol):
+    kind_name = "Client"  # "Client" or "Router", in logs and /connz
+    log_id_prefix = "cid"
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.log = server.log
+        self.transport: asyncio.Transport | None = None
+        self.out: list[Any] = []
+        self.closed = False
+        self.close_reason = ""
+        self.host = ""
+        self.port = 0
+        self.start = time.time()
+        self.last_activity = self.start
+        self.stop_time = 0.0
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.pings_out = 0
+        self.rtt = 0.0
+        self._rtt_start = 0.0
+        self._last_in = time.monotonic()
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._label = ""
+
+    # -- identity for logs ------------------------------------------------------------
+
+    def log_prefix(self) -> str:
+        return self._label
+
+    def _set_label(self, ident: int) -> None:
+        self._label = f"{self.host}:{self.port} - {self.log_id_prefix}:{ident}"
+
+    def debug(self, text: str) -> None:
+        if self.log.debug_enabled:
+            self.log.debug(f"{self.log_prefix()} - {text}")
+
+    def trace(self, text: str) -> None:
+        if self.log.trace_enabled:
+            self.log.trace(f"{self.log_prefix()} - {text}")
+
+    def error(self, text: str) -> None:
+        self.log.error(f"{self.log_prefix()} - {text}")
+
+    def notice(self, text: str) -> None:
+        self.log.notice(f"{self.log_prefix()} - {text}")
+
+    def warn(self, text: str) -> None:
+        self.log.warn(f"{self.log_prefix()} - {text}")
+
+    # -- outbound ---------------------------------------------------------------------
+
+    def enqueue(self, data: Any) -> None:
+        """Queue bytes; they go out at the end of the current read (or soon)."""
+        out = self.out
+        if not out:
+            self.server.mark_dirty(self)
+        out.append(data)
+
+    def send_proto(self, data: bytes) -> None:
+        """Queue a protocol line (traced as nats-server traces `->> [...]`)."""
+        if self.log.trace_enabled:
+            line = data.rstrip(b"\r\n").decode(errors="replace")
+            self.trace(f"->> [{line}]")
+        self.enqueue(data)
+
+    def send_err(self, text: str) -> None:
+        if self.log.trace_enabled:
+            self.trace(f"->> [-ERR {text}]")
+        self.enqueue(wire.err(text))
+
+    def flush(self) -> None:
+        out = self.out
+        if not out:
+            return
+        t = self.transport
+        if self.closed or t is None:
+            out.clear()
+            return
+        data = b"".join(out) if len(out) > 1 else out[0]
+        out.clear()
+        t.write(data)
+        if t.get_write_buffer_size() > self.max_pending():
+            self.on_slow_consumer()
+
+    def max_pending(self) -> int:
+        return self.server.opts.max_pending
+
+    def on_slow_consumer(self) -> None:
+        raise NotImplementedError
+
+    # -- keep-alive -------------------------------------------------------------------
+
+    def ping_interval(self) -> float:
+        return self.server.opts.ping_interval
+
+    def ping_max(self) -> int:
+        return self.server.opts.ping_max
+
+    def set_ping_timer(self, delay: float) -> None:
+        self.clear_ping_timer()
+        if delay > 0 and not self.closed:
+            self._ping_handle = self.server.loop.call_later(delay, self._on_ping_timer)
+
+    def set_first_ping_timer(self, first: float) -> None:
+        d = min(self.ping_interval(), first)
+        # Jitter of up to 20%, as nats-server adds, so many connections don't ping at once.
+        self.set_ping_timer(d + random.random() * d / 5)
+
+    def clear_ping_timer(self) -> None:
+        if self._ping_handle is not None:
+            self._ping_handle.cancel()
+            self._ping_handle = None
+
+    def _should_skip_ping(self) -> bool:
+        return False
+
+    def _on_ping_timer(self) -> None:
+        self._ping_handle = None
+        if self.closed:
+            return
+        self.debug(f"{self.kind_name} Ping Timer")
+        if not self._should_skip_ping():
+            if self.pings_out + 1 > self.ping_max():
+                self.debug(f"Stale {self.kind_name} Connection - Closing")
+                self.send_err(wire.E_STALE_CONNECTION)
+                self.close_connection("Stale Connection")
+                return
+            self._rtt_start = time.monotonic()
+            self.send_proto(wire.PING)
+            self.pings_out += 1
+            self.flush()
+        self.set_ping_timer(self.ping_interval())
+
+    def got_pong(self) -> None:
+        self.pings_out = 0
+        if self._rtt_start:
+            self.rtt = max(time.monotonic() - self._rtt_start, 1e-9)
+            self._rtt_start = 0.0
+
+    # -- closing ----------------------------------------------------------------------
+
+    def close_connection(self, reason: str, *, abort: bool = False) -> None:
+        """Close once: what is queued is written first, unless `abort`."""
+        if self.closed:
+            return
+        self.close_reason = reason
+        if not abort:
+            self.flush()
+        self.closed = True
+        self.stop_time = time.time()
+        self.clear_ping_timer()
+        t = self.transport
+        if t is not None:
+            if abort:
+                t.abort()
+            else:
+                t.close()
+        self.on_closed(reason)
+
+    def on_closed(self, reason: str) -> None:
+        """Release what the connection holds (subscriptions, route interest)."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stop_time = time.time()
+            self.clear_ping_timer()
+            self.close_reason = self.close_reason or ("Read Error" if exc else "Client Closed")
+            self.on_closed(self.close_reason)
+        self.out.clear()

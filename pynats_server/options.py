@@ -1,0 +1,99 @@
+"""Server options, with nats-server's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import const
+
+
+@dataclass
+class RouteURL:
+    """A route to dial: `nats-route://[user:pass@]host:port`."""
+
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+    scheme: str = "nats-route"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def redacted(self) -> str:
+        auth = f"{self.user}:xxxxx@" if self.user else ""
+        return f"{self.scheme}://{auth}{self.host}:{self.port}"
+
+
+@dataclass
+class ClusterOptions:
+    host: str = ""  # empty: no cluster listener
+    port: int = 0  # -1: random
+    name: str = ""  # empty: a generated (dynamic) name
+    advertise: str = ""
+    no_advertise: bool = False
+    connect_retries: int = 0
+    user: str | None = None
+    password: str | None = None
+    auth_timeout: float = const.AUTH_TIMEOUT
+    ping_interval: float = 0.0  # 0: the server's ping_interval, capped at 30 s
+    ping_max: int = 0
+    routes: list[RouteURL] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host) or self.port != 0
+
+
+@dataclass
+class Options:
+    host: str = const.DEFAULT_HOST
+    port: int = const.DEFAULT_PORT
+    server_name: str = ""
+    client_advertise: str = ""
+
+    max_payload: int = const.MAX_PAYLOAD_SIZE
+    max_control_line: int = const.MAX_CONTROL_LINE_SIZE
+    max_pending: int = const.MAX_PENDING_SIZE
+    max_connections: int = const.DEFAULT_MAX_CONNECTIONS
+    max_subscriptions: int = 0  # per connection; 0: no limit
+
+    ping_interval: float = const.DEFAULT_PING_INTERVAL
+    ping_max: int = const.DEFAULT_PING_MAX_OUT
+    write_deadline: float = const.DEFAULT_WRITE_DEADLINE
+    no_header_support: bool = False
+
+    # Simple authentication (full users and permissions are a later addition).
+    username: str | None = None
+    password: str | None = None
+    authorization: str | None = None  # token
+    auth_timeout: float = const.AUTH_TIMEOUT
+
+    # Monitoring: 0 disables it, -1 picks a random port.
+    http_host: str = ""
+    http_port: int = 0
+
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+
+    lame_duck_duration: float = const.DEFAULT_LAME_DUCK_DURATION
+    lame_duck_grace_period: float = const.DEFAULT_LAME_DUCK_GRACE_PERIOD
+
+    # Logging
+    debug: bool = False
+    trace: bool = False
+    trace_verbose: bool = False
+    logtime: bool = True
+    log_file: str = ""
+    no_log: bool = False
+
+    pid_file: str = ""
+    ports_file_dir: str = ""
+    config_file: str = ""
+
+    # The event loop for the CLI: "auto" (uvloop when installed), "uvloop" or "asyncio".
+    loop: str = "auto"
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.username or self.authorization)

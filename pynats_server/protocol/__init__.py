@@ -1,0 +1,1 @@
+"""Sans-IO protocol pieces: the parser, encoders and subject rules. No asyncio in here."""

@@ -1,0 +1,585 @@
+"""Incremental, zero-copy parser for the client and route protocols (nats-server parser.go).
+
+Sans-IO: `Parser.feed(data)` takes whatever bytes a read produced and calls the handler's
+`on_*` methods for each complete operation, in order. A payload is handed on as a slice of
+the read buffer (a memoryview for large ones), with its trailing CRLF, so it can be written
+to subscribers without being copied first.
+
+Protocol errors raise `ProtocolError`: the connection must then close, after sending
+`-ERR '<err>'` when `err` is set. Operations parsed before the error have been dispatched,
+as nats-server does.
+
+Rules kept from nats-server (see shared/reference/protocol.md 1.1):
+- op names are case-insensitive; a bad op byte fails at once, without waiting for `\\n`;
+- PUB, HPUB, SUB, UNSUB, -ERR and the route ops need a space or TAB after the name;
+  CONNECT and INFO do not; after PING, PONG and +OK everything up to `\\n` is ignored;
+- a line ends at `\\n`; if the argument holds a `\\r`, its last byte is dropped;
+- the argument (not the op name) is limited to max_control_line bytes;
+- a payload must be followed by exactly `\\r\\n`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
+from . import wire
+
+CLIENT = 0
+ROUTER = 1
+
+# Operation codes.
+OP_PUB = 1
+OP_HPUB = 2
+OP_SUB = 3
+OP_UNSUB = 4
+OP_PING = 5
+OP_PONG = 6
+OP_CONNECT = 7
+OP_INFO = 8
+OP_OK = 9
+OP_ERR = 10
+OP_RSUB = 11
+OP_RUNSUB = 12
+OP_RMSG = 13
+OP_HMSG = 14
+OP_LSUB = 15
+OP_LUNSUB = 16
+OP_LMSG = 17
+OP_ASUB = 18
+OP_AUNSUB = 19
+
+# (upper-case name, code, what may follow the name)
+#   "space": at least one space or TAB, then the argument
+#   "json":  optional spaces or TABs, then the argument
+#   "skip":  anything up to the newline is ignored
+_CLIENT_OPS: tuple[tuple[bytes, int, str], ...] = (
+    (b"PUB", OP_PUB, "space"),
+    (b"HPUB", OP_HPUB, "space"),
+    (b"SUB", OP_SUB, "space"),
+    (b"UNSUB", OP_UNSUB, "space"),
+    (b"PING", OP_PING, "skip"),
+    (b"PONG", OP_PONG, "skip"),
+    (b"CONNECT", OP_CONNECT, "json"),
+    (b"INFO", OP_INFO, "json"),
+    (b"+OK", OP_OK, "skip"),
+    (b"-ERR", OP_ERR, "space"),
+)
+_ROUTE_OPS: tuple[tuple[bytes, int, str], ...] = (
+    (b"RMSG", OP_RMSG, "space"),
+    (b"HMSG", OP_HMSG, "space"),
+    (b"RS+", OP_RSUB, "space"),
+    (b"RS-", OP_RUNSUB, "space"),
+    (b"LS+", OP_LSUB, "space"),
+    (b"LS-", OP_LUNSUB, "space"),
+    (b"LMSG", OP_LMSG, "space"),
+    (b"A+", OP_ASUB, "space"),
+    (b"A-", OP_AUNSUB, "space"),
+    (b"PING", OP_PING, "skip"),
+    (b"PONG", OP_PONG, "skip"),
+    (b"CONNECT", OP_CONNECT, "json"),
+    (b"INFO", OP_INFO, "json"),
+    (b"+OK", OP_OK, "skip"),
+    (b"-ERR", OP_ERR, "space"),
+)
+
+_START = 0
+_PAYLOAD = 1
+_SKIP = 2  # inside a PING/PONG/+OK line, waiting for its newline
+
+# Payloads at least this long are handed on as memoryview slices instead of copies.
+_VIEW_MIN = 512
+
+
+class ProtocolError(Exception):
+    """The connection must be closed. `err` is the -ERR text to send first, if any."""
+
+    def __init__(self, err: str | None, reason: str, detail: str = "") -> None:
+        super().__init__(detail or err or reason)
+        self.err = err
+        self.reason = reason
+        self.detail = detail
+
+
+def unknown_op(detail: str = "") -> ProtocolError:
+    return ProtocolError(wire.E_UNKNOWN_OP, "Protocol Violation", detail)
+
+
+def parse_size(d: bytes) -> int:
+    """nats-server's parseSize: 1 to 9 ASCII digits, else -1."""
+    if 0 < len(d) < 10 and d.isdigit():
+        return int(d)
+    return -1
+
+
+def split_pub_args(arg: bytes) -> list[bytes]:
+    """PUB and HPUB split their arguments on spaces and TABs only."""
+    if b"\t" in arg:
+        arg = arg.replace(b"\t", b" ")
+    parts = arg.split(b" ")
+    if b"" in parts:
+        parts = [p for p in parts if p]
+    return parts
+
+
+def split_args(arg: bytes) -> list[bytes]:
+    """SUB, UNSUB and the route ops split on spaces, TABs, CR and LF."""
+    for c in (b"\t", b"\r", b"\n"):
+        if c in arg:
+            arg = arg.replace(c, b" ")
+    parts = arg.split(b" ")
+    if b"" in parts:
+        parts = [p for p in parts if p]
+    return parts
+
+
+class Parser:
+    """Turns a connection's byte stream into calls on `handler`."""
+
+    __slots__ = (
+        "handler",
+        "kind",
+        "max_control_line",
+        "max_payload",
+        "pedantic",
+        "headers",
+        "await_connect",
+        "_ops",
+        "_state",
+        "_pending",
+        "_chunks",
+        "_have",
+        "_need",
+        "_pa",
+        "_on_pub",
+        "_on_rmsg",
+        "_after_line",
+    )
+
+    def __init__(
+        self,
+        handler: Any,
+        kind: int = CLIENT,
+        max_control_line: int = MAX_CONTROL_LINE_SIZE,
+        max_payload: int = MAX_PAYLOAD_SIZE,
+    ) -> None:
+        self.handler = handler
+        self.kind = kind
+        self.max_control_line = max_control_line
+        # Route traffic has no payload limit (nats-server checks it on clients only).
+        self.max_payload = max_payload if kind == CLIENT else -1
+        self.pedantic = False
+        self.headers = kind == ROUTER
+        # While set, the first byte of every op must start CONNECT (auth is pending).
+        self.await_connect = False
+        self._ops = _CLIENT_OPS if kind == CLIENT else _ROUTE_OPS
+        self._state = _START
+        self._pending: bytes = b""
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        self._pa: tuple[Any, ...] = ()
+        self._on_pub = getattr(handler, "on_pub", None)
+        self._on_rmsg = getattr(handler, "on_rmsg", None)
+        self._after_line = 0
+
+    # -- entry point ------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self._state == _PAYLOAD:
+            data = self._continue_payload(data)
+            if not data:
+                return
+        elif self._state == _SKIP:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return
+            self._state = _START
+            self._finish_skip()
+            data = data[nl + 1 :]
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        self._parse(data)
+
+    # -- the main loop ----------------------------------------------------------------
+
+    def _parse(self, buf: bytes) -> None:
+        n = len(buf)
+        pos = 0
+        mv: memoryview | None = None
+        kind = self.kind
+        on_pub = self._on_pub
+        on_rmsg = self._on_rmsg
+        mcl = self.max_control_line
+        max_payload = self.max_payload
+        find = buf.find
+        while pos < n:
+            eol = find(b"\n", pos)
+            if eol < 0:
+                self._partial(buf, pos, n)
+                return
+            head = buf[pos : pos + 4]
+            # Fast paths for the hot ops in their canonical spelling.
+            if head == b"PUB " and kind == CLIENT and not self.await_connect:
+                end = eol - 1 if buf[eol - 1] == 13 else eol
+                arg = buf[pos + 4 : end]
+                if len(arg) > mcl or arg[:1] in (b" ", b"\t", b"") or b"\r" in arg:
+                    self._slow_line(buf, pos, eol)  # unusual spacing: the general path
+                    pos = self._after_line
+                    if self._state == _PAYLOAD:
+                        pos = self._take_payload(buf, pos, n)
+                    continue
+                args = split_pub_args(arg)
+                la = len(args)
+                if la == 2:
+                    subject, szb = args
+                    reply = None
+                elif la == 3:
+                    subject, reply, szb = args
+                else:
+                    raise ProtocolError(None, "Protocol Violation", f"processPub Parse Error: {arg!r}")
+                size = parse_size(szb)
+                if size < 0:
+                    raise ProtocolError(None, "Protocol Violation", f"processPub Bad or Missing Size: {arg!r}")
+                if max_payload >= 0 and size > max_payload:
+                    raise ProtocolError(wire.E_MAX_PAYLOAD, "Maximum Message Payload Exceeded",
+                                        f"maximum payload exceeded: {size} vs {max_payload}")
+                if self.pedantic:
+                    self._check_pedantic(subject)
+                start = eol + 1
+                stop = start + size
+                if stop + 2 <= n:
+                    if buf[stop] != 13 or buf[stop + 1] != 10:
+                        raise unknown_op("bad payload end")
+                    if size >= _VIEW_MIN:
+                        if mv is None:
+                            mv = memoryview(buf)
+                        on_pub(subject, reply, szb, mv[start : stop + 2])
+                    else:
+                        on_pub(subject, reply, szb, buf[start : stop + 2])
+                    pos = stop + 2
+                    continue
+                self._pa = (OP_PUB, subject, reply, szb)
+                self._begin_payload(buf, start, n, size)
+                return
+            if head == b"RMSG" and kind == ROUTER and not self.await_connect and buf[pos + 4 : pos + 5] == b" ":
+                end = eol - 1 if buf[eol - 1] == 13 else eol
+                arg = buf[pos + 5 : end]
+                if len(arg) > mcl * 16:
+                    raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
+                pa = self._routed_args(OP_RMSG, arg)
+                size = pa[-1]
+                start = eol + 1
+                stop = start + size
+                if stop + 2 <= n:
+                    if buf[stop] != 13 or buf[stop + 1] != 10:
+                        raise unknown_op("bad payload end")
+                    if size >= _VIEW_MIN:
+                        if mv is None:
+                            mv = memoryview(buf)
+                        on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], mv[start : stop + 2])
+                    else:
+                        on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], buf[start : stop + 2])
+                    pos = stop + 2
+                    continue
+                self._pa = pa
+                self._begin_payload(buf, start, n, size)
+                return
+            self._slow_line(buf, pos, eol)
+            pos = self._after_line
+            if self._state == _PAYLOAD:
+                pos = self._take_payload(buf, pos, n)
+
+    # -- payloads ---------------------------------------------------------------------
+
+    def _take_payload(self, buf: bytes, start: int, n: int) -> int:
+        """Deliver the pending op's payload if it is all in `buf`; return the next position."""
+        size = self._need - 2
+        stop = start + size
+        if stop + 2 <= n:
+            if buf[stop] != 13 or buf[stop + 1] != 10:
+                raise unknown_op("bad payload end")
+            self._state = _START
+            msg = memoryview(buf)[start : stop + 2] if size >= _VIEW_MIN else buf[start : stop + 2]
+            self._dispatch_msg(msg)
+            return stop + 2
+        self._begin_payload(buf, start, n, size)
+        return n
+
+    def _begin_payload(self, buf: bytes, start: int, n: int, size: int) -> None:
+        self._state = _PAYLOAD
+        self._need = size + 2
+        rest = buf[start:n]
+        self._chunks = [rest] if rest else []
+        self._have = len(rest)
+        # A short pending tail that already proves the payload end is wrong fails now.
+        if self._have > size and buf[start + size] != 13:
+            raise unknown_op("bad payload end")
+
+    def _continue_payload(self, data: bytes) -> bytes:
+        """Collect payload bytes across reads; returns what is left of `data` afterwards."""
+        need = self._need - self._have
+        if len(data) < need:
+            self._chunks.append(data)
+            self._have += len(data)
+            return b""
+        self._chunks.append(data[:need])
+        msg = b"".join(self._chunks)
+        self._chunks = []
+        self._have = 0
+        self._state = _START
+        if msg[-2:] != b"\r\n":
+            raise unknown_op("bad payload end")
+        self._dispatch_msg(msg)
+        return data[need:]
+
+    def _dispatch_msg(self, msg: Any) -> None:
+        pa = self._pa
+        self._pa = ()
+        op = pa[0]
+        h = self.handler
+        if op == OP_PUB:
+            h.on_pub(pa[1], pa[2], pa[3], msg)
+        elif op == OP_HPUB:
+            h.on_hpub(pa[1], pa[2], pa[3], pa[4], pa[5], msg)
+        elif op == OP_RMSG or op == OP_LMSG:
+            h.on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], msg)
+        elif op == OP_HMSG:
+            h.on_rhmsg(pa[1], pa[2], pa[3], pa[4], pa[5], pa[6], pa[7], msg)
+
+    # -- the general path -------------------------------------------------------------
+
+    def _op_at(self, buf: bytes, pos: int, end: int, complete: bool) -> tuple[int, str, int] | None:
+        """Recognise the op at `pos`: (code, follow rule, index after the name).
+
+        Returns None when `buf[pos:end]` is a proper prefix of an op name and more bytes may
+        complete it (`complete` False). Raises for a byte no op can continue with.
+        """
+        first = buf[pos : pos + 1]
+        if self.await_connect and first not in (b"C", b"c"):
+            raise ProtocolError(wire.E_AUTH_VIOLATION, "Authentication Failure")
+        head = buf[pos : min(end, pos + 8)].upper()
+        lh = len(head)
+        prefix_of_some = False
+        for name, code, follow in self._ops:
+            ln = len(name)
+            if lh >= ln:
+                if head.startswith(name):
+                    return code, follow, pos + ln
+            elif name.startswith(head):
+                prefix_of_some = True
+        if prefix_of_some and not complete:
+            return None
+        raise unknown_op(f"parser ERROR, proto={bytes(buf[pos:pos + 32])!r}")
+
+    def _arg_bounds(self, buf: bytes, follow: str, i: int, eol: int) -> int:
+        """Index where the argument starts, checking the byte after the op name."""
+        if follow == "space":
+            c = buf[i : i + 1]
+            if c != b" " and c != b"\t":
+                raise unknown_op("no space after op")
+            i += 1
+        while i < eol and buf[i] in (32, 9):
+            i += 1
+        return i
+
+    def _slow_line(self, buf: bytes, pos: int, eol: int) -> None:
+        """Parse the complete line buf[pos:eol] (eol is the index of its newline)."""
+        found = self._op_at(buf, pos, eol, True)
+        assert found is not None
+        code, follow, i = found
+        if follow == "skip":
+            self._after_line = eol + 1
+            self._dispatch_simple(code)
+            return
+        a = self._arg_bounds(buf, follow, i, eol)
+        if a == eol:
+            # The newline itself becomes the argument's first byte (nats-server's state
+            # machine does this), so the argument runs to the next newline.
+            nxt = buf.find(b"\n", eol + 1)
+            if nxt < 0:
+                self._check_partial_arg(code, len(buf) - a)
+                self._pending = buf[pos:]
+                self._after_line = len(buf)
+                return
+            eol = nxt
+        arg = buf[a:eol]
+        if b"\r" in arg[1:]:
+            arg = arg[:-1]
+        self._after_line = eol + 1
+        limit = self.max_control_line if self.kind == CLIENT else self.max_control_line * 16
+        if len(arg) > limit:
+            raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
+        self._dispatch_arg(code, arg)
+
+    def _check_partial_arg(self, code: int, length: int) -> None:
+        limit = self.max_control_line if self.kind == CLIENT else self.max_control_line * 16
+        if length > limit:
+            raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
+
+    def _partial(self, buf: bytes, pos: int, n: int) -> None:
+        """No newline after `pos`: check what we can now, keep the rest for the next read."""
+        found = self._op_at(buf, pos, n, False)
+        if found is not None:
+            code, follow, i = found
+            if follow == "skip":
+                # Everything up to the newline is ignored: no need to keep it.
+                self._state = _SKIP
+                self._pa = (code,)
+                return
+            if i < n:
+                if follow == "space" and buf[i] not in (32, 9):
+                    raise unknown_op("no space after op")
+                a = i + (1 if follow == "space" else 0)
+                while a < n and buf[a] in (32, 9):
+                    a += 1
+                self._check_partial_arg(code, n - a)
+        self._pending = buf[pos:] if pos else buf
+
+    def _finish_skip(self) -> None:
+        code = self._pa[0]
+        self._pa = ()
+        self._dispatch_simple(code)
+
+    def _dispatch_simple(self, code: int) -> None:
+        h = self.handler
+        if code == OP_PING:
+            h.on_ping()
+        elif code == OP_PONG:
+            h.on_pong()
+        # +OK is ignored.
+
+    def _check_pedantic(self, subject: bytes) -> None:
+        for t in subject.split(b"."):
+            if not t or t == b"*" or t == b">":
+                self.handler.send_err(wire.E_INVALID_PUB_SUBJECT)
+                return
+
+    def _dispatch_arg(self, code: int, arg: bytes) -> None:
+        h = self.handler
+        if code == OP_PUB:
+            self._pub_args(arg)
+        elif code == OP_HPUB:
+            self._hpub_args(arg)
+        elif code == OP_SUB:
+            args = split_args(arg)
+            if len(args) == 2:
+                h.on_sub(args[0], None, args[1])
+            elif len(args) == 3:
+                h.on_sub(args[0], args[1], args[2])
+            else:
+                raise ProtocolError(None, "Protocol Violation", f"processSub Parse Error: {arg!r}")
+        elif code == OP_UNSUB:
+            args = split_args(arg)
+            if len(args) == 1:
+                h.on_unsub(args[0], -1)
+            elif len(args) == 2:
+                h.on_unsub(args[0], parse_size(args[1]))
+            else:
+                raise ProtocolError(None, "Protocol Violation", f"processUnsub Parse Error: {arg!r}")
+        elif code == OP_CONNECT:
+            h.on_connect(arg)
+        elif code == OP_INFO:
+            h.on_info(arg)
+        elif code == OP_ERR:
+            h.on_err(arg)
+        elif code == OP_RSUB or code == OP_LSUB:
+            h.on_rs_plus(arg, code == OP_LSUB)
+        elif code == OP_RUNSUB or code == OP_LUNSUB:
+            h.on_rs_minus(arg, code == OP_LUNSUB)
+        elif code == OP_RMSG or code == OP_LMSG or code == OP_HMSG:
+            self._pa = self._routed_args(code, arg)
+            self._state = _PAYLOAD
+            self._need = self._pa[-1] + 2
+        elif code == OP_ASUB or code == OP_AUNSUB:
+            pass  # gateway interest; never sent to a route that is not a gateway
+
+    def _pub_args(self, arg: bytes) -> None:
+        args = split_pub_args(arg)
+        if len(args) == 2:
+            subject, szb = args
+            reply = None
+        elif len(args) == 3:
+            subject, reply, szb = args
+        else:
+            raise ProtocolError(None, "Protocol Violation", f"processPub Parse Error: {arg!r}")
+        size = parse_size(szb)
+        if size < 0:
+            raise ProtocolError(None, "Protocol Violation", f"processPub Bad or Missing Size: {arg!r}")
+        self._check_payload(size)
+        if self.pedantic:
+            self._check_pedantic(subject)
+        self._pa = (OP_PUB, subject, reply, szb)
+        self._state = _PAYLOAD
+        self._need = size + 2
+
+    def _hpub_args(self, arg: bytes) -> None:
+        if not self.headers:
+            raise ProtocolError(None, "Protocol Violation", "message headers not supported")
+        args = split_pub_args(arg)
+        if len(args) == 3:
+            subject, hdb, szb = args
+            reply = None
+        elif len(args) == 4:
+            subject, reply, hdb, szb = args
+        else:
+            raise ProtocolError(None, "Protocol Violation", f"processHeaderPub Parse Error: {arg!r}")
+        hdr = parse_size(hdb)
+        size = parse_size(szb)
+        if hdr < 0 or size < 0 or hdr > size:
+            raise ProtocolError(None, "Protocol Violation", f"processHeaderPub Bad Sizes: {arg!r}")
+        self._check_payload(size)
+        if self.pedantic:
+            self._check_pedantic(subject)
+        self._pa = (OP_HPUB, subject, reply, hdr, hdb, szb)
+        self._state = _PAYLOAD
+        self._need = size + 2
+
+    def _check_payload(self, size: int) -> None:
+        if 0 <= self.max_payload < size:
+            raise ProtocolError(
+                wire.E_MAX_PAYLOAD,
+                "Maximum Message Payload Exceeded",
+                f"maximum payload exceeded: {size} vs {self.max_payload}",
+            )
+
+    def _routed_args(self, code: int, arg: bytes) -> tuple[Any, ...]:
+        """RMSG/HMSG/LMSG arguments: (code, account, subject, reply, queues, [hdr, hdb,] szb, size)."""
+        args = split_args(arg)
+        if code == OP_LMSG:
+            # LMSG carries the origin cluster first; we never ask for it (no lnoc), drop it.
+            args = args[1:]
+        hdr = -1
+        hdb = b""
+        if code == OP_HMSG:
+            if len(args) < 4:
+                raise ProtocolError(None, "Protocol Violation", f"processRoutedHeaderMsgArgs Parse Error: {arg!r}")
+            hdb = args[-2]
+            hdr = parse_size(hdb)
+            body = args[:-2]
+        else:
+            if len(args) < 3:
+                raise ProtocolError(None, "Protocol Violation", f"processRoutedMsgArgs Parse Error: {arg!r}")
+            body = args[:-1]
+        szb = args[-1]
+        lb = len(body)
+        queues: list[bytes] | None = None
+        reply: bytes | None = None
+        if lb == 3:
+            reply = body[2]
+        elif lb > 3:
+            ind = body[2]
+            if ind == b"+":
+                reply = body[3]
+                queues = body[4:]
+            elif ind == b"|":
+                queues = body[3:]
+            else:
+                raise ProtocolError(None, "Protocol Violation", f"Bad or Missing Reply Indicator: {arg!r}")
+        size = parse_size(szb)
+        if size < 0 or (code == OP_HMSG and (hdr < 0 or hdr > size)):
+            raise ProtocolError(None, "Protocol Violation", f"Bad or Missing Size: {arg!r}")
+        if code == OP_HMSG:
+            return (OP_HMSG, body[0], body[1], reply, queues, hdr, hdb, szb, size)
+        return (code, body[0], body[1], reply, queues, szb, size)

@@ -1,0 +1,45 @@
+"""pytest fixtures, registered as a `pytest11` entry point: any project that installs
+pynats-server gets them.
+
+- `nats_server`: a fresh server for one test (127.0.0.1, random port); `.client_url`.
+- `nats_server_session`: one server for the whole session.
+- `nats_server_factory`: start servers with options, e.g. `nats_server_factory(max_payload=1024)`.
+
+They are thread-backed, so they work for sync and async tests alike, whatever event loop
+the test uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .testing import ThreadedServer
+
+
+@pytest.fixture
+def nats_server_factory() -> Iterator[Callable[..., ThreadedServer]]:
+    started: list[ThreadedServer] = []
+
+    def make(**overrides: Any) -> ThreadedServer:
+        srv = ThreadedServer(**overrides).start()
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in reversed(started):
+        srv.stop()
+
+
+@pytest.fixture
+def nats_server() -> Iterator[ThreadedServer]:
+    with ThreadedServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def nats_server_session() -> Iterator[ThreadedServer]:
+    with ThreadedServer() as srv:
+        yield srv

@@ -1,0 +1,362 @@
+"""The server: lifecycle, listeners, the client registry, INFO, flushing, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+from . import const, ids, netutil
+from .client import ClientConnection
+from .connection import Connection
+from .log import Logger
+from .options import Options
+from .protocol import wire
+from .sublist import Sublist, Subscription
+
+MAX_CLOSED_CLIENTS = 10_000
+
+
+class Server:
+    """A NATS server in this process.
+
+    Embedded use::
+
+        async with Server() as srv:          # 127.0.0.1, a random port, no log output
+            nc = await nats.connect(srv.client_url)
+
+    `Server(Options(...))` takes nats-server's defaults (0.0.0.0:4222) instead; keyword
+    arguments override single options: `Server(port=4333, debug=True)`.
+    """
+
+    def __init__(self, opts: Options | None = None, *, logger: Logger | None = None, **overrides: Any) -> None:
+        if opts is None:
+            opts = Options(host="127.0.0.1", port=const.RANDOM_PORT, no_log=True)
+        if overrides:
+            opts = replace(opts, **overrides)
+        self.opts = opts
+        self.log = logger or Logger(
+            debug=opts.debug,
+            trace=opts.trace,
+            logtime=opts.logtime,
+            path=opts.log_file,
+            enabled=not opts.no_log,
+        )
+        self.id = ids.server_id()
+        self.name = opts.server_name or self.id
+        self.xkey = ids.curve_key()
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.sublist = Sublist()
+        self.clients: dict[int, ClientConnection] = {}
+        self.closed_clients: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
+        self.dirty: list[Connection] = []
+        self.reading = False
+        self._flush_scheduled = False
+        self._cid = const.FIRST_CLIENT_ID - 1
+        self._listener: asyncio.AbstractServer | None = None
+        self.port = 0
+        self.host = opts.host
+        self.start_time = time.time()
+        self.total_connections = 0
+        self.slow_consumers = 0
+        # Totals of connections that have gone, so /varz counters do not go backwards.
+        self.closed_in_msgs = 0
+        self.closed_in_bytes = 0
+        self.closed_out_msgs = 0
+        self.closed_out_bytes = 0
+        self.running = False
+        self.shutting_down = False
+        self.lame_duck = False
+        self._shutdown_done: asyncio.Event | None = None
+        self.monitor: Any = None
+        self.cluster: Any = None
+        self._info_base: dict[str, Any] = {}
+        self._client_urls: list[str] = []
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the listeners and start serving; returns when the server is ready."""
+        self.loop = asyncio.get_running_loop()
+        self._shutdown_done = asyncio.Event()
+        opts = self.opts
+        log = self.log
+        log.notice("Starting pynats-server")
+        log.notice(f"  Version:  {const.__version__} (nats-server {const.NATS_VERSION} protocol)")
+        log.debug(f"  Python:   {sys.version.split()[0]} ({type(self.loop).__module__.split('.')[0]} loop)")
+        if self.cluster_name():
+            log.notice(f"  Cluster:  {self.cluster_name()}")
+        log.notice(f"  Name:     {self.name}")
+        log.notice(f"  ID:       {self.id}")
+        if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
+            log.warn(
+                "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
+            )
+        if opts.pid_file:
+            with open(opts.pid_file, "w", encoding="ascii") as f:
+                f.write(str(os.getpid()))
+        if opts.http_port:
+            from .monitor import Monitor
+
+            self.monitor = Monitor(self)
+            await self.monitor.start()
+        port = 0 if opts.port == const.RANDOM_PORT else opts.port
+        self._listener = await self.loop.create_server(
+            lambda: ClientConnection(self),
+            host=opts.host or None,
+            port=port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sock = self._listener.sockets[0]
+        self.port = sock.getsockname()[1]
+        self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
+        self._build_info()
+        log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
+        if netutil.is_unspecified(opts.host):
+            log.debug(f'Get non local IPs for "{opts.host}"')
+            for url in self._client_urls:
+                log.debug(f"  ip={url.rsplit(':', 1)[0].strip('[]')}")
+        if opts.cluster.enabled or opts.cluster.routes:
+            from .cluster import Cluster
+
+            self.cluster = Cluster(self)
+            await self.cluster.start()
+            self._build_info()
+        self.running = True
+        self._write_ports_file()
+        log.notice("Server is ready")
+        if self.cluster is not None:
+            self.cluster.solicit_routes()
+
+    async def shutdown(self) -> None:
+        """Close the listeners and every connection; idempotent."""
+        if self.shutting_down:
+            if self._shutdown_done is not None:
+                await self._shutdown_done.wait()
+            return
+        self.shutting_down = True
+        self.running = False
+        self.log.notice("Initiating Shutdown...")
+        if self._listener is not None:
+            self._listener.close()
+        if self.cluster is not None:
+            await self.cluster.shutdown()
+        for c in list(self.clients.values()):
+            c.close_connection("Server Shutdown")
+        self.flush_dirty()
+        if self._listener is not None:
+            self.log.debug("Client accept loop exiting..")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.wait_closed(), 2.0)
+        if self.monitor is not None:
+            await self.monitor.stop()
+        self._remove_ports_file()
+        if self.opts.pid_file:
+            with contextlib.suppress(OSError):
+                os.remove(self.opts.pid_file)
+        self.log.notice("Server Exiting..")
+        if self._shutdown_done is not None:
+            self._shutdown_done.set()
+
+    async def wait_for_shutdown(self) -> None:
+        assert self._shutdown_done is not None
+        await self._shutdown_done.wait()
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    # -- addresses --------------------------------------------------------------------
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        host = self.opts.host
+        if netutil.is_unspecified(host) or not host:
+            host = "127.0.0.1"
+        return host, self.port
+
+    @property
+    def client_url(self) -> str:
+        host, port = self.addr
+        return f"nats://{netutil.join_host_port(host, port)}"
+
+    @property
+    def monitor_url(self) -> str | None:
+        return self.monitor.url if self.monitor is not None else None
+
+    @property
+    def cluster_url(self) -> str | None:
+        return self.cluster.listen_url if self.cluster is not None else None
+
+    def client_connect_urls(self) -> list[str]:
+        """This server's own client URLs (`host:port`), as gossiped to peers and clients."""
+        return list(self._client_urls)
+
+    def cluster_name(self) -> str:
+        return self.cluster.name if self.cluster is not None else ""
+
+    # -- INFO -------------------------------------------------------------------------
+
+    def _build_info(self) -> None:
+        opts = self.opts
+        host, port = opts.host, self.port
+        if opts.client_advertise:
+            host, port = netutil.split_host_port(opts.client_advertise, self.port)
+        self._info_base = {
+            "server_id": self.id,
+            "server_name": self.name,
+            "version": const.NATS_VERSION,
+            "proto": 1,
+            "go": f"pynats-server {const.__version__} python{sys.version.split()[0]}",
+            "host": host,
+            "port": port,
+            "headers": not opts.no_header_support,
+            "auth_required": opts.auth_required,
+            "max_payload": opts.max_payload,
+            "api_lvl": 4,
+            "xkey": self.xkey,
+        }
+
+    def client_info(self, c: ClientConnection) -> dict[str, Any]:
+        """The INFO fields for client `c`, in nats-server's order."""
+        fields = dict(self._info_base)
+        fields["client_id"] = c.cid
+        fields["client_ip"] = c.host
+        if self.cluster is not None:
+            fields["cluster"] = self.cluster.name
+            fields["connect_urls"] = self.cluster.client_connect_urls()
+        if self.lame_duck:
+            fields["ldm"] = True
+        return wire.info_fields(fields)
+
+    def send_async_info_to_clients(self) -> None:
+        """Tell protocol-1 clients the cluster changed (connect_urls, lame duck)."""
+        for c in list(self.clients.values()):
+            if c.protocol >= const.CLIENT_PROTO_INFO and c.first_pong_sent and not c.closed:
+                c.send_async_info(wire.info(self.client_info(c)))
+        self.flush_dirty()
+
+    # -- clients ----------------------------------------------------------------------
+
+    def next_cid(self) -> int:
+        self._cid += 1
+        return self._cid
+
+    def add_client(self, c: ClientConnection) -> bool:
+        self.total_connections += 1
+        if self.shutting_down or self.lame_duck:
+            return False
+        mc = self.opts.max_connections
+        if mc < 0 or (mc > 0 and len(self.clients) >= mc):
+            return False
+        self.clients[c.cid] = c
+        return True
+
+    def remove_client(self, c: ClientConnection) -> None:
+        if self.clients.pop(c.cid, None) is None:
+            return
+        self.closed_in_msgs += c.in_msgs
+        self.closed_in_bytes += c.in_bytes
+        self.closed_out_msgs += c.out_msgs
+        self.closed_out_bytes += c.out_bytes
+        if self.monitor is not None:
+            self.closed_clients.append(self.monitor.conn_info(c, closed=True))
+        if self.lame_duck and not self.clients and self.cluster is None:
+            pass
+
+    def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
+        opts = self.opts
+        if opts.authorization:
+            return co.get("auth_token") == opts.authorization
+        if opts.username:
+            return co.get("user") == opts.username and co.get("pass") == opts.password
+        return True
+
+    def local_interest(self, sub: Subscription, delta: int) -> None:
+        """A local subscription came or went: tell the routes."""
+        if self.cluster is not None:
+            self.cluster.local_interest(sub, delta)
+
+    # -- flushing ---------------------------------------------------------------------
+
+    def mark_dirty(self, c: Connection) -> None:
+        self.dirty.append(c)
+        if not self.reading and not self._flush_scheduled and self.loop is not None:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        self.flush_dirty()
+
+    def flush_dirty(self) -> None:
+        d = self.dirty
+        if d:
+            i = 0
+            while i < len(d):
+                d[i].flush()
+                i += 1
+            d.clear()
+
+    # -- stats ------------------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int, int, int]:
+        im, ib, om, ob = self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
+        conns: list[Connection] = list(self.clients.values())
+        if self.cluster is not None:
+            conns.extend(self.cluster.connections())
+            im += self.cluster.closed_in_msgs
+            ib += self.cluster.closed_in_bytes
+            om += self.cluster.closed_out_msgs
+            ob += self.cluster.closed_out_bytes
+        for c in conns:
+            im += c.in_msgs
+            ib += c.in_bytes
+            om += c.out_msgs
+            ob += c.out_bytes
+        return im, ib, om, ob
+
+    # -- ports file -------------------------------------------------------------------
+
+    def ports(self) -> dict[str, list[str]]:
+        opts = self.opts
+        p: dict[str, list[str]] = {"nats": netutil.listen_urls("nats", opts.host, self.port)}
+        if self.monitor is not None:
+            p["monitoring"] = netutil.listen_urls("http", self.monitor.host, self.monitor.port)
+        if self.cluster is not None and self.cluster.port:
+            p["cluster"] = netutil.listen_urls("nats", self.cluster.host, self.cluster.port)
+        return p
+
+    def _ports_file_path(self) -> str:
+        d = self.opts.ports_file_dir
+        if not d:
+            return ""
+        exe = os.path.basename(sys.argv[0]) or "pynats-server"
+        return os.path.join(d, f"{exe}_{os.getpid()}.ports")
+
+    def _write_ports_file(self) -> None:
+        path = self._ports_file_path()
+        if path:
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    json.dump(self.ports(), f, separators=(",", ":"))
+            except OSError as e:
+                self.log.error(f"Error writing ports file ({path}): {e}")
+
+    def _remove_ports_file(self) -> None:
+        path = self._ports_file_path()
+        if path:
+            try:
+                os.remove(path)
+            except OSError as e:
+                self.log.error(f"Error cleaning up ports file {path}: {e}")
