@@ -94,6 +94,8 @@ class ClientConnection(Connection):
             self._last_in = time.monotonic()
             self.last_activity = time.time()
         srv.flush_dirty()
+        if srv.throttled and srv.cluster is not None:
+            srv.cluster.throttle(self)
 
     def _protocol_error(self, e: ProtocolError) -> None:
         if e.err is not None:

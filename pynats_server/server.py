@@ -7,6 +7,7 @@ import collections
 import contextlib
 import json
 import os
+import random
 import sys
 import time
 from dataclasses import replace
@@ -57,6 +58,7 @@ class Server:
         self.closed_clients: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
         self.dirty: list[Connection] = []
         self.reading = False
+        self.throttled = False  # a route is backed up: publishers are paused
         self._flush_scheduled = False
         self._cid = const.FIRST_CLIENT_ID - 1
         self._listener: asyncio.AbstractServer | None = None
@@ -227,7 +229,7 @@ class Server:
             "xkey": self.xkey,
         }
 
-    def client_info(self, c: ClientConnection) -> dict[str, Any]:
+    def client_info(self, c: ClientConnection, *, ldm: bool = False) -> dict[str, Any]:
         """The INFO fields for client `c`, in nats-server's order."""
         fields = dict(self._info_base)
         fields["client_id"] = c.cid
@@ -235,16 +237,61 @@ class Server:
         if self.cluster is not None:
             fields["cluster"] = self.cluster.name
             fields["connect_urls"] = self.cluster.client_connect_urls()
-        if self.lame_duck:
-            fields["ldm"] = True
+        fields["ldm"] = ldm
         return wire.info_fields(fields)
 
-    def send_async_info_to_clients(self) -> None:
+    def send_async_info_to_clients(self, *, ldm: bool = False) -> None:
         """Tell protocol-1 clients the cluster changed (connect_urls, lame duck)."""
+        if self.shutting_down:
+            return
         for c in list(self.clients.values()):
             if c.protocol >= const.CLIENT_PROTO_INFO and c.first_pong_sent and not c.closed:
-                c.send_async_info(wire.info(self.client_info(c)))
+                c.send_async_info(wire.info(self.client_info(c, ldm=ldm)))
         self.flush_dirty()
+
+    # -- lame duck mode ---------------------------------------------------------------
+
+    async def lame_duck_mode(self) -> None:
+        """Stop accepting clients, tell routes and clients, then close clients one by one
+        over lame_duck_duration (after lame_duck_grace_period), then shut down."""
+        if self.shutting_down or self.lame_duck or self._listener is None:
+            return
+        self.log.notice("Entering lame duck mode, stop accepting new clients")
+        self.lame_duck = True
+        self._listener.close()
+        opts = self.opts
+        grace = abs(opts.lame_duck_grace_period)
+        if not self.clients:
+            await self.shutdown()
+            return
+        clients = list(self.clients.values())
+        dur = max(opts.lame_duck_duration - grace, 1.0)
+        gap = min(dur / len(clients), 1.0)
+        if self.cluster is not None:
+            self.cluster.send_info_to_routes()
+        self.send_async_info_to_clients(ldm=True)
+        if await self._sleep_unless_shutdown(grace):
+            return
+        self.log.notice("Closing existing clients")
+        for i, c in enumerate(clients):
+            c.close_connection("Server Shutdown")
+            self.flush_dirty()
+            if i == len(clients) - 1:
+                break
+            if await self._sleep_unless_shutdown(random.uniform(gap / 2, gap)):
+                return
+        await self.shutdown()
+
+    async def _sleep_unless_shutdown(self, delay: float) -> bool:
+        """Sleep; True when a shutdown started meanwhile."""
+        assert self._shutdown_done is not None
+        end = self.loop.time() + delay
+        while not self.shutting_down:
+            left = end - self.loop.time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.05))
+        return True
 
     # -- clients ----------------------------------------------------------------------
 
@@ -271,8 +318,6 @@ class Server:
         self.closed_out_bytes += c.out_bytes
         if self.monitor is not None:
             self.closed_clients.append(self.monitor.conn_info(c, closed=True))
-        if self.lame_duck and not self.clients and self.cluster is None:
-            pass
 
     def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
         opts = self.opts

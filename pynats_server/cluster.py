@@ -1,0 +1,742 @@
+"""The cluster: the route listener, dialling and retries, registration, duplicates, gossip,
+interest propagation and the client URLs learned from peers (connect_urls).
+
+Rules, and where they differ from nats-server on purpose:
+- A route is registered when the peer's INFO arrives. An INFO carrying our own server id is
+  a route to ourselves: dropped silently (one debug line) and never dialled again. A URL
+  whose addresses are our own route listener is recognised before dialling.
+- Duplicates: of two connections between the same pair of servers, both sides keep the one
+  solicited by the server with the smaller id (a rule both can compute), so they always
+  agree. Between connections solicited by the same server, that server decides; the other
+  side holds the extra one on standby until it knows which one survived. nats-server keeps
+  "the existing one" instead, which can drop both (PRs 547, 3573, 8454, 8527).
+- A route to a live peer is always re-established: the dialler of a configured URL retries
+  forever (1 s growing to 30 s); a gossip-learned route retries `connect_retries` times; and
+  when a route the peer dialled drops, we dial the peer back as well.
+- Gossip: a newly registered peer's INFO is forwarded to the other routes (unless we dialled
+  it because of gossip); a server that hears of a peer it has no route to dials it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from . import const, ids, netutil
+from .monitor import go_duration, go_time, uptime
+from .options import RouteURL
+from .protocol import wire
+from .route import RouteConnection
+
+if TYPE_CHECKING:
+    from .server import Server
+    from .sublist import Subscription
+
+_GLOBAL = const.GLOBAL_ACCOUNT.encode()
+
+# Connections closed on purpose: the dialler must not treat them as a lost peer.
+_FINAL_OUTCOMES = frozenset(("self", "shutdown", "conflict", "wrong-port", "auth", "pinned", "dupname"))
+
+
+def url_key(host: str, port: int) -> str:
+    return netutil.join_host_port(host.lower(), port)
+
+
+def dial_error_text(e: BaseException, addr: str) -> str:
+    """Python's socket errors in Go's words: `dial tcp 127.0.0.1:6333: connect: connection refused`."""
+    if isinstance(e, asyncio.TimeoutError | TimeoutError):
+        return f"dial tcp {addr}: i/o timeout"
+    if isinstance(e, socket.gaierror):
+        return f"dial tcp: lookup {addr.rsplit(':', 1)[0]}: no such host"
+    if isinstance(e, OSError) and e.errno is not None:
+        text = {
+            errno.ECONNREFUSED: "connection refused",
+            errno.EHOSTUNREACH: "no route to host",
+            errno.ENETUNREACH: "network is unreachable",
+            errno.ECONNRESET: "connection reset by peer",
+        }.get(e.errno, (e.strerror or str(e)).lower())
+        return f"dial tcp {addr}: connect: {text}"
+    return f"dial tcp {addr}: {e}"
+
+
+class _SelfRoute(Exception):
+    pass
+
+
+class _Dialer:
+    """Keeps a solicited route to one URL: dial, wait for the connection to end, dial again."""
+
+    def __init__(self, cluster: Cluster, url: RouteURL, *, explicit: bool, retries: int) -> None:
+        self.cluster = cluster
+        self.url = url
+        self.key = url_key(url.host, url.port)
+        self.explicit = explicit
+        self.retries = retries
+        self.remote_id = ""
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        cl = self.cluster
+        log = cl.server.log
+        attempts = 0
+        delay = const.DEFAULT_ROUTE_CONNECT
+        first = True
+        try:
+            while cl.running:
+                rid = self.remote_id
+                if rid and rid in cl.routes:
+                    if not self.explicit:
+                        return  # a gossip-learned peer that is already connected
+                    # Already connected to that server (it may have dialled us): wait.
+                    await cl.wait_route_gone(rid)
+                    await asyncio.sleep(self._reconnect_delay())
+                    continue
+                try:
+                    conn = await cl.dial(self.url, explicit=self.explicit)
+                except _SelfRoute:
+                    log.debug(f"Detected route to self, ignoring {self.url.redacted}")
+                    cl.self_keys.add(self.key)
+                    return
+                except (OSError, asyncio.TimeoutError) as e:
+                    attempts += 1
+                    text = f"Error trying to connect to route (attempt {attempts}): {e}"
+                    if attempts == 1 or not first or attempts % 3600 == 0:
+                        log.error(text)
+                    else:
+                        log.debug(text)
+                    if not self.explicit and attempts > self.retries:
+                        return
+                    await asyncio.sleep(delay)
+                    if self.explicit:
+                        delay = min(delay * 2, const.DEFAULT_ROUTE_CONNECT_MAX)
+                    continue
+                await asyncio.shield(conn.done)
+                if conn.remote_id:
+                    self.remote_id = conn.remote_id
+                if conn.outcome == "self":
+                    cl.self_keys.add(self.key)
+                    return
+                if conn.outcome in ("conflict", "wrong-port", "auth", "dupname", "pinned"):
+                    if not self.explicit:
+                        return
+                    attempts += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, const.DEFAULT_ROUTE_CONNECT_MAX)
+                    continue
+                if conn.registered_once:
+                    first = False
+                    attempts = 0
+                    delay = const.DEFAULT_ROUTE_CONNECT
+                if conn.outcome == "duplicate":
+                    continue  # the loop waits while the surviving route lives
+                if conn.lame_duck and not self.explicit:
+                    return
+                if not cl.running:
+                    return
+                log.debug(f"Attempting reconnect for solicited route {self.url.redacted!r}")
+                await asyncio.sleep(self._reconnect_delay())
+        except asyncio.CancelledError:
+            pass
+        finally:
+            cl.dialer_done(self)
+
+    def _reconnect_delay(self) -> float:
+        # nats-server: 0-100 ms of jitter, plus 1 s for configured routes.
+        d = random.random() * 0.1
+        return d + const.DEFAULT_ROUTE_RECONNECT if self.explicit else d
+
+
+class _DialError(OSError):
+    pass
+
+
+class Cluster:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.log = server.log
+        self.opts = server.opts.cluster
+        self.name = self.opts.name or ids.nuid()
+        self.dynamic = not self.opts.name
+        self.host = self.opts.host or const.DEFAULT_HOST
+        self.port = 0
+        self.running = False
+        self.routes: dict[str, RouteConnection] = {}
+        self.standby: dict[str, list[RouteConnection]] = {}
+        self.conns: set[RouteConnection] = set()
+        self.dialers: dict[str, _Dialer] = {}
+        self.self_keys: set[str] = set()
+        self._gone: dict[str, asyncio.Event] = {}
+        self._listener: asyncio.AbstractServer | None = None
+        self._local_ips: set[str] = set()
+        # Client URLs learned from peers, refcounted (two peers may advertise the same one).
+        self._url_refs: dict[str, int] = {}
+        self._urls_changed = False
+        # Local interest, counted, so routes get one RS+ per subject (weights for queues).
+        self._plain: dict[bytes, int] = {}
+        self._queues: dict[tuple[bytes, bytes], int] = {}
+        self.paused_routes: set[RouteConnection] = set()
+        self._throttled: list[Any] = []
+        self.closed_in_msgs = 0
+        self.closed_in_bytes = 0
+        self.closed_out_msgs = 0
+        self.closed_out_bytes = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        srv = self.server
+        log = self.log
+        log.notice(f"Cluster name is {self.name}")
+        if self.dynamic:
+            log.warn("Cluster name was dynamically generated, consider setting one")
+        port = self.opts.port
+        port = 0 if port == const.RANDOM_PORT else port
+        self._listener = await srv.loop.create_server(
+            lambda: RouteConnection(self), host=self.host or None, port=port, reuse_address=True
+        )
+        socks = self._listener.sockets
+        self.port = socks[0].getsockname()[1]
+        for s in socks:
+            self._local_ips.add(s.getsockname()[0])
+        if netutil.is_unspecified(self.host):
+            self._local_ips.update(("127.0.0.1", "::1", "0.0.0.0", "::"))
+            self._local_ips.update(netutil.non_local_ips())
+        self.running = True
+        log.notice(f"Listening for route connections on {netutil.join_host_port(self.host, self.port)}")
+
+    def solicit_routes(self) -> None:
+        for url in self.opts.routes:
+            key = url_key(url.host, url.port)
+            if key in self.dialers:
+                continue
+            d = _Dialer(self, url, explicit=True, retries=self.opts.connect_retries)
+            self.dialers[key] = d
+            d.start()
+
+    async def shutdown(self) -> None:
+        self.running = False
+        if self._listener is not None:
+            self._listener.close()
+        for d in list(self.dialers.values()):
+            if d.task is not None:
+                d.task.cancel()
+        for c in list(self.conns):
+            c.outcome = c.outcome or "shutdown"
+            c.close_connection("Server Shutdown")
+        self.server.flush_dirty()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+        tasks = [d.task for d in self.dialers.values() if d.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def listen_url(self) -> str:
+        h = "127.0.0.1" if netutil.is_unspecified(self.host) else self.host
+        return f"nats://{netutil.join_host_port(h, self.port)}"
+
+    def connections(self) -> list[RouteConnection]:
+        return list(self.conns)
+
+    def track(self, conn: RouteConnection) -> None:
+        self.conns.add(conn)
+
+    # -- what we send -----------------------------------------------------------------
+
+    def _advertised(self) -> tuple[str, int]:
+        if self.opts.advertise:
+            return netutil.split_host_port(self.opts.advertise, self.port)
+        return self.host, self.port
+
+    def route_info(self, *, ldm: bool = False) -> dict[str, Any]:
+        srv = self.server
+        host, port = self._advertised()
+        fields: dict[str, Any] = {
+            "server_id": srv.id,
+            "server_name": srv.name,
+            "version": const.NATS_VERSION,
+            "proto": const.ROUTE_PROTO,
+            "go": srv._info_base.get("go", "python"),
+            "host": host,
+            "port": port,
+            "headers": not srv.opts.no_header_support,
+            "auth_required": bool(self.opts.user),
+            "max_payload": srv.opts.max_payload,
+            "cluster": self.name,
+            "cluster_dynamic": self.dynamic,
+            "ldm": ldm or srv.lame_duck,
+        }
+        if self.opts.advertise:
+            fields["ip"] = f"nats-route://{netutil.join_host_port(host, port)}/"
+        if not self.opts.no_advertise:
+            fields["connect_urls"] = srv.client_connect_urls()
+        return wire.info_fields(fields)
+
+    def connect_fields(self, url: RouteURL | None) -> dict[str, Any]:
+        co: dict[str, Any] = {
+            "echo": True,
+            "verbose": False,
+            "pedantic": False,
+            "tls_required": False,
+            "headers": not self.server.opts.no_header_support,
+            "name": self.server.id,
+            "cluster": self.name,
+        }
+        if self.dynamic:
+            co["cluster_dynamic"] = True
+        if url is not None and url.user:
+            co["user"] = url.user
+            co["pass"] = url.password or ""
+        return co
+
+    # -- handshake decisions -----------------------------------------------------------
+
+    def check_auth(self, co: dict[str, Any]) -> bool:
+        if not self.opts.user:
+            return True
+        return co.get("user") == self.opts.user and co.get("pass") == (self.opts.password or "")
+
+    def accept_cluster_name(self, theirs: str, their_dynamic: bool, remote_id: str) -> bool:
+        """Compare a peer's cluster name with ours; a generated name adopts the peer's."""
+        if not theirs or theirs == self.name:
+            return True
+        if self.dynamic and (not their_dynamic or self.name < theirs):
+            self.name = theirs
+            if not their_dynamic:
+                self.dynamic = False
+            self.log.notice(f"Cluster name updated to {theirs}")
+            for rid, c in list(self.routes.items()):
+                if rid != remote_id:
+                    c.outcome = "renamed"
+                    c.close_connection("Cluster Name Conflict")
+            self.server.send_async_info_to_clients()
+            return True
+        return False
+
+    def process_info(self, conn: RouteConnection, info: dict[str, Any]) -> None:
+        sid = str(info.get("server_id", ""))
+        if not conn.info_received:
+            self._first_info(conn, info, sid)
+            return
+        if sid and sid != conn.remote_id:
+            self._gossip(info, sid)
+            return
+        if info.get("ldm") and not conn.lame_duck:
+            # The peer is in lame duck mode: its clients are about to move; stop
+            # advertising its URLs to ours.
+            conn.lame_duck = True
+            conn.debug(f'Remote route "{sid}" entered lame duck mode')
+            if conn.urls_added:
+                conn.urls_added = False
+                self._remove_urls(conn.connect_urls)
+
+    def _first_info(self, conn: RouteConnection, info: dict[str, Any], sid: str) -> None:
+        srv = self.server
+        if info.get("route_account"):
+            # A 2.14 pinned-account connection: never registered. The Go side sends its
+            # own -ERR and closes; we close it later in case it does not.
+            conn.outcome = "pinned"
+            conn.debug(f'Ignoring dedicated route for account "{info.get("route_account")}"')
+            srv.loop.call_later(10.0, conn.close_connection, "Route Removed")
+            return
+        if sid == srv.id:
+            conn.outcome = "self"
+            if conn.url is not None:
+                self.self_keys.add(url_key(conn.url.host, conn.url.port))
+                self.log.debug(f"Detected route to self, ignoring {conn.url.redacted}")
+            conn.close_connection("Duplicate Route")
+            raise _stop()
+        theirs = str(info.get("cluster", ""))
+        if theirs and theirs != self.name:
+            if not self.accept_cluster_name(theirs, bool(info.get("cluster_dynamic")), sid):
+                conn.outcome = "conflict"
+                conn.close_connection("Cluster Name Conflict")
+                raise _stop()
+        name = str(info.get("server_name", ""))
+        if not conn.did_solicit and name and name == srv.name:
+            conn.error(f'Remote server has a duplicate name: "{name}"')
+            conn.outcome = "dupname"
+            conn.close_connection("Duplicate Server Name")
+            raise _stop()
+        conn.info_received = True
+        conn.remote_id = sid
+        conn.remote_name = name
+        conn.headers = bool(info.get("headers")) and not srv.opts.no_header_support
+        conn.connect_urls = [str(u) for u in info.get("connect_urls") or []]
+        conn.lame_duck = bool(info.get("ldm"))
+        if not info.get("ip"):
+            info["ip"] = f"nats-route://{netutil.join_host_port(conn.host, int(info.get('port') or 0))}/"
+        conn.remote_info = info
+        self._add_route(conn)
+
+    def _solicitor(self, c: RouteConnection) -> str:
+        return self.server.id if c.did_solicit else c.remote_id
+
+    def _add_route(self, conn: RouteConnection) -> None:
+        rid = conn.remote_id
+        cur = self.routes.get(rid)
+        if cur is None:
+            self._register(conn)
+            return
+        sc, sn = self._solicitor(cur), self._solicitor(conn)
+        if sc == sn:
+            if conn.did_solicit:
+                self._drop_duplicate(conn)
+            else:
+                # The peer dialled twice; it decides which one lives. Wait and see.
+                conn.debug(f'Holding duplicate remote route "{rid}" until the peer picks one')
+                self.standby.setdefault(rid, []).append(conn)
+        elif sn == min(self.server.id, rid):
+            # Both sides keep the connection solicited by the smaller server id.
+            self._unregister(cur, promote=False)
+            self._register(conn)
+            self._drop_duplicate(cur)
+        else:
+            self._drop_duplicate(conn)
+
+    def _drop_duplicate(self, conn: RouteConnection) -> None:
+        conn.debug(f'Detected duplicate remote route "{conn.remote_id}"')
+        conn.outcome = "duplicate"
+        conn.close_connection("Duplicate Route")
+
+    def _register(self, conn: RouteConnection) -> None:
+        rid = conn.remote_id
+        self.routes[rid] = conn
+        conn.registered = True
+        conn.registered_once = True
+        conn.install_remote_interest()
+        conn.debug(f'Registering remote route "{rid}"')
+        ev = self._gone.get(rid)
+        if ev is not None and ev.is_set():
+            self._gone[rid] = asyncio.Event()
+        if conn.connect_urls and not conn.lame_duck and not self.opts.no_advertise:
+            conn.urls_added = True
+            self._add_urls(conn.connect_urls)
+        # Our whole interest, then a PING, as nats-server does.
+        buf = [wire.rs_plus(_GLOBAL, s) for s in self._plain]
+        buf.extend(wire.rs_plus(_GLOBAL, s, q, n) for (s, q), n in self._queues.items())
+        if buf:
+            conn.enqueue(b"".join(buf))
+        # Tell the others about the newcomer, unless gossip is how we found it.
+        if not (conn.did_solicit and not conn.explicit) and len(self.routes) > 1:
+            fwd = dict(conn.remote_info)
+            fwd.pop("nonce", None)
+            data = wire.info(wire.info_fields(fwd))
+            for r in self.routes.values():
+                if r is not conn:
+                    r.enqueue(data)
+
+    def _unregister(self, conn: RouteConnection, *, promote: bool = True) -> None:
+        rid = conn.remote_id
+        if self.routes.get(rid) is conn:
+            del self.routes[rid]
+        conn.drop_remote_interest()
+        conn.registered = False
+        if conn.urls_added:
+            conn.urls_added = False
+            self._remove_urls(conn.connect_urls)
+        if promote:
+            waiting = self.standby.pop(rid, [])
+            while waiting:
+                c = waiting.pop(0)
+                if not c.closed:
+                    self._register(c)
+                    if waiting:
+                        self.standby[rid] = waiting
+                    return
+        ev = self._gone.get(rid)
+        if ev is not None:
+            ev.set()
+
+    async def wait_route_gone(self, rid: str) -> None:
+        ev = self._gone.get(rid)
+        if ev is None or ev.is_set():
+            ev = self._gone[rid] = asyncio.Event()
+        if rid in self.routes:
+            await ev.wait()
+
+    def route_closed(self, conn: RouteConnection, reason: str) -> None:
+        self.conns.discard(conn)
+        self.paused_routes.discard(conn)
+        self.closed_in_msgs += conn.in_msgs
+        self.closed_in_bytes += conn.in_bytes
+        self.closed_out_msgs += conn.out_msgs
+        self.closed_out_bytes += conn.out_bytes
+        rid = conn.remote_id
+        waiting = self.standby.get(rid)
+        if waiting and conn in waiting:
+            waiting.remove(conn)
+            if not waiting:
+                del self.standby[rid]
+        if not conn.registered:
+            return
+        self._unregister(conn)
+        if (
+            self.running
+            and not conn.did_solicit
+            and not conn.lame_duck
+            and conn.outcome not in _FINAL_OUTCOMES
+            and conn.outcome != "duplicate"
+            and rid not in self.routes
+        ):
+            # The peer dialled this route; dial it back too, so a live peer is never lost.
+            self._dial_back(conn)
+
+    def _dial_back(self, conn: RouteConnection) -> None:
+        url = self._url_from_info(conn.remote_info)
+        if url is None:
+            return
+        self._start_implicit(url, conn.remote_id, retries=max(self.opts.connect_retries, 1))
+
+    # -- gossip -----------------------------------------------------------------------
+
+    def _gossip(self, info: dict[str, Any], sid: str) -> None:
+        srv = self.server
+        if sid == srv.id or sid in self.routes or sid in self.standby:
+            return
+        if info.get("route_account") or info.get("ldm"):
+            return
+        if self._configured(info):
+            return
+        url = self._url_from_info(info)
+        if url is None:
+            return
+        if info.get("auth_required") and self.opts.user:
+            url.user, url.password = self.opts.user, self.opts.password
+        self._start_implicit(url, sid, retries=self.opts.connect_retries)
+
+    def _start_implicit(self, url: RouteURL, sid: str, *, retries: int) -> None:
+        key = url_key(url.host, url.port)
+        if key in self.self_keys or key in self.dialers:
+            return
+        for d in self.dialers.values():
+            if d.remote_id == sid:
+                return
+        d = _Dialer(self, url, explicit=False, retries=retries)
+        d.remote_id = sid
+        self.dialers[key] = d
+        d.start()
+
+    def dialer_done(self, d: _Dialer) -> None:
+        if self.dialers.get(d.key) is d and not d.explicit:
+            del self.dialers[d.key]
+
+    @staticmethod
+    def _url_from_info(info: dict[str, Any]) -> RouteURL | None:
+        ip = info.get("ip")
+        try:
+            if ip:
+                u = urlsplit(str(ip))
+                if u.hostname and u.port:
+                    return RouteURL(u.hostname, u.port)
+            host, port = info.get("host"), int(info.get("port") or 0)
+            if host and port and not netutil.is_unspecified(str(host)):
+                return RouteURL(str(host), port)
+        except ValueError:
+            pass
+        return None
+
+    def _configured(self, info: dict[str, Any]) -> bool:
+        port = int(info.get("port") or 0)
+        keys = {url_key(str(info.get("host", "")), port)}
+        u = self._url_from_info(info)
+        if u is not None:
+            keys.add(url_key(u.host, port))
+        return any(url_key(r.host, r.port) in keys for r in self.opts.routes)
+
+    def is_configured(self, rid: str) -> bool:
+        return any(d.explicit and d.remote_id == rid for d in self.dialers.values())
+
+    # -- dialling ---------------------------------------------------------------------
+
+    async def dial(self, url: RouteURL, *, explicit: bool) -> RouteConnection:
+        loop = self.server.loop
+        try:
+            infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise _DialError(dial_error_text(e, netutil.join_host_port(url.host, url.port))) from None
+        addrs: list[str] = []
+        for fam, _, _, _, sa in infos:
+            if fam not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            ip = str(sa[0])
+            if ip not in addrs:
+                addrs.append(ip)
+        if url.port == self.port:
+            mine = [a for a in addrs if a in self._local_ips]
+            addrs = [a for a in addrs if a not in self._local_ips]
+            if mine and not addrs:
+                raise _SelfRoute()
+        if not addrs:
+            raise _DialError(f"dial tcp {netutil.join_host_port(url.host, url.port)}: no address")
+        random.shuffle(addrs)
+        err: BaseException | None = None
+        for ip in addrs:
+            hp = netutil.join_host_port(ip, url.port)
+            self.log.debug(f"Trying to connect to route on {netutil.join_host_port(url.host, url.port)} ({hp})")
+            try:
+                _, proto = await asyncio.wait_for(
+                    loop.create_connection(lambda: RouteConnection(self, url=url, explicit=explicit), ip, url.port),
+                    const.DEFAULT_ROUTE_DIAL * 2,
+                )
+                assert isinstance(proto, RouteConnection)
+                return proto
+            except (OSError, asyncio.TimeoutError) as e:
+                err = _DialError(dial_error_text(e, hp))
+        assert err is not None
+        raise err
+
+    # -- interest ---------------------------------------------------------------------
+
+    def local_interest(self, sub: Subscription, delta: int) -> None:
+        subject, queue = sub.subject, sub.queue
+        if queue is None:
+            old = self._plain.get(subject, 0)
+            n = old + delta
+            if n <= 0:
+                self._plain.pop(subject, None)
+                if old > 0:
+                    self._broadcast(wire.rs_minus(_GLOBAL, subject))
+            else:
+                self._plain[subject] = n
+                if old == 0:
+                    self._broadcast(wire.rs_plus(_GLOBAL, subject))
+        else:
+            key = (subject, queue)
+            old = self._queues.get(key, 0)
+            n = old + delta
+            if n <= 0:
+                self._queues.pop(key, None)
+                if old > 0:
+                    self._broadcast(wire.rs_minus(_GLOBAL, subject, queue))
+            else:
+                self._queues[key] = n
+                self._broadcast(wire.rs_plus(_GLOBAL, subject, queue, n))
+
+    def _broadcast(self, data: bytes) -> None:
+        for r in self.routes.values():
+            r.enqueue(data)
+
+    def send_info_to_routes(self) -> None:
+        data = wire.info(self.route_info())
+        for r in self.routes.values():
+            r.enqueue(data)
+        self.server.flush_dirty()
+
+    # -- connect_urls -----------------------------------------------------------------
+
+    def _add_urls(self, urls: list[str]) -> None:
+        changed = False
+        for u in urls:
+            n = self._url_refs.get(u, 0)
+            self._url_refs[u] = n + 1
+            if n == 0:
+                changed = True
+        if changed:
+            self._urls_changed = True
+            self.server.send_async_info_to_clients()
+
+    def _remove_urls(self, urls: list[str]) -> None:
+        changed = False
+        for u in urls:
+            n = self._url_refs.get(u, 0)
+            if n <= 1:
+                if self._url_refs.pop(u, None) is not None:
+                    changed = True
+            else:
+                self._url_refs[u] = n - 1
+        if changed:
+            self._urls_changed = True
+            self.server.send_async_info_to_clients()
+
+    def client_connect_urls(self) -> list[str]:
+        """What clients are told in INFO connect_urls: ours first, then the peers'."""
+        if not self._urls_changed:
+            return []
+        own = [] if self.server.lame_duck else self.server.client_connect_urls()
+        return own + [u for u in self._url_refs if u not in own]
+
+    # -- flow control -----------------------------------------------------------------
+
+    def route_paused(self, conn: RouteConnection, paused: bool) -> None:
+        if paused:
+            self.paused_routes.add(conn)
+            self.server.throttled = True
+        else:
+            self.paused_routes.discard(conn)
+            if not self.paused_routes:
+                self.server.throttled = False
+                throttled, self._throttled = self._throttled, []
+                for c in throttled:
+                    if not c.closed and c.transport is not None:
+                        c.transport.resume_reading()
+
+    def throttle(self, client: Any) -> None:
+        """A client published while a route is backed up: stop reading it for now."""
+        if client.transport is not None and client not in self._throttled:
+            client.transport.pause_reading()
+            self._throttled.append(client)
+
+    # -- monitoring -------------------------------------------------------------------
+
+    def varz(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "addr": self.host,
+            "cluster_port": self.port,
+            "auth_timeout": self.opts.auth_timeout,
+        }
+        if self.opts.routes:
+            out["urls"] = [netutil.join_host_port(r.host, r.port) for r in self.opts.routes]
+        out["tls_timeout"] = const.TLS_TIMEOUT
+        return out
+
+    def routez(self, subs: str) -> list[dict[str, Any]]:
+        now = time.time()
+        out = []
+        for c in sorted(self.routes.values(), key=lambda r: r.rid):
+            pending = c.transport.get_write_buffer_size() if c.transport is not None else 0
+            r: dict[str, Any] = {
+                "rid": c.rid,
+                "remote_id": c.remote_id,
+                "remote_name": c.remote_name,
+                "did_solicit": c.did_solicit,
+                "is_configured": c.explicit or self.is_configured(c.remote_id),
+                "ip": c.host,
+                "port": c.port,
+                "start": go_time(c.start),
+                "last_activity": go_time(c.last_activity),
+                "rtt": go_duration(c.rtt),
+                "uptime": uptime(now - c.start),
+                "idle": uptime(now - c.last_activity),
+                "pending_size": pending,
+                "in_msgs": c.in_msgs,
+                "out_msgs": c.out_msgs,
+                "in_bytes": c.in_bytes,
+                "out_bytes": c.out_bytes,
+                "subscriptions": len(c.rsubs),
+            }
+            if subs in ("1", "true", "detail"):
+                r["subscriptions_list"] = [
+                    (s.subject + (b" " + s.queue if s.queue else b"")).decode(errors="replace")
+                    for s in c.rsubs.values()
+                ]
+            r["compression"] = "not supported"
+            out.append(r)
+        return out
+
+
+def _stop() -> Exception:
+    from .route import _Stop
+
+    return _Stop()

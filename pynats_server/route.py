@@ -1,0 +1,360 @@
+"""A route connection: asyncio glue for the route protocol (CONNECT/INFO, RS+/RS-, RMSG/HMSG).
+
+Membership decisions (registering, duplicates, gossip, reconnects) belong to cluster.py;
+this module turns bytes into calls on the cluster and keeps the remote interest this
+route told us about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import const
+from .connection import Connection
+from .delivery import deliver_routed_msg
+from .options import RouteURL
+from .protocol import wire
+from .protocol.parser import ROUTER, Parser, ProtocolError, parse_size, split_args
+from .protocol.subjects import is_valid_subject
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+_GLOBAL = const.GLOBAL_ACCOUNT.encode()
+
+
+class RouteConnection(Connection):
+    kind_name = "Router"
+    log_id_prefix = "rid"
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        url: RouteURL | None = None,
+        explicit: bool = False,
+    ) -> None:
+        super().__init__(cluster.server)
+        self.cluster = cluster
+        self.rid = cluster.server.next_cid()
+        self.did_solicit = url is not None
+        self.url = url  # the URL we dialled (solicited routes)
+        self.explicit = explicit  # dialled because it is configured (-routes)
+        self.parser = Parser(self, ROUTER, self.server.opts.max_control_line)
+        self.parser.await_connect = not self.did_solicit
+        self.remote_id = ""
+        self.remote_name = ""
+        self.remote_info: dict[str, Any] = {}
+        self.headers = False
+        self.registered = False
+        self.registered_once = False
+        self.info_received = False
+        self.lame_duck = False
+        self.connect_urls: list[str] = []
+        self.urls_added = False  # our client-URL refcounts include this route's URLs
+        # How this connection ended, for the dialler: "self", "duplicate", "conflict", ...
+        self.outcome = ""
+        self.rsubs: dict[tuple[bytes, bytes | None], Subscription] = {}
+        self.done: asyncio.Future[None] = cluster.server.loop.create_future()
+        self._auth_handle: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.host, self.port = str(peer[0]), int(peer[1])
+        self._set_label(self.rid)
+        cl = self.cluster
+        if self.did_solicit:
+            self.debug("Route connect msg sent")
+            self.enqueue(b"CONNECT " + wire.go_json(cl.connect_fields(self.url)) + b"\r\n")
+        elif cl.opts.user:
+            self._auth_handle = self.server.loop.call_later(cl.opts.auth_timeout, self._auth_timeout)
+        # The accepting side must send INFO at once: 2.14 solicitors wait for it.
+        self.enqueue(wire.info(cl.route_info()))
+        self.flush()
+        self.set_first_ping_timer(const.FIRST_ROUTE_PING_INTERVAL)
+        self.notice("Route connection created")
+        cl.track(self)
+
+    def data_received(self, data: bytes) -> None:
+        srv = self.server
+        n = self.in_msgs
+        srv.reading = True
+        try:
+            self.parser.feed(data)
+        except ProtocolError as e:
+            if e.err is not None:
+                if e.err == wire.E_UNKNOWN_OP:
+                    self.error(f"Router parser ERROR, {e.detail}")
+                self.send_err(e.err)
+            elif e.detail:
+                self.error(e.detail)
+            self.close_connection(e.reason or "Protocol Violation")
+        finally:
+            srv.reading = False
+        if self.in_msgs != n:
+            self.last_activity = time.time()
+        srv.flush_dirty()
+
+    def pause_writing(self) -> None:
+        self.cluster.route_paused(self, True)
+
+    def resume_writing(self) -> None:
+        self.cluster.route_paused(self, False)
+
+    # -- handshake ----------------------------------------------------------------------
+
+    def on_connect(self, arg: bytes) -> None:
+        if self.log.trace_enabled:
+            self.trace(f"<<- [CONNECT {arg.decode(errors='replace')}]")
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
+        try:
+            co = json.loads(arg)
+            if not isinstance(co, dict):
+                raise ValueError
+        except ValueError:
+            raise ProtocolError(None, "Protocol Violation", "bad route CONNECT") from None
+        self.parser.await_connect = False
+        if co.get("lang"):
+            self.error(wire.E_ROUTE_PORT)
+            self.send_err(wire.E_ROUTE_PORT)
+            self._close("Incorrect Port", "wrong-port")
+            return
+        if co.get("gateway"):
+            text = f'Rejecting connection from gateway "{co["gateway"]}" on the Route port'
+            self.error(text)
+            self.send_err(text)
+            self._close("Wrong Gateway", "wrong-port")
+            return
+        cl = self.cluster
+        if not cl.check_auth(co):
+            self.error(wire.E_AUTH_VIOLATION)
+            self.send_err(wire.E_AUTH_VIOLATION)
+            self._close("Authentication Failure", "auth")
+            return
+        theirs = str(co.get("cluster", ""))
+        if not cl.accept_cluster_name(theirs, bool(co.get("cluster_dynamic")), str(co.get("name", ""))):
+            text = wire.cluster_name_mismatch(theirs, cl.name)
+            self.error(text)
+            self.send_err(text)
+            self._close("Cluster Name Conflict", "conflict")
+            return
+        self.remote_id = str(co.get("name", ""))
+        self.headers = bool(co.get("headers")) and not self.server.opts.no_header_support
+
+    def on_info(self, arg: bytes) -> None:
+        try:
+            info = json.loads(arg)
+            if not isinstance(info, dict):
+                raise ValueError
+        except ValueError:
+            raise ProtocolError(None, "Protocol Violation", "bad route INFO") from None
+        if self.log.trace_enabled:
+            self.trace(f"<<- [INFO {arg.decode(errors='replace')}]")
+        self.cluster.process_info(self, info)
+
+    def on_err(self, arg: bytes) -> None:
+        self.error(f"Route Error {arg.decode(errors='replace')}")
+        self._close("Parse Error", "error")
+
+    def on_ping(self) -> None:
+        self.send_proto(wire.PONG)
+
+    def on_pong(self) -> None:
+        self.got_pong()
+
+    def _auth_timeout(self) -> None:
+        self._auth_handle = None
+        if not self.closed:
+            self.send_err(wire.E_AUTH_TIMEOUT)
+            self._close("Authentication Timeout", "auth")
+
+    def _close(self, reason: str, outcome: str) -> None:
+        self.outcome = self.outcome or outcome
+        self.close_connection(reason)
+        raise _Stop()
+
+    # -- interest ---------------------------------------------------------------------
+
+    def on_rs_plus(self, arg: bytes, leaf: bool) -> None:
+        args = split_args(arg)
+        if leaf and args:
+            args = args[1:]  # LS+ carries the origin cluster first
+        if len(args) == 2:
+            account, subject = args
+            queue: bytes | None = None
+            weight = 1
+        elif len(args) == 4:
+            account, subject, queue, wb = args
+            weight = parse_size(wb)
+        else:
+            raise ProtocolError(None, "Protocol Violation", f"processRemoteSub Parse Error: {arg!r}")
+        if self.log.trace_enabled:
+            self.trace(f"<<- [RS+ {arg.decode(errors='replace')}]")
+        if account != _GLOBAL:
+            return  # accounts we do not serve ($SYS, ...) are accepted and ignored
+        key = (subject, queue)
+        sl = self.server.sublist
+        old = self.rsubs.get(key)
+        if old is not None:
+            if queue is not None:
+                if self.registered:
+                    sl.update_weight(old, weight)
+                else:
+                    old.qw = weight
+            return
+        if not is_valid_subject(subject):
+            self.error(f"Could not insert subscription: invalid subject {subject!r}")
+            self.send_err(wire.E_INVALID_SUBSCRIPTION)
+            return
+        sub = Subscription(self, subject, queue, is_route=True, weight=weight)
+        if self.registered:
+            sl.insert(sub)
+        self.rsubs[key] = sub
+
+    def on_rs_minus(self, arg: bytes, leaf: bool) -> None:
+        args = split_args(arg)
+        if leaf and args:
+            args = args[1:]
+        if len(args) == 2:
+            account, subject = args
+            queue: bytes | None = None
+        elif len(args) == 3:
+            account, subject, queue = args
+        else:
+            raise ProtocolError(None, "Protocol Violation", f"processRemoteUnsub parse error: {arg!r}")
+        if self.log.trace_enabled:
+            self.trace(f"<<- [RS- {arg.decode(errors='replace')}]")
+        if account != _GLOBAL:
+            return
+        sub = self.rsubs.pop((subject, queue), None)
+        if sub is not None:
+            sub.closed = True
+            if self.registered:
+                self.server.sublist.remove(sub)
+
+    def install_remote_interest(self) -> None:
+        """The route was registered: what the peer told us so far goes into the sublist."""
+        sl = self.server.sublist
+        for sub in self.rsubs.values():
+            sl.insert(sub)
+
+    def drop_remote_interest(self) -> None:
+        sl = self.server.sublist
+        for sub in self.rsubs.values():
+            sub.closed = True
+            if self.registered:
+                sl.remove(sub)
+        self.rsubs.clear()
+
+    # -- messages -----------------------------------------------------------------------
+
+    def on_rmsg(
+        self, account: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None, szb: bytes, msg: Any
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg) - 2
+        if account == _GLOBAL and self.info_received:
+            deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
+
+    def on_rhmsg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr: int,
+        hdb: bytes,
+        szb: bytes,
+        msg: Any,
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg) - 2
+        if account == _GLOBAL and self.info_received:
+            if hdr == 0:
+                deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
+            else:
+                deliver_routed_msg(self, subject, reply, queues, szb, hdr, hdb, msg)
+
+    def send_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        szb: bytes,
+        hdr: int,
+        hdb: bytes,
+        msg: Any,
+    ) -> None:
+        """One RMSG (or HMSG) to the peer, covering its plain interest and `queues`."""
+        if self.closed:
+            return
+        out = self.out
+        if not out:
+            self.server.dirty.append(self)
+        if hdr < 0:
+            if queues is None:
+                if reply:
+                    out.append(b"RMSG $G " + subject + b" " + reply + b" " + szb + b"\r\n")
+                else:
+                    out.append(b"RMSG $G " + subject + b" " + szb + b"\r\n")
+            else:
+                out.append(wire.rmsg_line(account, subject, reply, queues, szb))
+            out.append(msg)
+        elif self.headers:
+            out.append(wire.rmsg_line(account, subject, reply, queues, szb, hdb))
+            out.append(msg)
+        else:
+            # A peer without header support gets the message without its headers.
+            size = str(len(msg) - 2 - hdr).encode()
+            out.append(wire.rmsg_line(account, subject, reply, queues, size))
+            out.append(msg[hdr:])
+        self.out_msgs += 1
+        self.out_bytes += len(msg) - 2
+
+    def max_pending(self) -> int:
+        # Routes are throttled, never cut off as slow consumers (nats-server PR 1233).
+        return 1 << 62
+
+    def on_slow_consumer(self) -> None:  # pragma: no cover - max_pending is unbounded
+        pass
+
+    def ping_interval(self) -> float:
+        o = self.server.opts
+        d = o.cluster.ping_interval or o.ping_interval
+        return min(d, const.ROUTE_MAX_PING_INTERVAL)
+
+    def ping_max(self) -> int:
+        o = self.server.opts
+        return o.cluster.ping_max or o.ping_max
+
+    # -- closing ----------------------------------------------------------------------
+
+    def on_closed(self, reason: str) -> None:
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
+        if self.remote_name:
+            self.notice(f"Router connection closed: {reason} - Remote: {self.remote_name}")
+        else:
+            self.notice(f"Router connection closed: {reason}")
+        self.cluster.route_closed(self, reason)
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _Stop(ProtocolError):
+    """Raised from a handler that closed the route itself, to stop parsing."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "")
