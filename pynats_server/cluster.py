@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 _GLOBAL = const.GLOBAL_ACCOUNT.encode()
 
 # Connections closed on purpose: the dialler must not treat them as a lost peer.
+# Connections from one peer held while it decides which of them it keeps.
+_MAX_STANDBY = 2
+
 _FINAL_OUTCOMES = frozenset(("self", "shutdown", "conflict", "wrong-port", "auth", "pinned", "dupname"))
 
 
@@ -391,6 +394,8 @@ class Cluster:
         sc, sn = self._solicitor(cur), self._solicitor(conn)
         if sc == sn:
             if conn.did_solicit:
+                self._drop_duplicate(conn)
+            elif len(self.standby.get(rid, ())) >= _MAX_STANDBY:
                 self._drop_duplicate(conn)
             else:
                 # The peer dialled twice; it decides which one lives. Wait and see.

@@ -4,6 +4,8 @@ pynats-server gets them.
 - `nats_server`: a fresh server for one test (127.0.0.1, random port); `.client_url`.
 - `nats_server_session`: one server for the whole session.
 - `nats_server_factory`: start servers with options, e.g. `nats_server_factory(max_payload=1024)`.
+- `nats_cluster`: three routed nodes (a full mesh); `.client_urls`, `.restart_node(i)`.
+- `nats_cluster_factory`: clusters of any size, e.g. `nats_cluster_factory(5)`.
 
 They are thread-backed, so they work for sync and async tests alike, whatever event loop
 the test uses.
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .testing import ThreadedServer
+from .testing import ThreadedCluster, ThreadedServer
 
 
 @pytest.fixture
@@ -43,3 +45,23 @@ def nats_server() -> Iterator[ThreadedServer]:
 def nats_server_session() -> Iterator[ThreadedServer]:
     with ThreadedServer() as srv:
         yield srv
+
+
+@pytest.fixture
+def nats_cluster_factory() -> Iterator[Callable[..., ThreadedCluster]]:
+    started: list[ThreadedCluster] = []
+
+    def make(size: int = 3, **kwargs: Any) -> ThreadedCluster:
+        cl = ThreadedCluster(size, **kwargs).start()
+        started.append(cl)
+        return cl
+
+    yield make
+    for cl in reversed(started):
+        cl.stop()
+
+
+@pytest.fixture
+def nats_cluster() -> Iterator[ThreadedCluster]:
+    with ThreadedCluster(3) as cl:
+        yield cl

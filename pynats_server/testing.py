@@ -106,3 +106,211 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class LocalCluster:
+    """N pynats-server nodes on the running event loop, routed into one cluster.
+
+        async with LocalCluster(3) as cl:          # seed mode: nodes 1.. route to node 0
+            nc = await nats.connect(cl.client_urls[1])
+
+    `full_mesh_config=True` gives every node the full route list (itself included) instead.
+    Nodes bind 127.0.0.1 on random ports; a restarted node keeps its ports.
+    """
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        name: str = "pynats-test",
+        full_mesh_config: bool = False,
+        **overrides: Any,
+    ) -> None:
+        from .options import ClusterOptions
+
+        self.size = size
+        self.name = name
+        self.full_mesh_config = full_mesh_config
+        self.overrides = overrides
+        self.servers: list[Server | None] = [None] * size
+        self._client_ports = [-1] * size
+        self._cluster_ports = [-1] * size
+        self._ClusterOptions = ClusterOptions
+
+    def _options(self, i: int) -> Options:
+        from .options import RouteURL
+
+        if self.full_mesh_config:
+            routes = [RouteURL("127.0.0.1", p) for p in self._cluster_ports]
+        elif i == 0:
+            routes = []
+        else:
+            routes = [RouteURL("127.0.0.1", self._cluster_ports[0])]
+        base = Options(
+            host="127.0.0.1",
+            port=self._client_ports[i],
+            server_name=f"{self.name}-{i}",
+            no_log=True,
+            cluster=self._ClusterOptions(
+                host="127.0.0.1", port=self._cluster_ports[i], name=self.name, routes=routes
+            ),
+        )
+        from dataclasses import replace
+
+        return replace(base, **self.overrides) if self.overrides else base
+
+    async def start(self, wait: float = 10.0) -> LocalCluster:
+        import socket
+
+        if self.full_mesh_config:
+            # Every node needs every port up front: reserve them (bind, read, release).
+            for i in range(self.size):
+                if self._cluster_ports[i] == -1:
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", 0))
+                        self._cluster_ports[i] = s.getsockname()[1]
+        for i in range(self.size):
+            await self.start_node(i)
+        if wait:
+            await self.wait_for_mesh(wait)
+        return self
+
+    async def start_node(self, i: int) -> Server:
+        if self.servers[i] is not None:
+            raise RuntimeError(f"node {i} is running")
+        srv = Server(self._options(i))
+        await srv.start()
+        self._client_ports[i] = srv.port
+        assert srv.cluster is not None
+        self._cluster_ports[i] = srv.cluster.port
+        self.servers[i] = srv
+        return srv
+
+    async def stop_node(self, i: int) -> None:
+        srv = self.servers[i]
+        self.servers[i] = None
+        if srv is not None:
+            await srv.shutdown()
+
+    async def restart_node(self, i: int, wait: float = 10.0) -> Server:
+        await self.stop_node(i)
+        srv = await self.start_node(i)
+        if wait:
+            await self.wait_for_mesh(wait)
+        return srv
+
+    def running(self) -> list[Server]:
+        return [s for s in self.servers if s is not None]
+
+    def mesh_formed(self) -> bool:
+        nodes = self.running()
+        ids = {s.id for s in nodes}
+        for s in nodes:
+            assert s.cluster is not None
+            if set(s.cluster.routes) != ids - {s.id}:
+                return False
+        return True
+
+    async def wait_for_mesh(self, timeout: float = 10.0) -> None:
+        """Wait until every running node has exactly one route to every other."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not self.mesh_formed():
+            if loop.time() > end:
+                raise TimeoutError(f"cluster mesh not formed: {self.describe()}")
+            await asyncio.sleep(0.02)
+
+    def describe(self) -> str:
+        parts = []
+        for i, s in enumerate(self.servers):
+            if s is None or s.cluster is None:
+                parts.append(f"{i}: down")
+            else:
+                names = sorted(r.remote_name for r in s.cluster.routes.values())
+                parts.append(f"{i}: {names}")
+        return "; ".join(parts)
+
+    @property
+    def client_urls(self) -> list[str]:
+        return [s.client_url if s is not None else "" for s in self.servers]
+
+    async def stop(self) -> None:
+        for i in range(self.size):
+            await self.stop_node(i)
+
+    async def __aenter__(self) -> LocalCluster:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class ThreadedCluster:
+    """A LocalCluster on a background thread, for synchronous code and pytest fixtures."""
+
+    def __init__(self, size: int = 3, **kwargs: Any) -> None:
+        self.cluster = LocalCluster(size, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self, timeout: float = 20.0) -> ThreadedCluster:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = self._loop = new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._stop = asyncio.Event()
+            ready.set()
+            loop.run_until_complete(self._stop.wait())
+            loop.run_until_complete(self.cluster.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="pynats-cluster", daemon=True)
+        self._thread.start()
+        ready.wait(timeout)
+        self.call(self.cluster.start, timeout=timeout)
+        return self
+
+    def call(self, fn: Any, *args: Any, timeout: float = 20.0) -> Any:
+        assert self._loop is not None
+
+        async def run() -> Any:
+            r = fn(*args)
+            if asyncio.iscoroutine(r):
+                r = await r
+            return r
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def stop_node(self, i: int) -> None:
+        self.call(self.cluster.stop_node, i)
+
+    def start_node(self, i: int) -> None:
+        self.call(self.cluster.start_node, i)
+
+    def restart_node(self, i: int) -> None:
+        self.call(self.cluster.restart_node, i)
+
+    def wait_for_mesh(self, timeout: float = 10.0) -> None:
+        self.call(self.cluster.wait_for_mesh, timeout, timeout=timeout + 5)
+
+    @property
+    def client_urls(self) -> list[str]:
+        return self.cluster.client_urls
+
+    @property
+    def servers(self) -> list[Server | None]:
+        return self.cluster.servers
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(20)
+            self._thread = None
+
+    def __enter__(self) -> ThreadedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
