@@ -310,7 +310,14 @@ class Cluster:
         return co.get("user") == self.opts.user and co.get("pass") == (self.opts.password or "")
 
     def accept_cluster_name(self, theirs: str, their_dynamic: bool, remote_id: str) -> bool:
-        """Compare a peer's cluster name with ours; a generated name adopts the peer's."""
+        """Compare a peer's cluster name with ours; a generated name adopts the peer's.
+
+        nats-server then closes every other route, so they re-form under the new name: in a
+        cluster without a configured name, a node restarting with a new generated name makes
+        the whole mesh flap. We keep the routes and tell their peers the new name in an INFO
+        instead; peers with generated names adopt it by the same rule, so the cluster still
+        converges on one name (the greatest, or the configured one).
+        """
         if not theirs or theirs == self.name:
             return True
         if self.dynamic and (not their_dynamic or self.name < theirs):
@@ -318,10 +325,10 @@ class Cluster:
             if not their_dynamic:
                 self.dynamic = False
             self.log.notice(f"Cluster name updated to {theirs}")
-            for rid, c in list(self.routes.items()):
+            data = wire.info(self.route_info())
+            for rid, c in self.routes.items():
                 if rid != remote_id:
-                    c.outcome = "renamed"
-                    c.close_connection("Cluster Name Conflict")
+                    c.enqueue(data)
             self.server.send_async_info_to_clients()
             return True
         return False
@@ -334,6 +341,9 @@ class Cluster:
         if sid and sid != conn.remote_id:
             self._gossip(info, sid)
             return
+        theirs = str(info.get("cluster", ""))
+        if theirs and theirs != self.name:
+            self.accept_cluster_name(theirs, bool(info.get("cluster_dynamic")), sid)
         if info.get("ldm") and not conn.lame_duck:
             # The peer is in lame duck mode: its clients are about to move; stop
             # advertising its URLs to ours.

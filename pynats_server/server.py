@@ -274,6 +274,8 @@ class Server:
             return
         self.log.notice("Closing existing clients")
         for i, c in enumerate(clients):
+            if c.closed:
+                continue  # it already moved (clients act on the ldm INFO): no need to wait
             c.close_connection("Server Shutdown")
             self.flush_dirty()
             if i == len(clients) - 1:
