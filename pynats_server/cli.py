@@ -259,6 +259,9 @@ def build(argv: list[str]) -> Command:
     if v.get("check_config"):
         if not opts.config_file:
             raise UsageError("must specify [-c, --config] option to check configuration file syntax")
+        if warnings:
+            # nats-server's -t treats warnings (deprecated forms, empty files) as failures.
+            raise UsageError("\n".join(warnings))
         return Command("check", opts, warnings=tuple(warnings))
     if "signal" in v:
         return Command("signal", opts, signal=v["signal"], warnings=tuple(warnings))
@@ -480,7 +483,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pynats-server: v{const.__version__} (nats-server v{const.NATS_VERSION} protocol)")
         return 0
     if cmd.action == "check":
-        print(f"pynats-server: configuration file {cmd.opts.config_file} is valid")
+        from . import conf
+
+        digest = conf.digest(conf.parse_file_tokens(cmd.opts.config_file))
+        print(f"pynats-server: configuration file {cmd.opts.config_file} is valid ({digest})", file=sys.stderr)
         return 0
     if cmd.action == "signal":
         try:

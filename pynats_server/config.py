@@ -1,11 +1,499 @@
-"""Applying a nats-server configuration file to Options (placeholder until conf.py lands)."""
+"""Applying a nats-server configuration file (`-c FILE`) to Options.
+
+The keys and messages are nats-server 2.14's (server/opts.go): every problem is collected and
+reported together, each as `file:line:col: reason`, warnings before errors. Keys that
+nats-server knows but pynats-server does not implement are accepted with a warning, unless
+ignoring them would change who may connect (TLS, JWT operators, account users) or what a
+client is promised (JetStream): those are errors. Unknown keys are errors, except keys only
+defined to be referenced as `$variables`.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import const
+from .conf import Token
 from .options import Options
+
+_GO_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64", datetime: "time.Time",
+             dict: "map[string]interface {}", list: "[]interface {}"}  # fmt: skip
+
+# Known to nats-server, accepted and ignored (with a warning).
+_IGNORED = {
+    "logtime_utc", "trace_headers", "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
+    "http_base_path", "logfile_size_limit", "log_size_limit", "logfile_max_num", "log_max_num",
+    "prof_port", "prof_block_rate", "max_traced_msg_len", "max_sub_tokens",
+    "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
+    "server_metadata", "feature_flags", "no_fast_producer_stall", "max_closed_clients",
+    "write_timeout", "store_dir", "storedir", "default_js_domain", "gateway", "leaf", "leafnodes",
+    "websocket", "ws", "mqtt", "system_account", "system", "no_system_account", "no_system",
+    "no_sys_acc", "no_auth_user", "ocsp", "ocsp_cache", "allow_non_tls", "mappings", "maps",
+    "proxies", "accounts",
+}  # fmt: skip
+# Known to nats-server and refused whatever their value.
+_REFUSED = {
+    "tls": "TLS is not supported yet",
+    "https": "HTTPS monitoring is not supported",
+    "https_port": "HTTPS monitoring is not supported",
+    **dict.fromkeys(
+        (
+            "operator",
+            "operators",
+            "roots",
+            "root",
+            "root_operators",
+            "root_operator",
+            "resolver",
+            "account_resolver",
+            "accounts_resolver",
+            "resolver_tls",
+            "resolver_preload",
+            "resolver_pinned_accounts",
+            "trusted",
+            "trusted_keys",
+        ),  # fmt: skip
+        "JWT authentication (operators, resolvers, trusted keys) is not supported",
+    ),
+}
+_CLUSTER_IGNORED = {"connect_backoff", "accounts", "write_deadline", "write_timeout"}
+
+
+class _Bad(Exception):
+    """A value of the wrong type or shape: one error, then on to the next key."""
 
 
 def apply_config_file(opts: Options, path: str) -> list[str]:
+    """Read `path` into `opts`; returns the warnings, raises cli.UsageError on errors."""
+    from .cli import UsageError
+    from .conf import ConfError, parse_file_tokens
+
+    try:
+        tokens = parse_file_tokens(path)
+    except ConfError as e:
+        raise UsageError(str(e)) from None
+    return apply_config(opts, tokens, path)
+
+
+def apply_config(opts: Options, tokens: dict[str, Token], path: str = "") -> list[str]:
+    """A parsed configuration (conf.parse_*_tokens) into `opts`, as nats-server would."""
     from .cli import UsageError
 
-    raise UsageError(f"configuration files are not supported yet (-c {path})")
+    m = _Mapper(opts)
+    if not tokens:
+        m.warnings.append(f"{path}: config has no values or is empty")
+    for key, tok in tokens.items():
+        m.guarded(m.top, key, tok)
+    if m.errors:
+        raise UsageError("\n".join(m.warnings + m.errors))
+    return m.warnings
+
+
+@dataclass
+class _Auth:
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    timeout: float | None = None
+    unsupported: str = ""  # users, permissions, ...
+
+
+def _go_type(v: Any) -> str:
+    return _GO_TYPES.get(type(v), type(v).__name__)
+
+
+def _want(tok: Token, typ: type) -> Any:
+    """Go's `v.(T)`: the value if it has exactly that type."""
+    if type(tok.value) is not typ:
+        raise _Bad(
+            f"{tok.source}: interface conversion: interface {{}} is {_go_type(tok.value)}, "
+            f"not {_GO_TYPES[typ]}"
+        )
+    return tok.value
+
+
+def _q(s: str) -> str:  # Go's %q, for the printable strings of a config file
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _go_value(v: Any) -> str:  # Go's %v
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e21:
+        return str(int(v))
+    return str(v)
+
+
+_DURATION = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+          "h": 3600.0}  # fmt: skip
+
+
+def go_parse_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds; ValueError carries Go's message."""
+    invalid = ValueError(f"time: invalid duration {_q(text)}")
+    s = text
+    sign = -1.0 if s[:1] == "-" else 1.0
+    s = s[1:] if s[:1] in ("-", "+") and s else s
+    if s == "0":
+        return 0.0
+    if not s:
+        raise invalid
+    total = 0.0
+    while s:
+        m = _DURATION.match(s)
+        assert m is not None  # both groups may be empty
+        number, unit = m.groups()
+        if number in ("", "."):
+            raise invalid
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {_q(text)}")
+        if unit not in _UNITS:
+            raise ValueError(f"time: unknown unit {_q(unit)} in duration {_q(text)}")
+        total += float(number) * _UNITS[unit]
+        s = s[m.end() :]
+    if total > 9223372036.854775807:
+        raise invalid
+    return sign * total
+
+
+def _go_duration(seconds: float) -> str:
+    from .monitor import go_duration
+
+    return go_duration(seconds)
+
+
+def _split_host_port(text: str) -> tuple[str, str]:
+    """Go's net.SplitHostPort; ValueError when it fails."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not text[end + 1 :].startswith(":"):
+            raise ValueError(text)
+        return text[1:end], text[end + 2 :]
+    host, sep, port = text.rpartition(":")
+    if not sep or ":" in host or "[" in host or "]" in host:
+        raise ValueError(text)
+    return host, port
+
+
+def _listen(tok: Token) -> tuple[str, int]:
+    """`port` or `host:port` (nats-server's parseListen); host is "" for a bare port."""
+    v = tok.value
+    if type(v) is int:
+        return "", v
+    if type(v) is not str:
+        raise _Bad(f"{tok.source}: expected port or host:port, got {_go_type(v)}")
+    try:
+        host, port = _split_host_port(v)
+    except ValueError:
+        raise _Bad(f"{tok.source}: could not parse address string {_q(v)}") from None
+    if not re.fullmatch(r"[+-]?[0-9]+", port):
+        raise _Bad(f"{tok.source}: could not parse port {_q(port)}")
+    return host, int(port)
+
+
+class _Mapper:
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def guarded(self, fn: Any, key: str, tok: Token) -> None:
+        try:
+            fn(key, tok)
+        except _Bad as e:
+            self.errors.append(str(e))
+
+    def error(self, tok: Token, reason: str) -> None:
+        self.errors.append(f"{tok.source}: {reason}")
+
+    def invalid_use(self, tok: Token, field: str, reason: str) -> None:
+        self.warnings.append(f'{tok.source}: invalid use of field "{field}": {reason}')
+
+    def unknown(self, key: str, tok: Token) -> None:
+        if not tok.used:
+            self.error(tok, f"unknown field {_q(key)}")
+
+    def ignored(self, key: str, tok: Token) -> None:
+        self.warnings.append(
+            f'{tok.source}: "{key}" is not supported by pynats-server and is ignored'
+        )
+
+    def duration(self, field: str, tok: Token) -> float:
+        """nats-server's parseDuration: a Go duration string, or (deprecated) seconds."""
+        if type(tok.value) is str:
+            try:
+                return go_parse_duration(tok.value)
+            except ValueError as e:
+                raise _Bad(f"{tok.source}: error parsing {field}: {e}") from None
+        seconds = _want(tok, int)
+        self.invalid_use(tok, field, f"{field} should be converted to a duration")
+        return float(seconds)
+
+    # -- top level
+
+    def top(self, key: str, tok: Token) -> None:
+        o = self.opts
+        k = key.lower()
+        simple = {"port": ("port", int), "client_advertise": ("client_advertise", str),
+                  "host": ("host", str), "net": ("host", str), "debug": ("debug", bool),
+                  "trace": ("trace", bool), "logtime": ("logtime", bool),
+                  "logfile": ("log_file", str), "log_file": ("log_file", str),
+                  "pidfile": ("pid_file", str), "pid_file": ("pid_file", str),
+                  "ports_file_dir": ("ports_file_dir", str), "max_pending": ("max_pending", int),
+                  "http_port": ("http_port", int), "monitor_port": ("http_port", int),
+                  "max_subscriptions": ("max_subscriptions", int),
+                  "max_subs": ("max_subscriptions", int), "ping_max": ("ping_max", int),
+                  "no_header_support": ("no_header_support", bool)}  # fmt: skip
+        if k in simple:
+            attr, typ = simple[k]
+            setattr(o, attr, _want(tok, typ))
+        elif k == "listen":
+            host, o.port = _listen(tok)
+            if host:
+                o.host = host
+        elif k == "http":
+            o.http_host, o.http_port = _listen(tok)
+        elif k == "server_name":
+            if " " in _want(tok, str):
+                self.error(tok, "server name cannot contain spaces")
+            else:
+                o.server_name = tok.value
+        elif k == "trace_verbose":
+            o.trace = o.trace_verbose = _want(tok, bool)
+        elif k in ("max_control_line", "max_payload"):
+            if _want(tok, int) > (1 << 31) - 1:
+                self.error(tok, f"{key} value is too big")
+            else:
+                setattr(o, k, tok.value)
+        elif k in ("max_connections", "max_conn"):
+            o.max_connections = _want(tok, int) or -1  # 0 means none, as in nats-server
+        elif k in ("ping_interval", "write_deadline"):
+            setattr(o, k, self.duration(k, tok))
+        elif k in ("lame_duck_duration", "lame_duck_grace_period"):
+            self.lame_duck(k, tok)
+        elif k == "authorization":
+            self.authorization(tok)
+        elif k == "cluster":
+            self.cluster(tok)
+        elif k == "jetstream":
+            if self.jetstream_enabled(tok):
+                self.error(tok, "JetStream is not supported")
+        elif k in ("syslog", "proxy_protocol"):
+            if _want(tok, bool):
+                what = "syslog logging" if k == "syslog" else "the PROXY protocol"
+                self.error(tok, f"{what} is not supported")
+        elif k == "remote_syslog":
+            if _want(tok, str):
+                self.error(tok, "remote syslog logging is not supported")
+        elif k in _REFUSED:
+            self.error(tok, _REFUSED[k])
+        elif k == "accounts" and self.accounts_have_users(tok):
+            self.error(tok, "users in accounts are not supported yet")
+        elif k in _IGNORED:
+            self.ignored(key, tok)
+        else:
+            self.unknown(key, tok)
+
+    def lame_duck(self, k: str, tok: Token) -> None:
+        try:
+            seconds = go_parse_duration(_want(tok, str))
+        except ValueError as e:
+            raise _Bad(f"{tok.source}: error parsing {k}: {e}") from None
+        if k == "lame_duck_duration" and seconds < const.LAME_DUCK_MIN_DURATION:
+            self.error(
+                tok, f"invalid lame_duck_duration of {_go_duration(seconds)}, minimum is 30 seconds"
+            )
+        elif k == "lame_duck_grace_period" and seconds < 0:
+            self.error(tok, "invalid lame_duck_grace_period, needs to be positive")
+        else:
+            setattr(self.opts, k, seconds)
+
+    def jetstream_enabled(self, tok: Token) -> bool:
+        v = tok.value
+        if type(v) is str:
+            if v.lower() not in ("enabled", "enable", "disabled", "disable"):
+                raise _Bad(
+                    f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'"
+                )
+            return v.lower().startswith("enable")
+        if type(v) is dict:
+            flag = next((t for k, t in v.items() if k.lower() in ("enable", "enabled")), None)
+            return True if flag is None else _want(flag, bool)
+        return _want(tok, bool)
+
+    def accounts_have_users(self, tok: Token) -> bool:
+        accounts = tok.value if type(tok.value) is dict else {}
+        return any(
+            type(acc.value) is dict and any(k.lower() in ("users", "nkey") for k in acc.value)
+            for acc in accounts.values()
+        )
+
+    # -- authorization
+
+    def auth_block(self, tok: Token) -> _Auth:
+        auth = _Auth()
+        for key, t in _want(tok, dict).items():
+            k = key.lower()
+            if k in ("user", "username"):
+                auth.user = _want(t, str)
+            elif k in ("pass", "password"):
+                auth.password = _want(t, str)
+            elif k == "token":
+                auth.token = _want(t, str)
+            elif k == "timeout":
+                auth.timeout = self.auth_timeout(key, t)
+            elif k == "users":
+                auth.unsupported = "authorization users are not supported yet"
+            elif k in ("default_permission", "default_permissions", "permissions"):
+                auth.unsupported = "permissions are not supported yet"
+            elif k in ("auth_callout", "auth_hook"):
+                auth.unsupported = "auth callouts are not supported"
+            elif k == "proxy_required":
+                if _want(t, bool):
+                    auth.unsupported = "proxy_required is not supported"
+            else:
+                self.unknown(key, t)
+        return auth
+
+    def auth_timeout(self, key: str, tok: Token) -> float:
+        v = tok.value
+        if type(v) in (int, float):
+            seconds = float(v)
+        elif type(v) is str:
+            try:
+                seconds = go_parse_duration(v)
+            except ValueError as e:
+                raise _Bad(
+                    f"{tok.source}: error parsing authorization config, 'timeout' {e}"
+                ) from None
+        else:
+            raise _Bad(f"{tok.source}: error parsing authorization config, 'timeout' wrong type")
+        if seconds > 60:
+            self.invalid_use(
+                tok, key,
+                f"timeout of {_go_value(v)} ({seconds:f} seconds) is high, consider keeping it "
+                "under 60 seconds. possibly caused by unquoted duration; use '1m' instead of 1m, "
+                "for example",
+            )  # fmt: skip
+        return seconds
+
+    def authorization(self, tok: Token) -> None:
+        auth = self.auth_block(tok)
+        if (auth.user or auth.password) and auth.token:
+            self.error(tok, "Cannot have a user/pass and token")
+        elif auth.unsupported:
+            self.error(tok, auth.unsupported)
+        else:
+            o = self.opts
+            o.username, o.password, o.authorization = auth.user, auth.password, auth.token
+            if auth.timeout:
+                o.auth_timeout = auth.timeout
+
+    # -- cluster
+
+    def cluster(self, tok: Token) -> None:
+        if type(tok.value) is not dict:
+            self.error(tok, f"Expected map to define cluster, got {_go_type(tok.value)}")
+            return
+        for key, t in tok.value.items():
+            self.guarded(self.cluster_key, key, t)
+        c = self.opts.cluster
+        if c.port and not c.host:
+            c.host = const.DEFAULT_HOST
+
+    def cluster_key(self, key: str, tok: Token) -> None:
+        c = self.opts.cluster
+        k = key.lower()
+        if k == "name":
+            if " " in _want(tok, str):
+                self.error(tok, "cluster name cannot contain spaces")
+            else:
+                c.name = tok.value
+        elif k == "listen":
+            c.host, c.port = _listen(tok)
+        elif k == "port":
+            c.port = _want(tok, int)
+        elif k in ("host", "net"):
+            c.host = _want(tok, str)
+        elif k in ("advertise", "cluster_advertise"):
+            c.advertise = _want(tok, str)
+        elif k == "no_advertise":
+            c.no_advertise = _want(tok, bool)
+        elif k == "connect_retries":
+            c.connect_retries = _want(tok, int)
+        elif k == "ping_max":
+            c.ping_max = _want(tok, int)
+        elif k == "ping_interval":
+            c.ping_interval = self.duration(k, tok)
+            if c.ping_interval > const.ROUTE_MAX_PING_INTERVAL:
+                max_ping = _go_duration(const.ROUTE_MAX_PING_INTERVAL)
+                self.warnings.append(
+                    f"{tok.source}: Cluster 'ping_interval' will reset to {max_ping} "
+                    "which is the max for routes"
+                )
+        elif k == "authorization":
+            self.cluster_authorization(tok)
+        elif k == "routes":
+            self.routes(tok)
+        elif k == "tls":
+            self.error(tok, "TLS is not supported yet")
+        elif k == "permissions":
+            self.error(tok, "cluster permissions are not supported yet")
+        elif k == "pool_size":
+            if _want(tok, int) != -1:
+                self.warnings.append(
+                    f"{tok.source}: cluster pool_size is not supported by pynats-server and is "
+                    "ignored (routes are not pooled, as with pool_size: -1)"
+                )
+        elif k == "compression":
+            if tok.value not in (False, "off", "disabled"):
+                self.warnings.append(
+                    f"{tok.source}: cluster compression is not supported by pynats-server and "
+                    "is ignored (routes are not compressed)"
+                )
+        elif k in _CLUSTER_IGNORED:
+            self.ignored(f"cluster.{key}", tok)
+        else:
+            self.unknown(key, tok)
+
+    def cluster_authorization(self, tok: Token) -> None:
+        auth = self.auth_block(tok)
+        raw = {k.lower() for k in tok.value}
+        if "users" in raw:
+            self.error(tok, "Cluster authorization does not allow multiple users")
+        elif auth.token:
+            self.error(tok, "Cluster authorization does not support tokens")
+        elif raw & {"auth_callout", "auth_hook"}:
+            self.error(tok, "Cluster authorization does not support callouts")
+        elif auth.unsupported:
+            self.error(tok, f"cluster {auth.unsupported}")
+        else:
+            c = self.opts.cluster
+            c.user, c.password = auth.user, auth.password
+            if auth.timeout:
+                c.auth_timeout = auth.timeout
+
+    def routes(self, tok: Token) -> None:
+        from .cli import UsageError, parse_url
+
+        seen: set[str] = set()
+        routes = []
+        for t in _want(tok, list):
+            url = _want(t, str)
+            if url in seen:
+                self.invalid_use(t, url, "Duplicate route entry detected")
+                continue
+            seen.add(url)
+            try:
+                r = parse_url(url, "route")
+            except UsageError as e:
+                self.error(t, str(e))
+                continue
+            r.port = r.port or const.DEFAULT_CLUSTER_PORT
+            routes.append(r)
+        self.opts.cluster.routes = routes
