@@ -49,6 +49,7 @@ class ClientConnection(Connection):
         self._auth_handle: asyncio.TimerHandle | None = None
         self._ncs = ""  # the "v1.2:python:name" part of log lines
         self._sub_ops = 0
+        self.perms: Any = None  # auth.ClientPermissions of the authenticated user, if any
         self.parser.pedantic = True
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -121,9 +122,7 @@ class ClientConnection(Connection):
         self.rtt = max(time.time() - self.start, 1e-9)
         self.set_first_ping_timer(const.FIRST_CLIENT_PING_INTERVAL)
         try:
-            co = json.loads(arg)
-            if not isinstance(co, dict):
-                raise ValueError("CONNECT is not an object")
+            co = parse_connect(arg)
         except ValueError as e:
             raise ProtocolError(None, "Protocol Violation", f"bad CONNECT: {e}") from None
         first = not self.connect_received
@@ -155,7 +154,7 @@ class ClientConnection(Connection):
         self.parser.await_connect = False
         if first:
             self._ncs = _client_ncs(self.version, self.lang, self.name)
-        if not isinstance(proto, int) or isinstance(proto, bool) or not 0 <= proto <= 1:
+        if not 0 <= proto <= 1:
             self.send_err(wire.E_BAD_CLIENT_PROTOCOL)
             self.close_connection("Bad Client Protocol Version")
             raise _Closed()
@@ -241,6 +240,14 @@ class ClientConnection(Connection):
             if self.verbose:
                 self.send_proto(wire.OK)
             return
+        if self.perms is not None and not self.perms.can_subscribe(subject, queue):
+            s = subject.decode(errors="replace")
+            text = f'Permissions Violation for Subscription to "{s}"'
+            if queue is not None:
+                text += f' using queue "{queue.decode(errors="replace")}"'
+            self.error(f"Subscription Violation - {_user_label(self.user)}Subject \"{s}\"")
+            self.send_err(text)
+            return
         sub = Subscription(self, subject, queue, sid)
         try:
             srv.sublist.insert(sub)
@@ -292,6 +299,8 @@ class ClientConnection(Connection):
     def on_pub(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
         self.in_msgs += 1
         self.in_bytes += len(msg) - 2
+        if self.perms is not None and not self._pub_allowed(subject):
+            return
         if self.verbose:
             self.send_proto(wire.OK)
         deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
@@ -301,6 +310,8 @@ class ClientConnection(Connection):
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(msg) - 2
+        if self.perms is not None and not self._pub_allowed(subject):
+            return
         if self.verbose:
             self.send_proto(wire.OK)
         if hdr == 0:
@@ -309,8 +320,13 @@ class ClientConnection(Connection):
         else:
             deliver_client_msg(self, subject, reply, szb, hdr, hdb, msg)
 
-    def send_err(self, text: str) -> None:
-        super().send_err(text)
+    def _pub_allowed(self, subject: bytes) -> bool:
+        if self.perms.can_publish(subject):
+            return True
+        s = subject.decode(errors="replace")
+        self.error(f"Publish Violation - {_user_label(self.user)}Subject \"{s}\"")
+        self.send_err(wire.permissions_violation_pub(subject))
+        return False
 
     # -- closing ----------------------------------------------------------------------
 
@@ -337,6 +353,38 @@ class ClientConnection(Connection):
         srv.remove_client(self)
 
 
+_BOOL_FIELDS = ("verbose", "pedantic", "tls_required", "echo", "headers", "no_responders", "new_account")
+_STR_FIELDS = ("auth_token", "user", "pass", "nkey", "sig", "jwt", "name", "lang", "version", "account")
+
+
+def parse_connect(arg: bytes) -> dict[str, Any]:
+    """CONNECT JSON with Go's unmarshalling rules: `null` is all defaults, a field of the
+    wrong type is an error, a null field keeps its default, unknown fields are ignored."""
+    co = json.loads(arg)
+    if co is None:
+        return {}
+    if not isinstance(co, dict):
+        raise ValueError("CONNECT is not an object")
+    for k in _BOOL_FIELDS:
+        v = co.get(k)
+        if v is None:
+            co.pop(k, None)
+        elif type(v) is not bool:
+            raise ValueError(f"{k} is not a bool")
+    for k in _STR_FIELDS:
+        v = co.get(k)
+        if v is None:
+            co.pop(k, None)
+        elif type(v) is not str:
+            raise ValueError(f"{k} is not a string")
+    v = co.get("protocol")
+    if v is None:
+        co.pop("protocol", None)
+    elif type(v) is not int:
+        raise ValueError("protocol is not an integer")
+    return co
+
+
 class _Closed(ProtocolError):
     """Raised from a handler after it closed the connection itself, to stop parsing."""
 
@@ -351,6 +399,10 @@ def _client_ncs(version: str, lang: str, name: str) -> str:
     if name:
         ncs = f"{ncs}:{name}" if (version or lang) else name
     return ncs
+
+
+def _user_label(user: str) -> str:
+    return f'User "{user}", ' if user else ""
 
 
 def _user_suffix(co: dict[str, Any]) -> str:

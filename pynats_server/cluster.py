@@ -714,6 +714,7 @@ class Cluster:
         if self.opts.routes:
             out["urls"] = [netutil.join_host_port(r.host, r.port) for r in self.opts.routes]
         out["tls_timeout"] = const.TLS_TIMEOUT
+        out["pool_size"] = -1  # one connection per peer: what nats-server calls pooling disabled
         return out
 
     def routez(self, subs: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import const
 from .conf import Token
-from .options import Options
+from .options import Options, Permissions, User
 
 _GO_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64", datetime: "time.Time",
              dict: "map[string]interface {}", list: "[]interface {}"}  # fmt: skip
@@ -99,7 +99,9 @@ class _Auth:
     password: str | None = None
     token: str | None = None
     timeout: float | None = None
-    unsupported: str = ""  # users, permissions, ...
+    users: list[User] | None = None
+    default_permissions: Permissions | None = None
+    unsupported: str = ""  # auth callouts, ...
 
 
 def _go_type(v: Any) -> str:
@@ -348,9 +350,9 @@ class _Mapper:
             elif k == "timeout":
                 auth.timeout = self.auth_timeout(key, t)
             elif k == "users":
-                auth.unsupported = "authorization users are not supported yet"
+                auth.users = self.users(t)
             elif k in ("default_permission", "default_permissions", "permissions"):
-                auth.unsupported = "permissions are not supported yet"
+                auth.default_permissions = self.permissions(t)
             elif k in ("auth_callout", "auth_hook"):
                 auth.unsupported = "auth callouts are not supported"
             elif k == "proxy_required":
@@ -359,6 +361,65 @@ class _Mapper:
             else:
                 self.unknown(key, t)
         return auth
+
+    def users(self, tok: Token) -> list[User]:
+        out = []
+        for t in _want(tok, list):
+            u = User(user="")
+            for key, v in _want(t, dict).items():
+                k = key.lower()
+                if k in ("user", "username"):
+                    u.user = _want(v, str)
+                elif k in ("pass", "password"):
+                    pw = _want(v, str)
+                    if pw.startswith("$2"):
+                        self.error(v, "bcrypt passwords are not supported yet")
+                    u.password = pw
+                elif k == "permissions":
+                    u.permissions = self.permissions(v)
+                elif k in ("nkey", "account", "allowed_connection_types", "proxied"):
+                    self.error(v, f"user {k} is not supported yet")
+                else:
+                    self.unknown(key, v)
+            out.append(u)
+        return out
+
+    def permissions(self, tok: Token) -> Permissions:
+        p = Permissions()
+        for key, v in _want(tok, dict).items():
+            k = key.lower()
+            if k in ("publish", "pub", "import"):
+                p.publish_allow, p.publish_deny = self.perm_lists(v)
+            elif k in ("subscribe", "sub", "export"):
+                p.subscribe_allow, p.subscribe_deny = self.perm_lists(v)
+            elif k in ("allow_responses", "allow_response"):
+                self.error(v, "allow_responses is not supported yet")
+            else:
+                self.unknown(key, v)
+        return p
+
+    def perm_lists(self, tok: Token) -> tuple[list[str] | None, list[str] | None]:
+        """`"a"`, `["a", "b"]` (allow) or `{allow: ..., deny: ...}`."""
+        v = tok.value
+        if isinstance(v, dict):
+            allow = deny = None
+            for key, t in v.items():
+                k = key.lower()
+                if k == "allow":
+                    allow = self.subject_list(t)
+                elif k == "deny":
+                    deny = self.subject_list(t)
+                else:
+                    self.unknown(key, t)
+            return allow, deny
+        return self.subject_list(tok), None
+
+    @staticmethod
+    def subject_list(tok: Token) -> list[str]:
+        v = tok.value
+        if isinstance(v, list):
+            return [str(_want(t, str)) for t in v]
+        return [str(_want(tok, str))]
 
     def auth_timeout(self, key: str, tok: Token) -> float:
         v = tok.value
@@ -388,9 +449,21 @@ class _Mapper:
             self.error(tok, "Cannot have a user/pass and token")
         elif auth.unsupported:
             self.error(tok, auth.unsupported)
+        elif auth.user and auth.default_permissions is not None and not auth.users:
+            # A single user with permissions is a one-entry users list.
+            self.opts.users = [User(auth.user, auth.password or "", auth.default_permissions)]
+            if auth.timeout:
+                self.opts.auth_timeout = auth.timeout
+        elif auth.users and (auth.user or auth.token):
+            self.error(tok, "Can not have a single user/pass and a users array")
         else:
             o = self.opts
             o.username, o.password, o.authorization = auth.user, auth.password, auth.token
+            if auth.users:
+                for u in auth.users:
+                    if u.permissions is None:
+                        u.permissions = auth.default_permissions
+                o.users = auth.users
             if auth.timeout:
                 o.auth_timeout = auth.timeout
 

@@ -27,6 +27,23 @@ class RouteURL:
 
 
 @dataclass
+class Permissions:
+    """A user's allow and deny lists (subscribe entries may be `subject queue`)."""
+
+    publish_allow: list[str] | None = None
+    publish_deny: list[str] | None = None
+    subscribe_allow: list[str] | None = None
+    subscribe_deny: list[str] | None = None
+
+
+@dataclass
+class User:
+    user: str
+    password: str = ""
+    permissions: Permissions | None = None
+
+
+@dataclass
 class ClusterOptions:
     host: str = ""  # empty: no cluster listener
     port: int = 0  # -1: random
@@ -68,6 +85,7 @@ class Options:
     username: str | None = None
     password: str | None = None
     authorization: str | None = None  # token
+    users: list[User] = field(default_factory=list)
     auth_timeout: float = const.AUTH_TIMEOUT
 
     # Monitoring: 0 disables it, -1 picks a random port.
@@ -96,4 +114,4 @@ class Options:
 
     @property
     def auth_required(self) -> bool:
-        return bool(self.username or self.authorization)
+        return bool(self.username or self.authorization or self.users)

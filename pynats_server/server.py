@@ -14,10 +14,11 @@ from dataclasses import replace
 from typing import Any
 
 from . import const, ids, netutil
+from .auth import ClientPermissions, authenticate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
-from .options import Options
+from .options import Options, User
 from .protocol import wire
 from .sublist import Sublist, Subscription
 
@@ -322,11 +323,13 @@ class Server:
             self.closed_clients.append(self.monitor.conn_info(c, closed=True))
 
     def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
-        opts = self.opts
-        if opts.authorization:
-            return co.get("auth_token") == opts.authorization
-        if opts.username:
-            return co.get("user") == opts.username and co.get("pass") == opts.password
+        """Authenticate a CONNECT; sets the client's user and permissions."""
+        c.perms = None
+        user = authenticate(self.opts, co)
+        if user is False:
+            return False
+        if isinstance(user, User) and user.permissions is not None:
+            c.perms = ClientPermissions(user.permissions)
         return True
 
     def local_interest(self, sub: Subscription, delta: int) -> None:

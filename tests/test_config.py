@@ -104,13 +104,17 @@ def test_example_config(example: Path) -> None:
     ]
 
 
-def test_example_with_a_users_array_is_refused(example: Path) -> None:
+def test_example_with_a_users_array(example: Path) -> None:
     (example.parent / "users.conf").write_text(
-        'users = [ {user: alice, password: "s3cret"}, {user: "bob", password: "bobpw"} ]\n'
+        'users = [ {user: alice, password: "s3cret", permissions: {publish: {allow: ["a.>"], deny: "a.b"},'
+        ' subscribe: ["x", "y q"]}}, {user: "bob", password: "bobpw"} ]\n'
     )
-    with pytest.raises(cli.UsageError) as e:
-        apply_config_file(Options(), str(example))
-    assert str(e.value) == f"{example}:17:1: authorization users are not supported yet"
+    opts = Options()
+    apply_config_file(opts, str(example))
+    assert [(u.user, u.password) for u in opts.users] == [("alice", "s3cret"), ("bob", "bobpw")]
+    p = opts.users[0].permissions
+    assert p is not None and p.publish_allow == ["a.>"] and p.publish_deny == ["a.b"]
+    assert p.subscribe_allow == ["x", "y q"] and opts.users[1].permissions is None
 
 
 def test_example_needs_route_pass(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,14 +383,6 @@ ERRORS = [
     (
         "authorization = 1",
         "x.conf:1:0: interface conversion: interface {} is int64, not map[string]interface {}",
-    ),  # fmt: skip
-    (
-        "authorization { users = [ {user: a, password: b} ] }",
-        "x.conf:1:0: authorization users are not supported yet",
-    ),  # fmt: skip
-    (
-        "authorization { user: a, permissions { publish: foo } }",
-        "x.conf:1:0: permissions are not supported yet",
     ),  # fmt: skip
     ("cluster = 1", "x.conf:1:0: Expected map to define cluster, got int64"),
     ('cluster { name: "a b" }', "x.conf:1:10: cluster name cannot contain spaces"),

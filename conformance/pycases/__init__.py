@@ -1,0 +1,1 @@
+"""Python cases (multi-server, real clients, monitoring, CLI), registered with ``@pycase``."""

@@ -1,0 +1,261 @@
+"""Self-test of the transcript format, the INFO checks and the frame reader (no servers).
+
+Run: .venv/bin/python -m pytest conformance/test_format.py -q
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import pytest
+
+from conformance.conn import Conn, Mismatch
+from conformance.model import Selector, Template, unescape
+from conformance.registry import load_all
+from conformance.schemas import InfoSpec, check_info, flatten_signature, json_signature
+from conformance.transcript import FormatError, parse_step, parse_text
+
+
+def test_unescape() -> None:
+    assert unescape(r"a\r\n\t\s\\\x00\xff") == b"a\r\n\t \\\x00\xff"
+    assert unescape("héllo") == "héllo".encode()
+    assert unescape(r"\q") == b"\\q"  # unknown escapes stay as they are
+
+
+def test_template_vars_and_repeat() -> None:
+    t = Template.parse('PUB {{subj}} {{"ab"*3}}\\r\\n')
+    assert t.render(lambda name: {"subj": "foo"}[name]) == b"PUB foo ababab\r\n"
+    assert not t.is_static
+    assert Template.parse(r'{{"\r\n"*2}}').render(str) == b"\r\n\r\n"
+
+
+def test_selector() -> None:
+    s = Selector.parse("[go29]")
+    assert s.matches("go29", "go29") and not s.matches("pynats", "other")
+    n = Selector.parse("[!go29]")
+    assert n.matches("go214", "go214") and n.matches("x", "other") and not n.matches("old", "go29")
+    assert Selector.parse("[go214,pynats]").matches("pynats", "other")
+
+
+def test_parse_step_forms() -> None:
+    st = parse_step("> PING", 1)
+    assert (st.conn, st.op, st.arg.render(str)) == ("c", "send", b"PING\r\n")
+    st = parse_step("c2 >| PUB foo 2\\r\\nhi", 1)
+    assert (st.conn, st.op, st.arg.render(str)) == ("c2", "send", b"PUB foo 2\r\nhi")
+    st = parse_step("[!go29] r1 < RS+ $G foo", 1)
+    assert st.selector == Selector.parse("[!go29]") and st.op == "expect_bytes"
+    assert st.arg.render(str) == b"RS+ $G foo\r\n"
+    assert parse_step("<~ MSG foo (1|2) 2", 1).arg == "MSG foo (1|2) 2"
+    assert parse_step("expect nothing 300ms", 1).arg == pytest.approx(0.3)
+    assert parse_step("expect close", 1).arg is None
+    assert parse_step(">", 1).arg.render(str) == b"\r\n"
+    assert parse_step("r1 open route", 1).arg == "route"
+    assert parse_step("r1 accept l1", 1).arg == "l1"
+    assert parse_step("r1 peer id={{id:x}} name=a", 1).arg == {"id": "{{id:x}}", "name": "a"}
+    assert parse_step("autopong off", 1).arg is False
+    assert parse_step("signal ldm", 1).arg == "SIGUSR2"
+    a = parse_step("assert {{x}} == y", 1).arg
+    assert a[1] == "==" and a[2].render(str) == b"y"
+    with pytest.raises(FormatError):
+        parse_step("frobnicate", 3)
+    with pytest.raises(FormatError):
+        parse_step("expect soon", 3)
+
+
+def test_parse_text_cases_headers_and_blocks() -> None:
+    text = """# comment
+group: g.x
+cluster: yes
+
+=== one
+doc: first
+doc: and more
+config: |
+  authorization {
+    timeout: 0.5
+  }
+args: --user u --pass p
+connect
+<* MSG a 1 1\\r\\nx
+<* MSG a 2 1\\r\\nx
+> PING
+< PONG
+
+=== two
+server: private
+targets: !go29
+mode: differential
+>| PING\\r\\n
+observe
+"""
+    one, two = parse_text(text, "t.txt")
+    assert one.name == "g.x.one" and one.group == "g.x"
+    assert one.doc == "first and more"
+    assert one.spec.args == ("--user", "u", "--pass", "p")
+    assert one.spec.config == "authorization {\n  timeout: 0.5\n}\n"
+    assert one.spec.cluster and two.spec.cluster  # file-level header applies to both
+    assert [s.op for s in one.steps] == ["connect", "expect_unordered", "send", "expect_bytes"]
+    assert len(one.steps[1].arg) == 2  # consecutive <* lines merge
+    assert two.private and two.differential and two.targets == Selector.parse("!go29")
+
+
+def test_parse_text_errors() -> None:
+    with pytest.raises(FormatError):
+        parse_text("> PING\n", "t.txt")  # step outside a case
+    with pytest.raises(FormatError):
+        parse_text("=== a\n> PING\n=== a\n> PING\n", "t.txt")  # duplicate
+    with pytest.raises(FormatError):
+        parse_text("=== a\ndoc: nothing to do\n", "t.txt")  # no steps
+
+
+def test_info_check() -> None:
+    info = {
+        "server_id": "N" + "A" * 55,
+        "server_name": "n",
+        "version": "2.9.10",
+        "proto": 1,
+        "go": "go1",
+        "host": "127.0.0.1",
+        "port": 4222,
+        "headers": True,
+        "max_payload": 1048576,
+        "client_id": 4,
+        "client_ip": "127.0.0.1",
+    }
+    spec = InfoSpec.parse("client")
+    vals = {"port": 4222, "proto": 1}
+    assert check_info(info, spec, "go29", vals) == []
+    assert any("missing keys" in p for p in check_info(info, spec, "go214", vals))  # no xkey...
+    assert check_info(info, spec, "other", vals) == []
+    bad = dict(info, proto="1", zzz=1)
+    problems = check_info(bad, spec, "go29", vals)
+    assert any("unexpected keys ['zzz']" in p for p in problems)
+    assert any(p.startswith("proto: expected integer") for p in problems)
+    spec2 = InfoSpec.parse("client max_payload=512 -client_ip +auth_required as=i")
+    assert spec2.values == {"max_payload": "512"} and spec2.capture == "i"
+    assert "client_ip" in spec2.absent and "auth_required" in spec2.present
+    assert InfoSpec.parse('any connect_urls=["a:1", "b:2"]').values == {
+        "connect_urls": '["a:1", "b:2"]'
+    }
+
+
+def test_json_signature() -> None:
+    sig = json_signature({"a": 1, "b": [{"x": "s"}, {"y": 1.5}], "c": {"d": True}})
+    assert flatten_signature(sig) == {
+        "a": "number",
+        "b": "array",
+        "b[].x": "string",
+        "b[].y": "number",
+        "c": "object",
+        "c.d": "bool",
+    }
+    assert flatten_signature(sig, skip=("c",)) == {
+        "a": "number",
+        "b": "array",
+        "b[].x": "string",
+        "b[].y": "number",
+        "c": "object",
+    }
+
+
+class _FakeWriter:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, b: bytes) -> None:
+        self.data += b
+
+    def is_closing(self) -> bool:
+        return False
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+def _conn(chunks: list[bytes], eof: bool = True) -> tuple[Conn, _FakeWriter]:
+    reader = asyncio.StreamReader()
+    for ch in chunks:
+        reader.feed_data(ch)
+    if eof:
+        reader.feed_eof()
+    w = _FakeWriter()
+    c = Conn("t", reader, w, timeout=0.5)  # type: ignore[arg-type]
+    return c, w
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_conn_frames_autopong_and_ignore() -> None:
+    async def main() -> None:
+        c, w = _conn([b"PING\r\nMSG a 1 6\r\nPING\r\n\r\nRS+ $SYS x\r\n+OK\r\n"])
+        c.ignore.append(re.compile(rb"RS\+ \$SYS .*"))
+        await c.expect_bytes(b"MSG a 1 6\r\nPING\r\n\r\n")  # PING inside a payload is data
+        await c.expect_bytes(b"+OK\r\n")
+        await c.expect_close()
+        assert bytes(w.data) == b"PONG\r\n"  # only the PING at a frame boundary was answered
+
+    _run(main())
+
+
+def test_conn_mismatch_and_unordered() -> None:
+    async def main() -> None:
+        c, _ = _conn([b"MSG a 2 1\r\nx\r\nMSG a 1 1\r\nx\r\n-ERR 'x'\r\n"])
+        await c.expect_unordered([b"MSG a 1 1\r\nx\r\n", b"MSG a 2 1\r\nx\r\n"])
+        with pytest.raises(Mismatch) as exc:
+            await c.expect_bytes(b"PONG\r\n")
+        assert "first difference at byte 0" in exc.value.render()
+
+    _run(main())
+
+
+def test_conn_info_and_regex() -> None:
+    async def main() -> None:
+        c, _ = _conn([b'INFO {"a":1} \r\nMSG foo 7 2\r\nhi\r\n'])
+        obj, line = await c.expect_info()
+        assert obj == {"a": 1} and line.endswith(b" \r\n")
+        m = await c.expect_regex(r"MSG foo (?P<sid>\d+) 2")
+        assert m.group("sid") == "7"
+        await c.expect_bytes(b"hi\r\n")
+
+    _run(main())
+
+
+def test_conn_expect_nothing_and_timeout() -> None:
+    async def main() -> None:
+        c, _ = _conn([], eof=False)
+        await c.expect_nothing(0.05)
+        with pytest.raises(Mismatch):
+            await c.expect_bytes(b"X", timeout=0.05)
+        await c.close()
+
+    _run(main())
+
+
+def test_all_case_files_parse() -> None:
+    cases = load_all()
+    assert len(cases) >= 200
+    assert len({c.name for c in cases}) == len(cases)
+
+
+def test_conn_add_ignore_refilters_pending() -> None:
+    async def main() -> None:
+        c, _ = _conn([b"INFO {\"x\":1}\r\nMSG a 1 4\r\nINFO\r\n-ERR 'gone'\r\n"])
+        while not c.eof:  # let the reader split everything into pending frames first
+            await c.wait_data(time.monotonic() + 0.05)
+        c.add_ignore(re.compile(rb"INFO .*"))
+        c.add_ignore(re.compile(rb"-ERR 'gone'"))
+        await c.expect_bytes(b"MSG a 1 4\r\nINFO\r\n")  # the payload "INFO" is data, not a frame
+        await c.expect_close()
+
+    _run(main())
