@@ -245,6 +245,14 @@ def build(argv: list[str]) -> Command:
         return Command("help", opts)
     if v.get("version"):
         return Command("version", opts)
+    if p.args:
+        # Words after the flags are commands, as in nats-server.
+        word = p.args[0].lower()
+        if word == "version":
+            return Command("version", opts)
+        if word == "help":
+            return Command("help", opts)
+        raise UsageError(f'unrecognized command: "{p.args[0]}"')
     for dest in p.set_flags:
         name = p.given_names[dest]
         if dest in _UNSUPPORTED and v.get(dest):
@@ -418,13 +426,6 @@ async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
     srv = Server(opts, logger=log)
     for w in warnings:
         log.warn(w)
-    try:
-        await srv.start()
-    except OSError as e:
-        log.fatal(f"Error listening on port: {opts.host}:{opts.port}, {e.strerror or e}")
-        with contextlib.suppress(Exception):
-            await srv.shutdown()
-        return 1
     loop = asyncio.get_running_loop()
     names = {
         signal.SIGINT: "interrupt",
@@ -447,6 +448,14 @@ async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
 
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
+    # Handlers are in place before the server is ready: a harness may signal at once.
+    try:
+        await srv.start()
+    except OSError as e:
+        log.fatal(f"Error listening on port: {opts.host}:{opts.port}, {e.strerror or e}")
+        with contextlib.suppress(Exception):
+            await srv.shutdown()
+        return 1
     await srv.wait_for_shutdown()
     log.close()
     return 0

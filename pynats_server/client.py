@@ -49,6 +49,7 @@ class ClientConnection(Connection):
         self._auth_handle: asyncio.TimerHandle | None = None
         self._ncs = ""  # the "v1.2:python:name" part of log lines
         self._sub_ops = 0
+        self.closed_subs = 0
         self.perms: Any = None  # auth.ClientPermissions of the authenticated user, if any
         self.parser.pedantic = True
 
@@ -342,6 +343,7 @@ class ClientConnection(Connection):
             self._auth_handle = None
         self.debug(f"Client connection closed: {reason}")
         srv = self.server
+        self.closed_subs = len(self.subs)  # /connz?state=closed shows what it had
         for sub in list(self.subs.values()):
             if not sub.closed:
                 sub.closed = True

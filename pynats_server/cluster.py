@@ -13,8 +13,9 @@ Rules, and where they differ from nats-server on purpose:
 - A route to a live peer is always re-established: the dialler of a configured URL retries
   forever (1 s growing to 30 s); a gossip-learned route retries `connect_retries` times; and
   when a route the peer dialled drops, we dial the peer back as well.
-- Gossip: a newly registered peer's INFO is forwarded to the other routes (unless we dialled
-  it because of gossip); a server that hears of a peer it has no route to dials it.
+- Gossip: when a route registers, the newcomer's INFO goes to the other routes and theirs
+  to the newcomer; a server that hears of a peer it has no route to dials it. (nats-server
+  gossips one way only, which can leave a mesh incomplete when servers join together.)
 """
 
 from __future__ import annotations
@@ -442,14 +443,16 @@ class Cluster:
         buf.extend(wire.rs_plus(_GLOBAL, s, q, n) for (s, q), n in self._queues.items())
         if buf:
             conn.enqueue(b"".join(buf))
-        # Tell the others about the newcomer, unless gossip is how we found it.
-        if not (conn.did_solicit and not conn.explicit) and len(self.routes) > 1:
-            fwd = dict(conn.remote_info)
-            fwd.pop("nonce", None)
-            data = wire.info(wire.info_fields(fwd))
+        # Gossip both ways: the others hear of the newcomer, and the newcomer of the others.
+        # nats-server only does the first, and not for routes it found by gossip, which can
+        # leave a mesh incomplete when servers join at the same time; anyone told about a
+        # peer it already has ignores it, and the duplicate rule settles double dials.
+        if len(self.routes) > 1:
+            data = _gossip_info(conn.remote_info)
             for r in self.routes.values():
                 if r is not conn:
                     r.enqueue(data)
+                    conn.enqueue(_gossip_info(r.remote_info))
 
     def _unregister(self, conn: RouteConnection, *, promote: bool = True) -> None:
         rid = conn.remote_id
@@ -750,6 +753,12 @@ class Cluster:
             r["compression"] = "not supported"
             out.append(r)
         return out
+
+
+def _gossip_info(info: dict[str, Any]) -> bytes:
+    fwd = dict(info)
+    fwd.pop("nonce", None)
+    return wire.info(wire.info_fields(fwd))
 
 
 def _stop() -> Exception:

@@ -43,16 +43,71 @@ def parse_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def _underscore_ok(s: str) -> bool:
+    """strconv's underscoreOK: `_` only between digits, or between a base prefix and a digit."""
+    saw = "^"
+    i = 0
+    if s[:1] in ("+", "-"):
+        s = s[1:]
+    hexa = False
+    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
+        i = 2
+        saw = "0"
+        hexa = s[1].lower() == "x"
+    while i < len(s):
+        c = s[i]
+        i += 1
+        if "0" <= c <= "9" or (hexa and "a" <= c.lower() <= "f"):
+            saw = "0"
+            continue
+        if c == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+            continue
+        if saw == "_":
+            return False
+        saw = "!"
+    return saw != "_"
+
+
+_DIGITS = "0123456789abcdef"
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def parse_int(text: str) -> int:
-    """strconv.ParseInt(s, 0, 64): decimal, 0x, 0o, 0b, a leading 0 for octal, underscores."""
-    t = text
-    sign = 1
-    if t[:1] in ("+", "-"):
-        sign = -1 if t[0] == "-" else 1
-        t = t[1:]
-    if len(t) > 1 and t[0] == "0" and t[1].isdigit():
-        return sign * int(t[1:], 8)
-    return sign * int(t, 0)
+    """strconv.ParseInt(s, 0, 64): decimal, 0x, 0o, 0b, a leading 0 for octal, underscores.
+
+    ValueError for bad syntax, OverflowError outside int64 (Go: "value out of range").
+    """
+    s = text
+    neg = False
+    if s[:1] in ("+", "-"):
+        neg = s[0] == "-"
+        s = s[1:]
+    if not s:
+        raise ValueError(text)
+    base = 10
+    body = s
+    if s[0] == "0":
+        if len(s) >= 3 and s[1].lower() in "box":
+            base = {"b": 2, "o": 8, "x": 16}[s[1].lower()]
+            body = s[2:]
+        else:
+            base = 8
+            body = s[1:]
+    if "_" in body and not _underscore_ok(text):
+        raise ValueError(text)
+    digits = body.replace("_", "")
+    valid = _DIGITS[:base]
+    if any(c.lower() not in valid for c in digits) or (not digits and base != 8):
+        raise ValueError(text)
+    v = int(digits, base) if digits else 0
+    if neg:
+        v = -v
+    if not INT64_MIN <= v <= INT64_MAX:
+        raise OverflowError(text)
+    return v
 
 
 def parse(argv: list[str], flags: list[Flag]) -> Parsed:
@@ -101,6 +156,8 @@ def parse(argv: list[str], flags: list[Flag]) -> Parsed:
             if f.kind == "int":
                 try:
                     v = parse_int(value)
+                except OverflowError:
+                    raise FlagError(f'invalid value "{value}" for flag -{name}: value out of range') from None
                 except ValueError:
                     raise FlagError(f'invalid value "{value}" for flag -{name}: parse error') from None
             else:

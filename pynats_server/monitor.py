@@ -78,6 +78,11 @@ def uptime(seconds: float) -> str:
     return f"{s}s"
 
 
+def go_float(v: float) -> float | int:
+    """A float64 as Go's encoding/json writes it: whole numbers without `.0` (2, not 2.0)."""
+    return int(v) if float(v).is_integer() else v
+
+
 def _rss() -> int:
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -98,8 +103,8 @@ class _HTTP(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # No isinstance check: uvloop's transports do not subclass asyncio.Transport.
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -240,15 +245,16 @@ class Monitor:
         if srv.cluster is not None:
             cluster = srv.cluster.varz()
         routes = len(srv.cluster.routes) if srv.cluster is not None else 0
-        return {
+        v: dict[str, Any] = {
             "server_id": srv.id,
             "server_name": srv.name,
             "version": const.NATS_VERSION,
             "proto": 1,
+            "git_commit": "",
             "go": srv._info_base.get("go", ""),
             "host": opts.host,
             "port": srv.port,
-            "connect_urls": srv.cluster.client_connect_urls() if srv.cluster is not None else [],
+            "connect_urls": srv.cluster.client_connect_urls() if srv.cluster is not None else [],  # omitempty
             "max_connections": opts.max_connections,
             "ping_interval": int(opts.ping_interval * 1e9),
             "ping_max": opts.ping_max,
@@ -256,7 +262,7 @@ class Monitor:
             "http_port": self.port,
             "http_base_path": "",
             "https_port": 0,
-            "auth_timeout": opts.auth_timeout,
+            "auth_timeout": go_float(opts.auth_timeout),
             "max_control_line": opts.max_control_line,
             "max_payload": opts.max_payload,
             "max_pending": opts.max_pending,
@@ -266,7 +272,7 @@ class Monitor:
             "mqtt": {},
             "websocket": {},
             "jetstream": {},
-            "tls_timeout": const.TLS_TIMEOUT,
+            "tls_timeout": go_float(const.TLS_TIMEOUT),
             "write_deadline": int(opts.write_deadline * 1e9),
             "start": go_time(srv.start_time),
             "now": go_time(now),
@@ -274,7 +280,7 @@ class Monitor:
             "mem": _rss(),
             "cores": os.cpu_count() or 1,
             "gomaxprocs": os.cpu_count() or 1,
-            "cpu": self._cpu(),
+            "cpu": go_float(self._cpu()),
             "connections": len(srv.clients),
             "total_connections": srv.total_connections,
             "routes": routes,
@@ -296,6 +302,9 @@ class Monitor:
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
             "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
         }
+        if not v["connect_urls"]:
+            del v["connect_urls"]
+        return v
 
     def conn_info(self, c: ClientConnection, *, closed: bool = False, subs: str = "") -> dict[str, Any]:
         now = c.stop_time if closed and c.stop_time else time.time()
@@ -324,7 +333,7 @@ class Monitor:
                 "out_msgs": c.out_msgs,
                 "in_bytes": c.in_bytes,
                 "out_bytes": c.out_bytes,
-                "subscriptions": len(c.subs),
+                "subscriptions": c.closed_subs if closed else len(c.subs),
             }
         )
         for k, v in (("name", c.name), ("lang", c.lang), ("version", c.version)):
@@ -335,15 +344,18 @@ class Monitor:
         if subs in ("1", "true"):
             info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
         elif subs == "detail":
-            info["subscriptions_list_detail"] = [self._sub_detail(s, c.cid) for s in c.subs.values()]
+            # /connz leaves the account out of each detail (nats-server newClientSubDetail).
+            info["subscriptions_list_detail"] = [
+                self._sub_detail(s, c.cid, account=False) for s in c.subs.values()
+            ]
         return info
 
-    def _sub_detail(self, s: Any, cid: int) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "account": const.GLOBAL_ACCOUNT,
-            "account_tag": const.GLOBAL_ACCOUNT,
-            "subject": s.subject.decode(errors="replace"),
-        }
+    def _sub_detail(self, s: Any, cid: int, *, account: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if account:
+            d["account"] = const.GLOBAL_ACCOUNT
+            d["account_tag"] = const.GLOBAL_ACCOUNT
+        d["subject"] = s.subject.decode(errors="replace")
         if s.queue:
             d["qgroup"] = s.queue.decode(errors="replace")
         d["sid"] = s.sid.decode(errors="replace")
@@ -426,9 +438,9 @@ class Monitor:
             "num_inserts": sl.inserts,
             "num_removes": sl.removes,
             "num_matches": matches,
-            "cache_hit_rate": (matches - sl.misses) / matches if matches else 0.0,
+            "cache_hit_rate": go_float((matches - sl.misses) / matches if matches else 0.0),
             "max_fanout": max(fanouts, default=0),
-            "avg_fanout": sum(fanouts) / len(fanouts) if fanouts else 0.0,
+            "avg_fanout": go_float(sum(fanouts) / len(fanouts) if fanouts else 0.0),
         }
         if q.get("subs") in ("1", "true", "detail"):
             test = q.get("test", "")

@@ -160,10 +160,7 @@ class Server:
                 await asyncio.wait_for(self._listener.wait_closed(), 2.0)
         if self.monitor is not None:
             await self.monitor.stop()
-        self._remove_ports_file()
-        if self.opts.pid_file:
-            with contextlib.suppress(OSError):
-                os.remove(self.opts.pid_file)
+        self._remove_ports_file()  # the pid file stays, as nats-server leaves it
         self.log.notice("Server Exiting..")
         if self._shutdown_done is not None:
             self._shutdown_done.set()

@@ -443,7 +443,8 @@ class Walkthrough:
         self._pub_task = asyncio.ensure_future(self._steady_publisher(pub))
 
         res = await self.restart_step("A", movers)
-        assert len(res.spread) == 2, f"A's clients did not spread over B and C: {res.spread}"
+        if self.movers_n >= 10:  # with 11+ clients, all picking the same server is a 1-in-1000 event
+            assert len(res.spread) == 2, f"A's clients did not spread over B and C: {res.spread}"
         await self.wait(lambda: self.mesh(["A", "B", "C"]), "A back in the mesh")
         await self.probe(sub, "after-a")
         say("  messages reach the subscriber again")

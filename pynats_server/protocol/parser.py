@@ -321,6 +321,11 @@ class Parser:
         """Collect payload bytes across reads; returns what is left of `data` afterwards."""
         need = self._need - self._have
         if len(data) < need:
+            # A CR that should end the payload and is not there fails now, as in
+            # nats-server (MSG_END_R), without waiting for the next read.
+            cr = self._need - 2 - self._have
+            if 0 <= cr < len(data) and data[cr] != 13:
+                raise unknown_op("bad payload end")
             self._chunks.append(data)
             self._have += len(data)
             return b""
@@ -399,7 +404,7 @@ class Parser:
             # machine does this), so the argument runs to the next newline.
             nxt = buf.find(b"\n", eol + 1)
             if nxt < 0:
-                self._check_partial_arg(code, len(buf) - a)
+                self._check_partial_arg(buf, a, len(buf))
                 self._pending = buf[pos:]
                 self._after_line = len(buf)
                 return
@@ -413,8 +418,15 @@ class Parser:
             raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
         self._dispatch_arg(code, arg)
 
-    def _check_partial_arg(self, code: int, length: int) -> None:
+    def _check_partial_arg(self, buf: bytes, a: int, n: int) -> None:
+        """The limit on an argument whose newline has not arrived yet (buf[a:n] so far).
+
+        A trailing CR is not counted: it belongs to the CRLF, as in nats-server, so a
+        4096-byte argument whose LF comes in the next read still passes."""
         limit = self.max_control_line if self.kind == CLIENT else self.max_control_line * 16
+        length = n - a
+        if length and buf[n - 1] == 13:
+            length -= 1
         if length > limit:
             raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
 
@@ -434,7 +446,7 @@ class Parser:
                 a = i + (1 if follow == "space" else 0)
                 while a < n and buf[a] in (32, 9):
                     a += 1
-                self._check_partial_arg(code, n - a)
+                self._check_partial_arg(buf, a, n)
         self._pending = buf[pos:] if pos else buf
 
     def _finish_skip(self) -> None:
