@@ -50,10 +50,12 @@ conformance: venv go-servers
 
 ## Benchmarks side by side with nats-server (quick mode; bench-full for the full run).
 bench: venv go-servers
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick $(ARGS)
 
 bench-full: venv go-servers
-	$(BIN)/python -m benchmarks $(ARGS)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks --wait-idle 15 $(ARGS)
 
 ## The rolling-upgrade walkthrough (shared/seed-scenario.md), narrated in the terminal.
 demo: venv

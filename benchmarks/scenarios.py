@@ -1,0 +1,474 @@
+"""The benchmark scenarios. Each run gets fresh server(s) and returns a flat dict of metrics."""
+
+from __future__ import annotations
+
+import random
+import resource
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import loadgen, proto
+from .servers import Server
+
+CHUNK_BYTES = 64 * 1024  # bytes per sendall for publishers
+WINDOW = 8  # max unanswered PINGs (chunks) per publisher
+LAG_BYTES = 4 * 1024 * 1024  # publishers pause when subscribers lag by more than this
+MAX_MSGS = 200_000_000  # count bound on every publisher, next to the duration bound
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool = True
+
+
+@dataclass
+class Settings:
+    duration: float  # seconds of load per throughput run
+    quick: bool
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    description: str
+    metrics: tuple[Metric, ...]
+    run: Callable[[list[Server], Settings], dict[str, Any]]
+    nodes: int = 1
+    quick: bool = False  # part of --quick
+    tags: tuple[str, ...] = field(default=())
+
+
+DELIVERED = Metric("deliveries_per_s", "deliveries/s (at subscribers)", "msgs/s")
+PUBLISHED = Metric("published_per_s", "published/s (at publishers)", "msgs/s")
+
+
+# -- throughput ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flow:
+    pubs: int = 1
+    subs: int = 0
+    size: int = 16
+    queue: bool = False
+    mixed: bool = False  # 128 subjects x sizes 16..1024 B, no two consecutive control lines equal
+
+
+def _mixed_frames(n: int = 4096, subjects: int = 128, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    frames = []
+    prev = -1
+    for _ in range(n):
+        k = rng.randrange(subjects - 1)
+        k = k if k < prev else k + 1  # never the previous subject
+        prev = k
+        frames.append(
+            proto.pub_frame(f"bench.mixed.s{k}.data", proto.payload(rng.randint(16, 1024)))
+        )
+    return frames
+
+
+def throughput(flow: Flow) -> Callable[[list[Server], Settings], dict[str, Any]]:
+    def run(servers: list[Server], st: Settings) -> dict[str, Any]:
+        pub_srv, sub_srv = servers[0], servers[-1]
+        if flow.mixed:
+            frames = _mixed_frames()
+            chunks = proto.build_chunks(frames, CHUNK_BYTES)
+            frame_len = sum(map(len, frames)) // len(frames)
+            msg_len = 0  # sizes vary: subscribers count "MSG " instead
+            sub_lines = b"SUB bench.mixed.> 1\r\n"
+        else:
+            frame = proto.pub_frame("bench.data", proto.payload(flow.size))
+            chunks = proto.repeat_chunk(frame, CHUNK_BYTES)
+            frame_len = len(frame)
+            msg_len = proto.msg_frame_len("bench.data", 1, flow.size)
+            sub_lines = b"SUB bench.data workers 1\r\n" if flow.queue else b"SUB bench.data 1\r\n"
+        dpm = 1 if flow.queue else max(1, flow.subs)
+        probe = None
+        probe_subject = None
+        if len(servers) > 1:
+            probe_subject = "bench.probe"
+            probe_sock, _ = proto.connect(pub_srv.host, pub_srv.port, name="bench-probe")
+
+            def probe() -> None:
+                probe_sock.sendall(b"PUB bench.probe 0\r\n\r\n" + proto.PING)
+                proto.wait_pong(probe_sock, time.monotonic() + 5.0)
+
+        drivers = [
+            (
+                loadgen.publisher,
+                loadgen.PubSpec(
+                    pub_srv.host,
+                    pub_srv.port,
+                    chunks,
+                    duration=st.duration,
+                    max_ops=MAX_MSGS,
+                    window=WINDOW,
+                    lag_limit=max(16, LAG_BYTES // frame_len) if flow.subs else 0,
+                    deliveries_per_msg=dpm,
+                ),
+            )
+            for _ in range(flow.pubs)
+        ]
+        sinks = [
+            (
+                loadgen.subscriber,
+                loadgen.SubSpec(
+                    sub_srv.host,
+                    sub_srv.port,
+                    sub_lines,
+                    group=flow.queue,
+                    probe_subject=probe_subject,
+                    max_seconds=st.duration + 90.0,
+                    frame_len=msg_len,
+                ),
+            )
+            for _ in range(flow.subs)
+        ]
+        try:
+            res = loadgen.run_job(
+                loadgen.Job(drivers, sinks, duration=st.duration, probe=probe),
+                [s.cpu_seconds for s in servers],
+            )
+        finally:
+            if probe is not None:
+                probe_sock.close()
+        return _throughput_metrics(res, servers, expected_per_sub=None, dpm=dpm, queue=flow.queue)
+
+    return run
+
+
+def _cpu_fields(res: loadgen.JobResult, servers: list[Server]) -> dict[str, Any]:
+    workers = res.drivers + res.sinks
+    # From the start signal to the moment every worker had finished (the subscribers stop
+    # within ~10 ms of their last message); the server and machine CPU are read at these two
+    # instants too, so all the percentages share one window.
+    wall = max(res.t_done - res.t_go, 1e-9)
+    gen_cpu = sum(w["cpu"] for w in workers)
+    busiest = max(
+        (w["cpu"] / max(w["t_end"] - w["t_start"], 1e-9) for w in workers),
+        default=0.0,
+    )
+    return {
+        "wall_s": wall,
+        "server_cpu_pct": 100.0 * res.server_cpu / wall,
+        "server_cpu_pct_per_node": [100.0 * c / wall for c in res.per_server_cpu],
+        "gen_cpu_pct": 100.0 * gen_cpu / wall,
+        "gen_cpu_pct_busiest": 100.0 * busiest,
+        "gen_cpu_pct_per_process": {
+            **{f"pub{i}": round(100.0 * w["cpu"] / wall, 1) for i, w in enumerate(res.drivers)},
+            **{f"sub{i}": round(100.0 * w["cpu"] / wall, 1) for i, w in enumerate(res.sinks)},
+        },
+        "gen_processes": len(workers),
+        # Whole machine, all processes (ours, the servers', anyone else's), % of one core.
+        "machine_busy_pct": 100.0 * res.machine_busy / wall,
+        "steal_pct": 100.0 * res.machine_steal / wall,
+        # What neither the server nor the generator used: kernel network work, the
+        # orchestrator, and any other program running on the machine at the same time.
+        "other_cpu_pct": 100.0 * (res.machine_busy - res.server_cpu - gen_cpu) / wall,
+        "server_peak_rss": max(s.peak_rss_bytes() for s in servers),
+    }
+
+
+def _throughput_metrics(
+    res: loadgen.JobResult,
+    servers: list[Server],
+    *,
+    expected_per_sub: int | None,
+    dpm: int,
+    queue: bool,
+) -> dict[str, Any]:
+    sent = sum(d["sent"] for d in res.drivers)
+    pub_wall = max(d["t_end"] for d in res.drivers) - res.t_go
+    out: dict[str, Any] = {
+        "published": sent,
+        "published_per_s": sent / pub_wall,
+        **_cpu_fields(res, servers),
+        "lag_waits": sum(d.get("lag_waits", 0) for d in res.drivers),
+    }
+    if res.sinks:
+        received = sum(s["received"] for s in res.sinks)
+        expected = sent * dpm
+        sub_wall = max(s["t_end"] for s in res.sinks) - res.t_go
+        out.update(
+            delivered=received,
+            expected=expected,
+            loss_pct=100.0 * (expected - received) / expected if expected else 0.0,
+            deliveries_per_s=received / max(sub_wall, 1e-9),
+            per_sub_received=[s["received"] for s in res.sinks],
+            stray_bytes=sum(s.get("stray_bytes", 0) for s in res.sinks),
+        )
+    return out
+
+
+# -- request/reply latency ---------------------------------------------------------------------
+
+
+def reqrep(servers: list[Server], st: Settings) -> dict[str, Any]:
+    srv = servers[0]
+    count = 3_000 if st.quick else 20_000
+    res = loadgen.run_job(
+        loadgen.Job(
+            drivers=[
+                (
+                    loadgen.requester,
+                    loadgen.ReqSpec(srv.host, srv.port, "bench.req", 16, count, st.duration * 3),
+                ),
+            ],
+            sinks=[
+                (
+                    loadgen.responder,
+                    loadgen.RespSpec(srv.host, srv.port, "bench.req", st.duration * 3 + 90.0),
+                )
+            ],
+            duration=st.duration * 3,
+        ),
+        [s.cpu_seconds for s in servers],
+    )
+    lat = sorted(res.drivers[0]["latencies_ns"])
+    if not lat:
+        raise loadgen.RunError("no request completed")
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))] / 1000.0
+
+    span = res.drivers[0]["t_end"] - res.drivers[0]["t_start"]
+    return {
+        "requests": len(lat),
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "mean_us": statistics.fmean(lat) / 1000.0,
+        "max_us": lat[-1] / 1000.0,
+        "requests_per_s": len(lat) / span,
+        **_cpu_fields(res, servers),
+    }
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def _settled_rss(srv: Server, settle: float = 0.5) -> int:
+    """RSS after it stopped moving for a moment (bounded: at most a few samples)."""
+    time.sleep(settle)
+    prev = srv.rss_bytes()
+    for _ in range(10):
+        time.sleep(0.1)
+        cur = srv.rss_bytes()
+        if abs(cur - prev) < 64 * 1024:
+            return cur
+        prev = cur
+    return prev
+
+
+def _raise_fd_limit(n: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, n))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def mem_per_conn(servers: list[Server], st: Settings) -> dict[str, Any]:
+    srv = servers[0]
+    n = 1000
+    _raise_fd_limit(n + 256)
+    base = _settled_rss(srv)
+    socks: list[socket.socket] = []
+    t0 = time.monotonic()
+    try:
+        for i in range(n):
+            if time.monotonic() - t0 > 120:
+                raise loadgen.RunError(f"opening connections stalled after {i}")
+            sock, _ = proto.connect(srv.host, srv.port, name=f"idle-{i}")
+            socks.append(sock)
+        opened = time.monotonic() - t0
+        after = _settled_rss(srv)
+    finally:
+        for s in socks:
+            s.close()
+    return {
+        "connections": n,
+        "rss_before": base,
+        "rss_after": after,
+        "bytes_per_conn": (after - base) / n,
+        "open_s": opened,
+        "server_peak_rss": srv.peak_rss_bytes(),
+    }
+
+
+def _sub_chunks(n: int, prefix: str, unsub: bool) -> list[proto.Chunk]:
+    frames = []
+    for i in range(1, n + 1):
+        line = f"SUB {prefix}.{i} {i}\r\n"
+        if unsub:
+            line += f"UNSUB {i}\r\n"
+        frames.append(line.encode())
+    return proto.build_chunks(frames, CHUNK_BYTES)
+
+
+def mem_per_sub(servers: list[Server], st: Settings) -> dict[str, Any]:
+    srv = servers[0]
+    n = 100_000
+    chunks = _sub_chunks(n, "bench.sub.s", unsub=False)
+    sock, _ = proto.connect(srv.host, srv.port, name="bench-subscriptions")
+    try:
+        base = _settled_rss(srv)
+        t0 = time.monotonic()
+        res = proto.send_pipelined(
+            sock, chunks, max_ops=n, deadline=t0 + 300, window=WINDOW, drain_deadline=t0 + 300
+        )
+        took = res.t_end - t0
+        after = _settled_rss(srv)
+    finally:
+        sock.close()
+    return {
+        "subscriptions": res.ops,
+        "rss_before": base,
+        "rss_after": after,
+        "bytes_per_sub": (after - base) / res.ops,
+        "subscribe_s": took,
+        "subs_per_s": res.ops / took,
+        "server_peak_rss": srv.peak_rss_bytes(),
+    }
+
+
+def sub_churn(servers: list[Server], st: Settings) -> dict[str, Any]:
+    srv = servers[0]
+    chunks = _sub_chunks(1000, "bench.churn.s", unsub=True)
+    res = loadgen.run_job(
+        loadgen.Job(
+            drivers=[
+                (
+                    loadgen.publisher,
+                    loadgen.PubSpec(
+                        srv.host, srv.port, chunks, st.duration, max_ops=MAX_MSGS, window=WINDOW
+                    ),
+                )
+            ],
+            duration=st.duration,
+        ),
+        [s.cpu_seconds for s in servers],
+    )
+    d = res.drivers[0]
+    return {
+        "pairs": d["sent"],
+        "pairs_per_s": d["sent"] / (d["t_end"] - d["t_start"]),
+        **_cpu_fields(res, servers),
+    }
+
+
+# -- registry ----------------------------------------------------------------------------------
+
+
+def _tp(
+    name: str, title: str, description: str, flow: Flow, *, quick: bool = False, nodes: int = 1
+) -> Scenario:
+    metrics = (DELIVERED, PUBLISHED) if flow.subs else (PUBLISHED,)
+    return Scenario(name, title, description, metrics, throughput(flow), nodes=nodes, quick=quick)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    _tp(
+        "pub_only_16b",
+        "publish only, 16 B",
+        "1 publisher, no subscribers: ingest and discard.",
+        Flow(),
+        quick=True,
+    ),
+    _tp(
+        "pubsub_16b",
+        "1 pub -> 1 sub, 16 B",
+        "One subject, one subscriber.",
+        Flow(subs=1, size=16),
+        quick=True,
+    ),
+    _tp("pubsub_128b", "1 pub -> 1 sub, 128 B", "Payload sweep.", Flow(subs=1, size=128)),
+    _tp(
+        "pubsub_1k", "1 pub -> 1 sub, 1 KiB", "Payload sweep.", Flow(subs=1, size=1024), quick=True
+    ),
+    _tp("pubsub_64k", "1 pub -> 1 sub, 64 KiB", "Payload sweep.", Flow(subs=1, size=65536)),
+    _tp(
+        "pubsub_mixed",
+        "1 pub -> 1 sub, 128 subjects, 16 B-1 KiB",
+        "Subjects bench.mixed.s0..s127, random sizes, subscriber on bench.mixed.>; "
+        "no two consecutive PUB lines are equal.",
+        Flow(subs=1, mixed=True),
+        quick=True,
+    ),
+    _tp(
+        "fanout_1x4_16b",
+        "1 pub -> 4 subs, 16 B",
+        "Every message to 4 subscribers.",
+        Flow(subs=4),
+        quick=True,
+    ),
+    _tp(
+        "fanin_4x1_16b",
+        "4 pubs -> 1 sub, 16 B",
+        "4 publishers, one subscriber.",
+        Flow(pubs=4, subs=1),
+    ),
+    _tp(
+        "queue_4_16b",
+        "queue group of 4, 16 B",
+        "1 publisher, 4 subscribers in one queue group: each message to one.",
+        Flow(subs=4, queue=True),
+    ),
+    Scenario(
+        "reqrep_latency",
+        "request/reply, 16 B",
+        "One outstanding request at a time through a raw-socket responder.",
+        (
+            Metric("p50_us", "latency p50", "us", higher_is_better=False),
+            Metric("p99_us", "latency p99", "us", higher_is_better=False),
+        ),
+        reqrep,
+        quick=True,
+    ),
+    _tp(
+        "cluster_1x1_16b",
+        "2-node cluster, pub on A -> sub on B, 16 B",
+        "Publisher on node A, subscriber on node B; every message crosses the route.",
+        Flow(subs=1),
+        nodes=2,
+        quick=True,
+    ),
+    Scenario(
+        "mem_per_conn",
+        "memory per idle connection",
+        "Server RSS delta after 1,000 connections that each did CONNECT + PING/PONG.",
+        (Metric("bytes_per_conn", "RSS per connection", "B", higher_is_better=False),),
+        mem_per_conn,
+        quick=True,
+    ),
+    Scenario(
+        "mem_per_sub",
+        "memory per subscription",
+        "Server RSS delta after 100,000 subscriptions (distinct subjects) on one connection.",
+        (Metric("bytes_per_sub", "RSS per subscription", "B", higher_is_better=False),),
+        mem_per_sub,
+        quick=True,
+    ),
+    Scenario(
+        "sub_churn",
+        "SUB/UNSUB churn",
+        "SUB + UNSUB pairs per second on one connection, confirmed by PING/PONG.",
+        (Metric("pairs_per_s", "SUB+UNSUB pairs/s", "ops/s"),),
+        sub_churn,
+    ),
+)
+
+
+def select(patterns: list[str] | None, quick: bool) -> list[Scenario]:
+    """Scenarios whose name contains any of ``patterns`` (all, or the quick set, otherwise)."""
+    if patterns:
+        return [s for s in SCENARIOS if any(p in s.name for p in patterns)]
+    return [s for s in SCENARIOS if s.quick or not quick]
