@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import const
 from .connection import Connection
-from .delivery import deliver_client_msg
+from .delivery import build_plan, deliver_client_msg, no_responders
 from .protocol import wire
 from .protocol.parser import CLIENT, Parser, ProtocolError
 from .sublist import InvalidSubject, Subscription
@@ -50,6 +50,9 @@ class ClientConnection(Connection):
         self._ncs = ""  # the "v1.2:python:name" part of log lines
         self._sub_ops = 0
         self.closed_subs = 0
+        self._cache_get = server.sublist.cache.get
+        self._match_miss = server.sublist._match_miss
+        self._dirty = server.dirty
         self.perms: Any = None  # auth.ClientPermissions of the authenticated user, if any
         self.parser.pedantic = True
 
@@ -82,7 +85,7 @@ class ClientConnection(Connection):
 
     def data_received(self, data: bytes) -> None:
         srv = self.server
-        n_msgs = self.in_msgs
+        n_msgs = self.parser.in_msgs
         n_subs = self._sub_ops
         srv.reading = True
         try:
@@ -91,7 +94,7 @@ class ClientConnection(Connection):
             self._protocol_error(e)
         finally:
             srv.reading = False
-        if self.in_msgs != n_msgs or self._sub_ops != n_subs:
+        if self.parser.in_msgs != n_msgs or self._sub_ops != n_subs:
             self._last_in = time.monotonic()
             self.last_activity = time.time()
         srv.flush_dirty()
@@ -166,6 +169,13 @@ class ClientConnection(Connection):
             raise _Closed()
         if self.verbose:
             self.send_proto(wire.OK)
+        self._choose_pub_handler()
+
+    def _choose_pub_handler(self) -> None:
+        """The planned path unless the connection needs per-message extras (verbose +OK,
+        permissions, echo off, tracing)."""
+        fast = not self.verbose and self.perms is None and self.echo and not self.log.trace_enabled
+        self.parser.set_pub_handler(self._pub_fast if fast else self.on_pub)
 
     def log_prefix(self) -> str:
         if self._ncs:
@@ -270,6 +280,7 @@ class ClientConnection(Connection):
         if sub is not None:
             if max_msgs > 0 and max_msgs > sub.nm:
                 sub.max = max_msgs
+                self.server.sublist.invalidate(sub.subject)  # plans assume no limit
             else:
                 sub.max = 0
                 unsub = True
@@ -297,9 +308,31 @@ class ClientConnection(Connection):
 
     # -- handler: messages ------------------------------------------------------------
 
+    def _pub_fast(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
+        """PUB on the planned path (delivery.py): the hot path."""
+        r = self._cache_get(subject)
+        if r is None:
+            r = self._match_miss(subject)
+        plan = r.plan
+        if plan is None:
+            plan = r.plan = build_plan(r, subject)
+        if plan:
+            tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+            dirty = self._dirty
+            for d, out, prefix, sub in plan:
+                if not out:
+                    dirty.append(d)
+                out.append(prefix + tail)
+                out.append(msg)
+                sub.nm += 1
+        elif plan is False:
+            deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
+        elif reply and self.no_responders:
+            no_responders(self, subject, reply)
+
     def on_pub(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg) - 2
+        if self.log.trace_enabled:
+            self._trace_pub(b"PUB", subject, reply, None, szb, msg)
         if self.perms is not None and not self._pub_allowed(subject):
             return
         if self.verbose:
@@ -309,8 +342,8 @@ class ClientConnection(Connection):
     def on_hpub(
         self, subject: bytes, reply: bytes | None, hdr: int, hdb: bytes, szb: bytes, msg: Any
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg) - 2
+        if self.log.trace_enabled:
+            self._trace_pub(b"HPUB", subject, reply, hdb, szb, msg)
         if self.perms is not None and not self._pub_allowed(subject):
             return
         if self.verbose:
@@ -320,6 +353,11 @@ class ClientConnection(Connection):
             deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
         else:
             deliver_client_msg(self, subject, reply, szb, hdr, hdb, msg)
+
+    def _trace_pub(self, op: bytes, subject: bytes, reply: bytes | None, hdb: bytes | None, szb: bytes, msg: Any) -> None:
+        parts = [op, subject] + ([reply] if reply else []) + ([hdb] if hdb is not None else []) + [szb]
+        self.trace(f"<<- [{b' '.join(parts).decode(errors='replace')}]")
+        self.trace(f"<<- MSG_PAYLOAD: [{bytes(msg[:-2])!r}]")
 
     def _pub_allowed(self, subject: bytes) -> bool:
         if self.perms.can_publish(subject):

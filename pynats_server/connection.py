@@ -34,8 +34,6 @@ class Connection(asyncio.Protocol):
         self.start = time.time()
         self.last_activity = self.start
         self.stop_time = 0.0
-        self.in_msgs = 0
-        self.in_bytes = 0
         self.out_msgs = 0
         self.out_bytes = 0
         self.pings_out = 0
@@ -44,6 +42,17 @@ class Connection(asyncio.Protocol):
         self._last_in = time.monotonic()
         self._ping_handle: asyncio.TimerHandle | None = None
         self._label = ""
+
+    # Counted by the parser, per message, without an attribute write of ours.
+    parser: Any
+
+    @property
+    def in_msgs(self) -> int:
+        return self.parser.in_msgs
+
+    @property
+    def in_bytes(self) -> int:
+        return self.parser.in_bytes
 
     # -- identity for logs ------------------------------------------------------------
 
@@ -73,11 +82,15 @@ class Connection(asyncio.Protocol):
     # -- outbound ---------------------------------------------------------------------
 
     def enqueue(self, data: Any) -> None:
-        """Queue bytes; they go out at the end of the current read (or soon)."""
+        """Queue protocol bytes; they go out at the end of the current read (or soon).
+
+        `out` holds (line, payload) pairs; a protocol line has an empty payload, which is
+        how flush() tells messages from protocol when it counts them."""
         out = self.out
         if not out:
             self.server.mark_dirty(self)
         out.append(data)
+        out.append(b"")
 
     def send_proto(self, data: bytes) -> None:
         """Queue a protocol line (traced as nats-server traces `->> [...]`)."""
@@ -99,7 +112,12 @@ class Connection(asyncio.Protocol):
         if self.closed or t is None:
             out.clear()
             return
-        data = b"".join(out) if len(out) > 1 else out[0]
+        payloads = out[1::2]
+        n = len(payloads) - payloads.count(b"")
+        if n:
+            self.out_msgs += n
+            self.out_bytes += sum(map(len, payloads)) - 2 * n
+        data = b"".join(out)
         out.clear()
         t.write(data)
         if t.get_write_buffer_size() > self.max_pending():

@@ -1,8 +1,14 @@
 """Delivering one published message: match, write MSG frames, pick queue members, route.
 
-This is the hot path (DESIGN.md "A message's path"). Frames are appended to each
-destination's `out` list; the server flushes every destination once per read. Nothing here
-awaits or copies the payload.
+This is the hot path (DESIGN.md "A message's path"). Frames go into each destination's
+`out` list as (control line, payload) pairs; the server flushes every destination once per
+read, and counts messages and bytes then, from the pairs. Nothing here awaits or copies the
+payload.
+
+Most messages take the planned path: for a subject whose matches have no queue group and
+no auto-unsubscribe limit, the list of (destination, its out list, `MSG subject sid ` or
+`RMSG $G subject `, subscription) is computed once and kept with the cached match result,
+so a delivery is two list appends. Anything else takes the general path.
 
 Rules (nats-server client.go processMsgResults):
 - plain subscribers get every message; a client with echo off never gets its own;
@@ -18,10 +24,45 @@ from __future__ import annotations
 from random import random
 from typing import Any
 
-from .const import GLOBAL_ACCOUNT
 from .protocol import wire
+from .sublist import SublistResult
 
-_GLOBAL = GLOBAL_ACCOUNT.encode()
+
+class _RouteTally:
+    """Stands in for a subscription in a plan entry for a route (its `nm` is never read)."""
+
+    __slots__ = ("nm",)
+
+    def __init__(self) -> None:
+        self.nm = 0
+
+
+_ROUTE_TALLY = _RouteTally()
+
+
+def build_plan(r: SublistResult, subject: bytes) -> Any:
+    """(d, d.out, line prefix, sub) for each destination, or False for the general path."""
+    if r.qsubs:
+        return False
+    plan = []
+    for sub in r.psubs:
+        if sub.max or sub.closed:
+            return False
+        prefix = sub.prefix or sub.msg_prefix(subject)
+        plan.append((sub.client, sub.client.out, prefix, sub))
+    for route in r.routes:
+        plan.append((route, route.out, b"RMSG $G " + subject + b" ", _ROUTE_TALLY))
+    return plan
+
+
+def build_local_plan(r: SublistResult, subject: bytes) -> Any:
+    plan = []
+    for sub in r.psubs:
+        if sub.max or sub.closed:
+            return False
+        prefix = sub.prefix or sub.msg_prefix(subject)
+        plan.append((sub.client, sub.client.out, prefix, sub))
+    return plan
 
 
 def _frame_for(sub: Any, d: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes, msg: Any) -> tuple[bytes, Any]:
@@ -48,10 +89,30 @@ def _auto_unsub(sub: Any) -> bool:
     return True
 
 
+def _to_sub(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes,
+            msg: Any, tail: bytes) -> bool:
+    """One delivery on the general path; False when the subscription's limit stopped it."""
+    sub.nm += 1
+    if sub.max and not _auto_unsub(sub):
+        return False
+    d = sub.client
+    out = d.out
+    if not out:
+        dirty.append(d)
+    if hdr < 0:
+        out.append((sub.prefix or sub.msg_prefix(subject)) + tail)
+        out.append(msg)
+    else:
+        line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
+        out.append(line)
+        out.append(body)
+    return True
+
+
 def deliver_client_msg(
     c: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes, msg: Any
 ) -> None:
-    """A message published by client `c` (hdr < 0: no headers)."""
+    """A message published by client `c` (hdr < 0: no headers), on the general path."""
     srv = c.server
     sublist = srv.sublist
     r = sublist.cache.get(subject)
@@ -59,81 +120,40 @@ def deliver_client_msg(
         r = sublist._match_miss(subject)
     dirty = srv.dirty
     delivered = False
-    size = len(msg) - 2
-    if r.psubs:
-        tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
-        echo = c.echo
-        for sub in r.psubs:
-            d = sub.client
-            if (d is c and not echo) or sub.closed:
-                continue
-            sub.nm += 1
-            if sub.max and not _auto_unsub(sub):
-                continue
-            out = d.out
-            if not out:
-                dirty.append(d)
-            if hdr < 0:
-                out.append(sub.prefix or sub.msg_prefix(subject))
-                out.append(tail)
-                out.append(msg)
-            else:
-                line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
-                out.append(line)
-                out.append(body)
-            d.out_msgs += 1
-            d.out_bytes += size
+    tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+    for sub in r.psubs:
+        if (sub.client is c and not c.echo) or sub.closed:
+            continue
+        if _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
             delivered = True
     rq: dict[Any, list[bytes]] | None = None
-    if r.qsubs:
-        for qname, members in r.qsubs:
-            n = len(members)
-            start = int(random() * n)
-            for i in range(n):
-                sub = members[(start + i) % n]
-                if sub.is_route:
-                    if rq is None:
-                        rq = {}
-                    lst = rq.get(sub.client)
-                    if lst is None:
-                        rq[sub.client] = [qname]
-                    else:
-                        lst.append(qname)
-                    break
-                d = sub.client
-                if (d is c and not c.echo) or sub.closed or d.closed:
-                    continue
-                sub.nm += 1
-                if sub.max and not _auto_unsub(sub):
-                    continue
-                out = d.out
-                if not out:
-                    dirty.append(d)
-                if hdr < 0:
-                    out.append(sub.prefix or sub.msg_prefix(subject))
-                    out.append(reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n")
-                    out.append(msg)
-                else:
-                    line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
-                    out.append(line)
-                    out.append(body)
-                d.out_msgs += 1
-                d.out_bytes += size
+    for qname, members in r.qsubs:
+        n = len(members)
+        start = int(random() * n)
+        for i in range(n):
+            sub = members[(start + i) % n]
+            if sub.is_route:
+                if rq is None:
+                    rq = {}
+                rq.setdefault(sub.client, []).append(qname)
+                break
+            if (sub.client is c and not c.echo) or sub.closed or sub.client.closed:
+                continue
+            if _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
                 delivered = True
                 break
     if r.routes or rq:
         for route in r.routes:
-            queues = rq.pop(route, None) if rq else None
-            route.send_msg(_GLOBAL, subject, reply, queues, szb, hdr, hdb, msg)
+            route.send_msg(subject, reply, rq.pop(route, None) if rq else None, szb, hdr, hdb, msg)
         if rq:
             for route, queues in rq.items():
-                route.send_msg(_GLOBAL, subject, reply, queues, szb, hdr, hdb, msg)
+                route.send_msg(subject, reply, queues, szb, hdr, hdb, msg)
         delivered = True
     if not delivered and reply and c.no_responders:
-        _no_responders(c, subject, reply)
+        no_responders(c, subject, reply)
 
 
-def _no_responders(c: Any, subject: bytes, reply: bytes) -> None:
+def no_responders(c: Any, subject: bytes, reply: bytes) -> None:
     """Tell a requester at once that nobody is listening (a 503 status message)."""
     for sub in c.server.sublist.match(reply).psubs:
         if sub.client is c:
@@ -158,51 +178,14 @@ def deliver_routed_msg(
     if r is None:
         r = sublist._match_miss(subject)
     dirty = srv.dirty
-    size = len(msg) - 2
-    if r.psubs:
-        tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
-        for sub in r.psubs:
-            if sub.closed:
-                continue
-            d = sub.client
-            sub.nm += 1
-            if sub.max and not _auto_unsub(sub):
-                continue
-            out = d.out
-            if not out:
-                dirty.append(d)
-            if hdr < 0:
-                out.append(sub.prefix or sub.msg_prefix(subject))
-                out.append(tail)
-                out.append(msg)
-            else:
-                line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
-                out.append(line)
-                out.append(body)
-            d.out_msgs += 1
-            d.out_bytes += size
+    tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+    for sub in r.psubs:
+        if not sub.closed:
+            _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail)
     if queues and r.qsubs:
         for qname, members in r.qsubs:
             if qname not in queues:
                 continue
             local = [s for s in members if not s.is_route and not s.closed and not s.client.closed]
-            if not local:
-                continue
-            sub = local[int(random() * len(local))]
-            d = sub.client
-            sub.nm += 1
-            if sub.max and not _auto_unsub(sub):
-                continue
-            out = d.out
-            if not out:
-                dirty.append(d)
-            if hdr < 0:
-                out.append(sub.prefix or sub.msg_prefix(subject))
-                out.append(reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n")
-                out.append(msg)
-            else:
-                line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
-                out.append(line)
-                out.append(body)
-            d.out_msgs += 1
-            d.out_bytes += size
+            if local:
+                _to_sub(dirty, local[int(random() * len(local))], subject, reply, szb, hdr, hdb, msg, tail)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import const
 from .connection import Connection
-from .delivery import deliver_routed_msg
+from .delivery import build_local_plan, deliver_routed_msg
 from .options import RouteURL
 from .protocol import wire
 from .protocol.parser import ROUTER, Parser, ProtocolError, parse_size, split_args
@@ -60,6 +60,9 @@ class RouteConnection(Connection):
         self.outcome = ""
         self.rsubs: dict[tuple[bytes, bytes | None], Subscription] = {}
         self.done: asyncio.Future[None] = cluster.server.loop.create_future()
+        self._cache_get = cluster.server.sublist.cache.get
+        self._match_miss = cluster.server.sublist._match_miss
+        self._dirty = cluster.server.dirty
         self._auth_handle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -84,7 +87,7 @@ class RouteConnection(Connection):
 
     def data_received(self, data: bytes) -> None:
         srv = self.server
-        n = self.in_msgs
+        n = self.parser.in_msgs
         srv.reading = True
         try:
             self.parser.feed(data)
@@ -98,7 +101,7 @@ class RouteConnection(Connection):
             self.close_connection(e.reason or "Protocol Violation")
         finally:
             srv.reading = False
-        if self.in_msgs != n:
+        if self.parser.in_msgs != n:
             self.last_activity = time.time()
         srv.flush_dirty()
 
@@ -260,10 +263,26 @@ class RouteConnection(Connection):
     def on_rmsg(
         self, account: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None, szb: bytes, msg: Any
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg) - 2
-        if account == _GLOBAL and self.info_received:
-            deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
+        if account != _GLOBAL or not self.info_received:
+            return
+        if queues is None:
+            r = self._cache_get(subject)
+            if r is None:
+                r = self._match_miss(subject)
+            plan = r.lplan
+            if plan is None:
+                plan = r.lplan = build_local_plan(r, subject)
+            if plan is not False:
+                tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+                dirty = self._dirty
+                for d, out, prefix, sub in plan:
+                    if not out:
+                        dirty.append(d)
+                    out.append(prefix + tail)
+                    out.append(msg)
+                    sub.nm += 1
+                return
+        deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
 
     def on_rhmsg(
         self,
@@ -276,8 +295,6 @@ class RouteConnection(Connection):
         szb: bytes,
         msg: Any,
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg) - 2
         if account == _GLOBAL and self.info_received:
             if hdr == 0:
                 deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
@@ -286,7 +303,6 @@ class RouteConnection(Connection):
 
     def send_msg(
         self,
-        account: bytes,
         subject: bytes,
         reply: bytes | None,
         queues: list[bytes] | None,
@@ -302,24 +318,16 @@ class RouteConnection(Connection):
         if not out:
             self.server.dirty.append(self)
         if hdr < 0:
-            if queues is None:
-                if reply:
-                    out.append(b"RMSG $G " + subject + b" " + reply + b" " + szb + b"\r\n")
-                else:
-                    out.append(b"RMSG $G " + subject + b" " + szb + b"\r\n")
-            else:
-                out.append(wire.rmsg_line(account, subject, reply, queues, szb))
+            out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, szb))
             out.append(msg)
         elif self.headers:
-            out.append(wire.rmsg_line(account, subject, reply, queues, szb, hdb))
+            out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, szb, hdb))
             out.append(msg)
         else:
             # A peer without header support gets the message without its headers.
             size = str(len(msg) - 2 - hdr).encode()
-            out.append(wire.rmsg_line(account, subject, reply, queues, size))
+            out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, size))
             out.append(msg[hdr:])
-        self.out_msgs += 1
-        self.out_bytes += len(msg) - 2
 
     def max_pending(self) -> int:
         # Routes are throttled, never cut off as slow consumers (nats-server PR 1233).

@@ -84,7 +84,7 @@ class Subscription:
 class SublistResult:
     """What matched a subject, laid out for delivery."""
 
-    __slots__ = ("psubs", "routes", "qsubs")
+    __slots__ = ("psubs", "routes", "qsubs", "plan", "lplan")
 
     def __init__(
         self,
@@ -95,6 +95,10 @@ class SublistResult:
         self.psubs = psubs  # local plain subscriptions
         self.routes = routes  # route connections with plain interest, each once
         self.qsubs = qsubs  # (queue name, members) per group
+        # Delivery plans, built on first use by delivery.py (False: this result needs the
+        # general path; a list: precomputed destinations).
+        self.plan: Any = None  # for messages from clients: local subscribers and routes
+        self.lplan: Any = None  # for messages from routes: local subscribers only
 
     def __bool__(self) -> bool:
         return bool(self.psubs or self.routes or self.qsubs)
@@ -230,6 +234,10 @@ class Sublist:
         if sub.qw != weight:
             sub.qw = weight
             self._invalidate(sub.subject)
+
+    def invalidate(self, subject: bytes) -> None:
+        """Drop cached matches for `subject` (a subscription changed in place)."""
+        self._invalidate(subject)
 
     def _invalidate(self, subject: bytes) -> None:
         cache = self.cache

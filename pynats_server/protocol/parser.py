@@ -141,9 +141,7 @@ class Parser:
         "kind",
         "max_control_line",
         "max_payload",
-        "pedantic",
         "headers",
-        "await_connect",
         "_ops",
         "_state",
         "_pending",
@@ -154,6 +152,11 @@ class Parser:
         "_on_pub",
         "_on_rmsg",
         "_after_line",
+        "_fast",
+        "_pedantic",
+        "_await_connect",
+        "in_msgs",
+        "in_bytes",
     )
 
     def __init__(
@@ -168,10 +171,12 @@ class Parser:
         self.max_control_line = max_control_line
         # Route traffic has no payload limit (nats-server checks it on clients only).
         self.max_payload = max_payload if kind == CLIENT else -1
-        self.pedantic = False
+        self._pedantic = False
+        self._await_connect = False
+        self._fast = True
         self.headers = kind == ROUTER
-        # While set, the first byte of every op must start CONNECT (auth is pending).
-        self.await_connect = False
+        self.in_msgs = 0  # messages and payload bytes received, counted here
+        self.in_bytes = 0
         self._ops = _CLIENT_OPS if kind == CLIENT else _ROUTE_OPS
         self._state = _START
         self._pending: bytes = b""
@@ -182,6 +187,29 @@ class Parser:
         self._on_pub = getattr(handler, "on_pub", None)
         self._on_rmsg = getattr(handler, "on_rmsg", None)
         self._after_line = 0
+
+    # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
+    @property
+    def pedantic(self) -> bool:
+        return self._pedantic
+
+    @pedantic.setter
+    def pedantic(self, v: bool) -> None:
+        self._pedantic = v
+        self._fast = not (v or self._await_connect)
+
+    @property
+    def await_connect(self) -> bool:
+        """While set, the first byte of every op must start CONNECT (auth is pending)."""
+        return self._await_connect
+
+    @await_connect.setter
+    def await_connect(self, v: bool) -> None:
+        self._await_connect = v
+        self._fast = not (v or self._pedantic)
+
+    def set_pub_handler(self, fn: Any) -> None:
+        self._on_pub = fn
 
     # -- entry point ------------------------------------------------------------------
 
@@ -205,91 +233,131 @@ class Parser:
     # -- the main loop ----------------------------------------------------------------
 
     def _parse(self, buf: bytes) -> None:
+        if self.kind == CLIENT:
+            self._parse_client(buf)
+        else:
+            self._parse_route(buf)
+
+    def _parse_client(self, buf: bytes) -> None:
+        """The client loop. The fast path takes `PUB subject [reply] size\r\n` in its usual
+        spelling (single spaces); anything else, and any error, goes the general way."""
         n = len(buf)
         pos = 0
+        nm = nb = 0
         mv: memoryview | None = None
-        kind = self.kind
         on_pub = self._on_pub
-        on_rmsg = self._on_rmsg
-        mcl = self.max_control_line
         max_payload = self.max_payload
+        fast = self._fast
+        lim = self.max_control_line + 5  # the line's length with "PUB " and "\r"
         find = buf.find
-        while pos < n:
-            eol = find(b"\n", pos)
-            if eol < 0:
-                self._partial(buf, pos, n)
-                return
-            head = buf[pos : pos + 4]
-            # Fast paths for the hot ops in their canonical spelling.
-            if head == b"PUB " and kind == CLIENT and not self.await_connect:
-                end = eol - 1 if buf[eol - 1] == 13 else eol
-                arg = buf[pos + 4 : end]
-                if len(arg) > mcl or arg[:1] in (b" ", b"\t", b"") or b"\r" in arg:
-                    self._slow_line(buf, pos, eol)  # unusual spacing: the general path
-                    pos = self._after_line
-                    if self._state == _PAYLOAD:
-                        pos = self._take_payload(buf, pos, n)
-                    continue
-                args = split_pub_args(arg)
-                la = len(args)
-                if la == 2:
-                    subject, szb = args
-                    reply = None
-                elif la == 3:
-                    subject, reply, szb = args
-                else:
-                    raise ProtocolError(None, "Protocol Violation", f"processPub Parse Error: {arg!r}")
-                size = parse_size(szb)
-                if size < 0:
-                    raise ProtocolError(None, "Protocol Violation", f"processPub Bad or Missing Size: {arg!r}")
-                if max_payload >= 0 and size > max_payload:
-                    raise ProtocolError(wire.E_MAX_PAYLOAD, "Maximum Message Payload Exceeded",
-                                        f"maximum payload exceeded: {size} vs {max_payload}")
-                if self.pedantic:
-                    self._check_pedantic(subject)
-                start = eol + 1
-                stop = start + size
-                if stop + 2 <= n:
-                    if buf[stop] != 13 or buf[stop + 1] != 10:
-                        raise unknown_op("bad payload end")
-                    if size >= _VIEW_MIN:
-                        if mv is None:
-                            mv = memoryview(buf)
-                        on_pub(subject, reply, szb, mv[start : stop + 2])
+        try:
+            while pos < n:
+                eol = find(b"\n", pos)
+                if eol < 0:
+                    self._partial(buf, pos, n)
+                    return
+                if fast and buf[pos : pos + 4] == b"PUB " and buf[eol - 1] == 13 and eol - pos <= lim:
+                    arg = buf[pos + 4 : eol - 1]
+                    parts = arg.split(b" ")
+                    np = len(parts)
+                    if np == 2:
+                        subject, szb = parts
+                        reply = None
+                        ok = subject and szb.isdigit()
+                    elif np == 3:
+                        subject, reply, szb = parts
+                        ok = subject and reply and szb.isdigit()
                     else:
-                        on_pub(subject, reply, szb, buf[start : stop + 2])
-                    pos = stop + 2
-                    continue
-                self._pa = (OP_PUB, subject, reply, szb)
-                self._begin_payload(buf, start, n, size)
-                return
-            if head == b"RMSG" and kind == ROUTER and not self.await_connect and buf[pos + 4 : pos + 5] == b" ":
-                end = eol - 1 if buf[eol - 1] == 13 else eol
-                arg = buf[pos + 5 : end]
-                if len(arg) > mcl * 16:
-                    raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
-                pa = self._routed_args(OP_RMSG, arg)
-                size = pa[-1]
-                start = eol + 1
-                stop = start + size
-                if stop + 2 <= n:
-                    if buf[stop] != 13 or buf[stop + 1] != 10:
-                        raise unknown_op("bad payload end")
-                    if size >= _VIEW_MIN:
-                        if mv is None:
-                            mv = memoryview(buf)
-                        on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], mv[start : stop + 2])
+                        ok = False
+                    if ok and len(szb) < 10 and b"\t" not in arg:
+                        size = int(szb)
+                        if size <= max_payload:
+                            start = eol + 1
+                            stop = start + size + 2
+                            if stop > n:
+                                self._pa = (OP_PUB, subject, reply, szb)
+                                self._begin_payload(buf, start, n, size)
+                                return
+                            if buf[stop - 2 : stop] != b"\r\n":
+                                raise unknown_op("bad payload end")
+                            if size < _VIEW_MIN:
+                                on_pub(subject, reply, szb, buf[start:stop])
+                            else:
+                                if mv is None:
+                                    mv = memoryview(buf)
+                                on_pub(subject, reply, szb, mv[start:stop])
+                            nm += 1
+                            nb += size
+                            pos = stop
+                            continue
+                self._slow_line(buf, pos, eol)
+                pos = self._after_line
+                if self._state == _PAYLOAD:
+                    pos = self._take_payload(buf, pos, n)
+                # CONNECT or a payload may have changed the handler or the fast flag.
+                on_pub = self._on_pub
+                fast = self._fast
+        finally:
+            self.in_msgs += nm
+            self.in_bytes += nb
+
+    def _parse_route(self, buf: bytes) -> None:
+        """The route loop, with a fast path for `RMSG account subject [reply] size\r\n`."""
+        n = len(buf)
+        pos = 0
+        nm = nb = 0
+        mv: memoryview | None = None
+        on_rmsg = self._on_rmsg
+        mcl = self.max_control_line * 16
+        find = buf.find
+        try:
+            while pos < n:
+                eol = find(b"\n", pos)
+                if eol < 0:
+                    self._partial(buf, pos, n)
+                    return
+                if buf[pos : pos + 5] == b"RMSG " and buf[eol - 1] == 13 and self._fast:
+                    arg = buf[pos + 5 : eol - 1]
+                    if len(arg) > mcl:
+                        raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
+                    parts = arg.split(b" ")
+                    np = len(parts)
+                    if np == 3:
+                        account, subject, szb = parts
+                        reply = None
+                        ok = account and subject and szb.isdigit()
+                    elif np == 4:
+                        account, subject, reply, szb = parts
+                        ok = account and subject and reply and reply != b"|" and reply != b"+" and szb.isdigit()
                     else:
-                        on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], buf[start : stop + 2])
-                    pos = stop + 2
-                    continue
-                self._pa = pa
-                self._begin_payload(buf, start, n, size)
-                return
-            self._slow_line(buf, pos, eol)
-            pos = self._after_line
-            if self._state == _PAYLOAD:
-                pos = self._take_payload(buf, pos, n)
+                        ok = False
+                    if ok and len(szb) < 10 and b"\t" not in arg:
+                        size = int(szb)
+                        start = eol + 1
+                        stop = start + size + 2
+                        if stop > n:
+                            self._pa = (OP_RMSG, account, subject, reply, None, szb, size)
+                            self._begin_payload(buf, start, n, size)
+                            return
+                        if buf[stop - 2 : stop] != b"\r\n":
+                            raise unknown_op("bad payload end")
+                        if size < _VIEW_MIN:
+                            on_rmsg(account, subject, reply, None, szb, buf[start:stop])
+                        else:
+                            if mv is None:
+                                mv = memoryview(buf)
+                            on_rmsg(account, subject, reply, None, szb, mv[start:stop])
+                        nm += 1
+                        nb += size
+                        pos = stop
+                        continue
+                self._slow_line(buf, pos, eol)
+                pos = self._after_line
+                if self._state == _PAYLOAD:
+                    pos = self._take_payload(buf, pos, n)
+        finally:
+            self.in_msgs += nm
+            self.in_bytes += nb
 
     # -- payloads ---------------------------------------------------------------------
 
@@ -343,6 +411,8 @@ class Parser:
         pa = self._pa
         self._pa = ()
         op = pa[0]
+        self.in_msgs += 1
+        self.in_bytes += len(msg) - 2
         h = self.handler
         if op == OP_PUB:
             h.on_pub(pa[1], pa[2], pa[3], msg)
