@@ -20,6 +20,7 @@ Rules kept from nats-server (see shared/reference/protocol.md 1.1):
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
@@ -86,6 +87,11 @@ _ROUTE_OPS: tuple[tuple[bytes, int, str], ...] = (
 _START = 0
 _PAYLOAD = 1
 _SKIP = 2  # inside a PING/PONG/+OK line, waiting for its newline
+
+# The usual PUB line, for the fast path: tokens without whitespace, single spaces, a size
+# of 1 to 9 digits (nats-server's parseSize), CRLF.
+_PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
+_RMSG_LINE = re.compile(rb"RMSG ([^ \t\r\n]+) ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 
 # Payloads at least this long are handed on as memoryview slices instead of copies.
 _VIEW_MIN = 512
@@ -240,7 +246,8 @@ class Parser:
 
     def _parse_client(self, buf: bytes) -> None:
         """The client loop. The fast path takes `PUB subject [reply] size\r\n` in its usual
-        spelling (single spaces); anything else, and any error, goes the general way."""
+        spelling (single spaces) with one regex match; anything else, and every error, goes
+        the general way, which applies nats-server's rules in full."""
         n = len(buf)
         pos = 0
         nm = nb = 0
@@ -248,31 +255,17 @@ class Parser:
         on_pub = self._on_pub
         max_payload = self.max_payload
         fast = self._fast
-        lim = self.max_control_line + 5  # the line's length with "PUB " and "\r"
-        find = buf.find
+        lim = self.max_control_line + 6  # the line's length with "PUB " and CRLF
+        match = _PUB_LINE.match
         try:
             while pos < n:
-                eol = find(b"\n", pos)
-                if eol < 0:
-                    self._partial(buf, pos, n)
-                    return
-                if fast and buf[pos : pos + 4] == b"PUB " and buf[eol - 1] == 13 and eol - pos <= lim:
-                    arg = buf[pos + 4 : eol - 1]
-                    parts = arg.split(b" ")
-                    np = len(parts)
-                    if np == 2:
-                        subject, szb = parts
-                        reply = None
-                        ok = subject and szb.isdigit()
-                    elif np == 3:
-                        subject, reply, szb = parts
-                        ok = subject and reply and szb.isdigit()
-                    else:
-                        ok = False
-                    if ok and len(szb) < 10 and b"\t" not in arg:
+                if fast:
+                    m = match(buf, pos)
+                    if m is not None:
+                        start = m.end()
+                        subject, reply, szb = m.groups()
                         size = int(szb)
-                        if size <= max_payload:
-                            start = eol + 1
+                        if size <= max_payload and start - pos <= lim:
                             stop = start + size + 2
                             if stop > n:
                                 self._pa = (OP_PUB, subject, reply, szb)
@@ -290,6 +283,10 @@ class Parser:
                             nb += size
                             pos = stop
                             continue
+                eol = buf.find(b"\n", pos)
+                if eol < 0:
+                    self._partial(buf, pos, n)
+                    return
                 self._slow_line(buf, pos, eol)
                 pos = self._after_line
                 if self._state == _PAYLOAD:
