@@ -35,6 +35,7 @@ class Subscription:
         "closed",
         "prefix",
         "pcache",
+        "literal",
     )
 
     def __init__(
@@ -56,19 +57,20 @@ class Subscription:
         self.qw = weight  # queue weight of a route subscription
         self.is_route = is_route
         self.closed = False
-        # `MSG <subject> <sid> ` for a literal subject; per subject cache for wildcards.
+        # `MSG <subject> <sid> `, made on first delivery (most memory goes to idle subs):
+        # once for a literal subject, per delivered subject for a wildcard one.
         self.prefix: bytes | None = None
         self.pcache: dict[bytes, bytes] | None = None
-        if not is_route:
-            if is_literal(subject):
-                self.prefix = b"MSG " + subject + b" " + sid + b" "
-            else:
-                self.pcache = {}
+        self.literal = is_literal(subject)
 
     def msg_prefix(self, subject: bytes) -> bytes:
-        """`MSG <subject> <sid> ` for a wildcard subscription, cached per subject."""
+        """`MSG <subject> <sid> ` for this subscription and a delivered subject."""
+        if self.literal:
+            p = self.prefix = b"MSG " + subject + b" " + self.sid + b" "
+            return p
         pc = self.pcache
-        assert pc is not None
+        if pc is None:
+            pc = self.pcache = {}
         p = pc.get(subject)
         if p is None:
             if len(pc) >= 256:
@@ -107,13 +109,57 @@ class SublistResult:
 EMPTY_RESULT = SublistResult([], [], [])
 
 
+# A node keeps its plain subscriptions as the subscription itself when there is one (most
+# subjects have a single subscriber), a list while there are few, a dict (O(1) removal)
+# when there are many.
+_LIST_MAX = 16
+
+
 class _Node:
     __slots__ = ("next", "psubs", "qsubs")
 
     def __init__(self) -> None:
         self.next: _Level | None = None
-        self.psubs: dict[Subscription, None] = {}
-        self.qsubs: dict[bytes, dict[Subscription, None]] = {}
+        self.psubs: Any = None  # None, a Subscription, or a list or dict of them
+        self.qsubs: dict[bytes, dict[Subscription, None]] | None = None
+
+    def add_psub(self, sub: Subscription) -> None:
+        ps = self.psubs
+        if ps is None:
+            self.psubs = sub
+        elif type(ps) is Subscription:
+            self.psubs = [ps, sub]
+        elif type(ps) is list:
+            if len(ps) < _LIST_MAX:
+                ps.append(sub)
+            else:
+                d = dict.fromkeys(ps)
+                d[sub] = None
+                self.psubs = d
+        else:
+            ps[sub] = None
+
+    def remove_psub(self, sub: Subscription) -> bool:
+        ps = self.psubs
+        if ps is None:
+            return False
+        if type(ps) is Subscription:
+            if ps is not sub:
+                return False
+            self.psubs = None
+            return True
+        if type(ps) is list:
+            for i, s in enumerate(ps):
+                if s is sub:
+                    del ps[i]
+                    break
+            else:
+                return False
+        elif ps.pop(sub, 0) is not None:
+            return False
+        if not ps:
+            self.psubs = None
+        return True
 
     def is_empty(self) -> bool:
         return not self.psubs and not self.qsubs and (self.next is None or self.next.is_empty())
@@ -170,16 +216,20 @@ class Sublist:
                 node = level.nodes.get(t)
                 if node is None:
                     node = level.nodes[t] = _Node()
-            if node.next is None:
-                node.next = _Level()
-            level = node.next
+            if i < last:
+                if node.next is None:
+                    node.next = _Level()
+                level = node.next
         assert node is not None
         if sub.queue is None:
-            node.psubs[sub] = None
+            node.add_psub(sub)
         else:
-            group = node.qsubs.get(sub.queue)
+            qs = node.qsubs
+            if qs is None:
+                qs = node.qsubs = {}
+            group = qs.get(sub.queue)
             if group is None:
-                group = node.qsubs[sub.queue] = {}
+                group = qs[sub.queue] = {}
             group[sub] = None
         self.count += 1
         self.inserts += 1
@@ -206,14 +256,17 @@ class Sublist:
             level = node.next
         assert node is not None
         if sub.queue is None:
-            if node.psubs.pop(sub, 0) is not None:
+            if not node.remove_psub(sub):
                 return False
         else:
-            group = node.qsubs.get(sub.queue)
+            qs = node.qsubs
+            group = qs.get(sub.queue) if qs is not None else None
             if group is None or group.pop(sub, 0) is not None:
                 return False
             if not group:
-                del node.qsubs[sub.queue]
+                del qs[sub.queue]  # type: ignore[index]
+                if not qs:
+                    node.qsubs = None
         self.count -= 1
         self.removes += 1
         # Prune empty nodes bottom-up.
@@ -306,9 +359,14 @@ class Sublist:
             if level.fwc is not None:
                 nodes.append(level.fwc)
             for n in nodes:
-                yield from n.psubs
-                for group in n.qsubs.values():
-                    yield from group
+                ps = n.psubs
+                if type(ps) is Subscription:
+                    yield ps
+                elif ps:
+                    yield from ps
+                if n.qsubs:
+                    for group in n.qsubs.values():
+                        yield from group
                 if n.next is not None:
                     stack.append(n.next)
 
@@ -341,8 +399,14 @@ def _match_level(
 
 
 def _add_node(node: _Node, psubs: list[Subscription], qgroups: dict[bytes, list[Subscription]]) -> None:
-    if node.psubs:
-        psubs.extend(node.psubs)
+    ps = node.psubs
+    if ps is not None:
+        if type(ps) is Subscription:
+            psubs.append(ps)
+        else:
+            psubs.extend(ps)
+    if not node.qsubs:
+        return
     for q, group in node.qsubs.items():
         if group:
             lst = qgroups.get(q)

@@ -300,7 +300,9 @@ def test_cache_is_bounded() -> None:
 
 
 def test_msg_prefix() -> None:
-    assert _sub(b"foo.bar").prefix == b"MSG foo.bar 1 "
+    lit = _sub(b"foo.bar")
+    assert lit.prefix is None  # made on first delivery
+    assert lit.msg_prefix(b"foo.bar") == b"MSG foo.bar 1 " and lit.prefix == b"MSG foo.bar 1 "
     w = Subscription(CLIENTS[0], b"foo.*", None, b"22")
     assert w.prefix is None
     assert w.msg_prefix(b"foo.x") == b"MSG foo.x 22 "

@@ -93,6 +93,18 @@ _SKIP = 2  # inside a PING/PONG/+OK line, waiting for its newline
 _PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 _RMSG_LINE = re.compile(rb"RMSG ([^ \t\r\n]+) ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 
+# Size tokens seen, parsed (a dict lookup costs a third of int()); bounded.
+_SIZES: dict[bytes, int] = {}
+
+
+def _size_of(szb: bytes) -> int:
+    size = int(szb)
+    if len(_SIZES) >= 8192:
+        _SIZES.clear()
+    _SIZES[szb] = size
+    return size
+
+
 # Payloads at least this long are handed on as memoryview slices instead of copies.
 _VIEW_MIN = 512
 
@@ -257,6 +269,7 @@ class Parser:
         fast = self._fast
         lim = self.max_control_line + 6  # the line's length with "PUB " and CRLF
         match = _PUB_LINE.match
+        sizes = _SIZES
         try:
             while pos < n:
                 if fast:
@@ -264,7 +277,9 @@ class Parser:
                     if m is not None:
                         start = m.end()
                         subject, reply, szb = m.groups()
-                        size = int(szb)
+                        size = sizes.get(szb)
+                        if size is None:
+                            size = _size_of(szb)
                         if size <= max_payload and start - pos <= lim:
                             stop = start + size + 2
                             if stop > n:
@@ -305,49 +320,41 @@ class Parser:
         nm = nb = 0
         mv: memoryview | None = None
         on_rmsg = self._on_rmsg
-        mcl = self.max_control_line * 16
-        find = buf.find
+        lim = self.max_control_line * 16 + 7
+        match = _RMSG_LINE.match
+        sizes = _SIZES
         try:
             while pos < n:
-                eol = find(b"\n", pos)
+                if self._fast:
+                    m = match(buf, pos)
+                    if m is not None:
+                        start = m.end()
+                        account, subject, reply, szb = m.groups()
+                        if reply != b"|" and reply != b"+" and start - pos <= lim:
+                            size = sizes.get(szb)
+                            if size is None:
+                                size = _size_of(szb)
+                            stop = start + size + 2
+                            if stop > n:
+                                self._pa = (OP_RMSG, account, subject, reply, None, szb, size)
+                                self._begin_payload(buf, start, n, size)
+                                return
+                            if buf[stop - 2 : stop] != b"\r\n":
+                                raise unknown_op("bad payload end")
+                            if size < _VIEW_MIN:
+                                on_rmsg(account, subject, reply, None, szb, buf[start:stop])
+                            else:
+                                if mv is None:
+                                    mv = memoryview(buf)
+                                on_rmsg(account, subject, reply, None, szb, mv[start:stop])
+                            nm += 1
+                            nb += size
+                            pos = stop
+                            continue
+                eol = buf.find(b"\n", pos)
                 if eol < 0:
                     self._partial(buf, pos, n)
                     return
-                if buf[pos : pos + 5] == b"RMSG " and buf[eol - 1] == 13 and self._fast:
-                    arg = buf[pos + 5 : eol - 1]
-                    if len(arg) > mcl:
-                        raise ProtocolError(wire.E_MAX_CONTROL_LINE, "Maximum Control Line Exceeded")
-                    parts = arg.split(b" ")
-                    np = len(parts)
-                    if np == 3:
-                        account, subject, szb = parts
-                        reply = None
-                        ok = account and subject and szb.isdigit()
-                    elif np == 4:
-                        account, subject, reply, szb = parts
-                        ok = account and subject and reply and reply != b"|" and reply != b"+" and szb.isdigit()
-                    else:
-                        ok = False
-                    if ok and len(szb) < 10 and b"\t" not in arg:
-                        size = int(szb)
-                        start = eol + 1
-                        stop = start + size + 2
-                        if stop > n:
-                            self._pa = (OP_RMSG, account, subject, reply, None, szb, size)
-                            self._begin_payload(buf, start, n, size)
-                            return
-                        if buf[stop - 2 : stop] != b"\r\n":
-                            raise unknown_op("bad payload end")
-                        if size < _VIEW_MIN:
-                            on_rmsg(account, subject, reply, None, szb, buf[start:stop])
-                        else:
-                            if mv is None:
-                                mv = memoryview(buf)
-                            on_rmsg(account, subject, reply, None, szb, mv[start:stop])
-                        nm += 1
-                        nb += size
-                        pos = stop
-                        continue
                 self._slow_line(buf, pos, eol)
                 pos = self._after_line
                 if self._state == _PAYLOAD:
