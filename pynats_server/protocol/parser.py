@@ -91,6 +91,7 @@ _SKIP = 2  # inside a PING/PONG/+OK line, waiting for its newline
 # The usual PUB line, for the fast path: tokens without whitespace, single spaces, a size
 # of 1 to 9 digits (nats-server's parseSize), CRLF.
 _PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
+_CRLF_PUB_LINE = re.compile(rb"\r\nPUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 _RMSG_LINE = re.compile(rb"RMSG ([^ \t\r\n]+) ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 
 # Size tokens seen, parsed (a dict lookup costs a third of int()); bounded.
@@ -258,8 +259,9 @@ class Parser:
 
     def _parse_client(self, buf: bytes) -> None:
         """The client loop. The fast path takes `PUB subject [reply] size\r\n` in its usual
-        spelling (single spaces) with one regex match; anything else, and every error, goes
-        the general way, which applies nats-server's rules in full."""
+        spelling (single spaces) with one regex match, which for back-to-back PUBs also
+        checks the CRLF that ends the previous payload; anything else, and every error,
+        goes the general way, which applies nats-server's rules in full."""
         n = len(buf)
         pos = 0
         nm = nb = 0
@@ -269,35 +271,40 @@ class Parser:
         fast = self._fast
         lim = self.max_control_line + 6  # the line's length with "PUB " and CRLF
         match = _PUB_LINE.match
+        after = _CRLF_PUB_LINE.match
         sizes = _SIZES
+        m = None
         try:
             while pos < n:
-                if fast:
+                if m is None and fast:
                     m = match(buf, pos)
-                    if m is not None:
-                        start = m.end()
-                        subject, reply, szb = m.groups()
-                        size = sizes.get(szb)
-                        if size is None:
-                            size = _size_of(szb)
-                        if size <= max_payload and start - pos <= lim:
-                            stop = start + size + 2
-                            if stop > n:
-                                self._pa = (OP_PUB, subject, reply, szb)
-                                self._begin_payload(buf, start, n, size)
-                                return
-                            if buf[stop - 2 : stop] != b"\r\n":
-                                raise unknown_op("bad payload end")
-                            if size < _VIEW_MIN:
-                                on_pub(subject, reply, szb, buf[start:stop])
-                            else:
-                                if mv is None:
-                                    mv = memoryview(buf)
-                                on_pub(subject, reply, szb, mv[start:stop])
-                            nm += 1
-                            nb += size
-                            pos = stop
-                            continue
+                if m is not None:
+                    start = m.end()
+                    subject, reply, szb = m.groups()
+                    size = sizes.get(szb)
+                    if size is None:
+                        size = _size_of(szb)
+                    if size <= max_payload and start - pos <= lim:
+                        stop = start + size + 2
+                        if stop > n:
+                            self._pa = (OP_PUB, subject, reply, szb)
+                            self._begin_payload(buf, start, n, size)
+                            return
+                        # The payload's CRLF and the next PUB line, in one match.
+                        m = after(buf, stop - 2)
+                        if m is None and buf[stop - 2 : stop] != b"\r\n":
+                            raise unknown_op("bad payload end")
+                        if size < _VIEW_MIN:
+                            on_pub(subject, reply, szb, buf[start:stop])
+                        else:
+                            if mv is None:
+                                mv = memoryview(buf)
+                            on_pub(subject, reply, szb, mv[start:stop])
+                        nm += 1
+                        nb += size
+                        pos = stop
+                        continue
+                    m = None
                 eol = buf.find(b"\n", pos)
                 if eol < 0:
                     self._partial(buf, pos, n)
