@@ -322,7 +322,8 @@ class ClientConnection(Connection):
             for d, out, prefix, sub in plan:
                 if not out:
                     dirty.append(d)
-                out.append(prefix + tail)
+                out.append(prefix)
+                out.append(tail)
                 out.append(msg)
                 sub.nm += 1
         elif plan is False:

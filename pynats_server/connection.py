@@ -84,12 +84,14 @@ class Connection(asyncio.Protocol):
     def enqueue(self, data: Any) -> None:
         """Queue protocol bytes; they go out at the end of the current read (or soon).
 
-        `out` holds (line, payload) pairs; a protocol line has an empty payload, which is
-        how flush() tells messages from protocol when it counts them."""
+        `out` holds (line, line, payload) triples (a MSG line in two parts saves joining
+        them); a protocol line has an empty payload, which is how flush() tells messages
+        from protocol when it counts them."""
         out = self.out
         if not out:
             self.server.mark_dirty(self)
         out.append(data)
+        out.append(b"")
         out.append(b"")
 
     def send_proto(self, data: bytes) -> None:
@@ -112,7 +114,7 @@ class Connection(asyncio.Protocol):
         if self.closed or t is None:
             out.clear()
             return
-        payloads = out[1::2]
+        payloads = out[2::3]
         n = len(payloads) - payloads.count(b"")
         if n:
             self.out_msgs += n

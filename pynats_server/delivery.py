@@ -1,14 +1,14 @@
 """Delivering one published message: match, write MSG frames, pick queue members, route.
 
 This is the hot path (DESIGN.md "A message's path"). Frames go into each destination's
-`out` list as (control line, payload) pairs; the server flushes every destination once per
-read, and counts messages and bytes then, from the pairs. Nothing here awaits or copies the
+`out` list as (control line start, its end, payload) triples; the server flushes every destination once per
+read, and counts messages and bytes then, from the triples (see Connection.enqueue). Nothing here awaits or copies the
 payload.
 
 Most messages take the planned path: for a subject whose matches have no queue group and
 no auto-unsubscribe limit, the list of (destination, its out list, `MSG subject sid ` or
 `RMSG $G subject `, subscription) is computed once and kept with the cached match result,
-so a delivery is two list appends. Anything else takes the general path.
+so a delivery is three list appends. Anything else takes the general path.
 
 Rules (nats-server client.go processMsgResults):
 - plain subscribers get every message; a client with echo off never gets its own;
@@ -100,11 +100,13 @@ def _to_sub(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, szb
     if not out:
         dirty.append(d)
     if hdr < 0:
-        out.append((sub.prefix or sub.msg_prefix(subject)) + tail)
+        out.append(sub.prefix or sub.msg_prefix(subject))
+        out.append(tail)
         out.append(msg)
     else:
         line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
         out.append(line)
+        out.append(b"")
         out.append(body)
     return True
 

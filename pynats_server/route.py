@@ -278,7 +278,8 @@ class RouteConnection(Connection):
                 for d, out, prefix, sub in plan:
                     if not out:
                         dirty.append(d)
-                    out.append(prefix + tail)
+                    out.append(prefix)
+                    out.append(tail)
                     out.append(msg)
                     sub.nm += 1
                 return
@@ -319,14 +320,17 @@ class RouteConnection(Connection):
             self.server.dirty.append(self)
         if hdr < 0:
             out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, szb))
+            out.append(b"")
             out.append(msg)
         elif self.headers:
             out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, szb, hdb))
+            out.append(b"")
             out.append(msg)
         else:
             # A peer without header support gets the message without its headers.
             size = str(len(msg) - 2 - hdr).encode()
             out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, size))
+            out.append(b"")
             out.append(msg[hdr:])
 
     def max_pending(self) -> int:
