@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import const
-from .connection import Connection
+from .connection import Connection, go_quote
 from .delivery import build_plan, deliver_client_msg, no_responders
 from .protocol import wire
 from .protocol.parser import CLIENT, Parser, ProtocolError
@@ -358,7 +358,7 @@ class ClientConnection(Connection):
     def _trace_pub(self, op: bytes, subject: bytes, reply: bytes | None, hdb: bytes | None, szb: bytes, msg: Any) -> None:
         parts = [op, subject] + ([reply] if reply else []) + ([hdb] if hdb is not None else []) + [szb]
         self.trace(f"<<- [{b' '.join(parts).decode(errors='replace')}]")
-        self.trace(f"<<- MSG_PAYLOAD: [{bytes(msg[:-2])!r}]")
+        self.trace(f"<<- MSG_PAYLOAD: [{go_quote(bytes(msg[:-2]))}]")
 
     def _pub_allowed(self, subject: bytes) -> bool:
         if self.perms.can_publish(subject):

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from .server import Server
 
 
+def go_quote(b: bytes) -> str:
+    """Roughly Go's %q of a byte string, as nats-server's trace lines show payloads."""
+    return '"' + repr(b)[2:-1].replace("\\'", "'").replace('"', '\\"') + '"'
+
+
 class Connection(asyncio.Protocol):
     kind_name = "Client"  # "Client" or "Router", in logs and /connz
     log_id_prefix = "cid"
@@ -116,6 +121,8 @@ class Connection(asyncio.Protocol):
             return
         payloads = out[2::3]
         n = len(payloads) - payloads.count(b"")
+        if n and self.log.trace_enabled:
+            self._trace_msgs(out)
         if n:
             self.out_msgs += n
             self.out_bytes += sum(map(len, payloads)) - 2 * n
@@ -124,6 +131,15 @@ class Connection(asyncio.Protocol):
         t.write(data)
         if t.get_write_buffer_size() > self.max_pending():
             self.on_slow_consumer()
+
+    def _trace_msgs(self, out: list[Any]) -> None:
+        """`->> [MSG ...]` and its payload, as nats-server traces what it sends."""
+        for i in range(0, len(out), 3):
+            payload = out[i + 2]
+            if payload:
+                line = bytes(out[i] + out[i + 1]).rstrip(b"\r\n").decode(errors="replace")
+                self.trace(f"->> [{line}]")
+                self.trace(f"->> MSG_PAYLOAD: [{go_quote(bytes(payload[:-2]))}]")
 
     def max_pending(self) -> int:
         return self.server.opts.max_pending

@@ -293,3 +293,45 @@ def test_threaded_cluster_fixture(nats_cluster: ThreadedCluster) -> None:
     assert asyncio.run(roundtrip()) == b"ok"
     nats_cluster.restart_node(0)
     nats_cluster.wait_for_mesh()
+
+
+@pytest.mark.parametrize("which_end", ["solicitor", "acceptor"])
+async def test_a_dropped_route_to_a_live_peer_comes_back(which_end: str) -> None:
+    """PRs 3573/8454/8527: every route to a live peer is re-established, whoever dialled it,
+    including gossip-learned (implicit) routes between non-seed nodes."""
+    async with LocalCluster(3) as cl:
+        a, b = cl.servers[1], cl.servers[2]  # their route is implicit (learned by gossip)
+        assert a is not None and b is not None and a.cluster is not None and b.cluster is not None
+        route = a.cluster.routes[b.id]
+        end = route if route.did_solicit == (which_end == "solicitor") else b.cluster.routes[a.id]
+        assert end.transport is not None
+        end.transport.abort()
+        await wait_for(lambda: b.id not in a.cluster.routes or a.cluster.routes[b.id] is not route, what="drop seen")
+        await cl.wait_for_mesh(10)
+
+
+async def test_connect_urls_are_refcounted() -> None:
+    """nats-server #1515: two servers advertising the same client URL; one leaving must not
+    remove the URL the other still serves."""
+    seed = Server(Options(host="127.0.0.1", port=-1, no_log=True, server_name="seed",
+                          cluster=ClusterOptions(host="127.0.0.1", port=-1, name="RC")))
+    await seed.start()
+    peers = []
+    try:
+        for name in ("p1", "p2"):
+            p = Server(Options(host="127.0.0.1", port=-1, no_log=True, server_name=name, client_advertise="10.1.1.1:4222",
+                               cluster=ClusterOptions(host="127.0.0.1", port=-1, name="RC",
+                                                      routes=[RouteURL("127.0.0.1", seed.cluster.port)])))  # type: ignore[union-attr]
+            await p.start()
+            peers.append(p)
+        await wait_for(lambda: len(seed.cluster.routes) == 2, what="both peers")  # type: ignore[union-attr]
+        assert "10.1.1.1:4222" in seed.cluster.client_connect_urls()  # type: ignore[union-attr]
+        await peers.pop().shutdown()
+        await wait_for(lambda: len(seed.cluster.routes) == 1, what="one peer left")  # type: ignore[union-attr]
+        assert "10.1.1.1:4222" in seed.cluster.client_connect_urls()  # type: ignore[union-attr]
+        await peers.pop().shutdown()
+        await wait_for(lambda: "10.1.1.1:4222" not in seed.cluster.client_connect_urls(), what="URL gone")  # type: ignore[union-attr]
+    finally:
+        for p in peers:
+            await p.shutdown()
+        await seed.shutdown()
