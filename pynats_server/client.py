@@ -317,6 +317,7 @@ class ClientConnection(Connection):
         if plan is None:
             plan = r.plan = build_plan(r, subject)
         if plan:
+            # RouteConnection.on_rmsg has the same loop for routed messages.
             tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
             dirty = self._dirty
             for d, out, prefix, sub in plan:

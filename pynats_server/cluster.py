@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import random
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import const, ids, netutil
+from .dialer import Dialer, dial_route, url_key
 from .monitor import go_duration, go_time, uptime
 from .options import RouteURL
 from .protocol import wire
@@ -41,126 +39,11 @@ if TYPE_CHECKING:
 
 _GLOBAL = const.GLOBAL_ACCOUNT.encode()
 
-# Connections closed on purpose: the dialler must not treat them as a lost peer.
 # Connections from one peer held while it decides which of them it keeps.
 _MAX_STANDBY = 2
 
+# Connections closed on purpose: the dialler must not treat them as a lost peer.
 _FINAL_OUTCOMES = frozenset(("self", "shutdown", "conflict", "wrong-port", "auth", "pinned", "dupname"))
-
-
-def url_key(host: str, port: int) -> str:
-    return netutil.join_host_port(host.lower(), port)
-
-
-def dial_error_text(e: BaseException, addr: str) -> str:
-    """Python's socket errors in Go's words: `dial tcp 127.0.0.1:6333: connect: connection refused`."""
-    if isinstance(e, asyncio.TimeoutError | TimeoutError):
-        return f"dial tcp {addr}: i/o timeout"
-    if isinstance(e, socket.gaierror):
-        return f"dial tcp: lookup {addr.rsplit(':', 1)[0]}: no such host"
-    if isinstance(e, OSError) and e.errno is not None:
-        text = {
-            errno.ECONNREFUSED: "connection refused",
-            errno.EHOSTUNREACH: "no route to host",
-            errno.ENETUNREACH: "network is unreachable",
-            errno.ECONNRESET: "connection reset by peer",
-        }.get(e.errno, (e.strerror or str(e)).lower())
-        return f"dial tcp {addr}: connect: {text}"
-    return f"dial tcp {addr}: {e}"
-
-
-class _SelfRoute(Exception):
-    pass
-
-
-class _Dialer:
-    """Keeps a solicited route to one URL: dial, wait for the connection to end, dial again."""
-
-    def __init__(self, cluster: Cluster, url: RouteURL, *, explicit: bool, retries: int) -> None:
-        self.cluster = cluster
-        self.url = url
-        self.key = url_key(url.host, url.port)
-        self.explicit = explicit
-        self.retries = retries
-        self.remote_id = ""
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        cl = self.cluster
-        log = cl.server.log
-        attempts = 0
-        delay = const.DEFAULT_ROUTE_CONNECT
-        first = True
-        try:
-            while cl.running:
-                rid = self.remote_id
-                if rid and rid in cl.routes:
-                    if not self.explicit:
-                        return  # a gossip-learned peer that is already connected
-                    # Already connected to that server (it may have dialled us): wait.
-                    await cl.wait_route_gone(rid)
-                    await asyncio.sleep(self._reconnect_delay())
-                    continue
-                try:
-                    conn = await cl.dial(self.url, explicit=self.explicit)
-                except _SelfRoute:
-                    log.debug(f"Detected route to self, ignoring {self.url.redacted}")
-                    cl.self_keys.add(self.key)
-                    return
-                except (OSError, asyncio.TimeoutError) as e:
-                    attempts += 1
-                    text = f"Error trying to connect to route (attempt {attempts}): {e}"
-                    if attempts == 1 or not first or attempts % 3600 == 0:
-                        log.error(text)
-                    else:
-                        log.debug(text)
-                    if not self.explicit and attempts > self.retries:
-                        return
-                    await asyncio.sleep(delay)
-                    if self.explicit:
-                        delay = min(delay * 2, const.DEFAULT_ROUTE_CONNECT_MAX)
-                    continue
-                await asyncio.shield(conn.done)
-                if conn.remote_id:
-                    self.remote_id = conn.remote_id
-                if conn.outcome == "self":
-                    cl.self_keys.add(self.key)
-                    return
-                if conn.outcome in ("conflict", "wrong-port", "auth", "dupname", "pinned"):
-                    if not self.explicit:
-                        return
-                    attempts += 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, const.DEFAULT_ROUTE_CONNECT_MAX)
-                    continue
-                if conn.registered_once:
-                    first = False
-                    attempts = 0
-                    delay = const.DEFAULT_ROUTE_CONNECT
-                if conn.outcome == "duplicate":
-                    continue  # the loop waits while the surviving route lives
-                if conn.lame_duck and not self.explicit:
-                    return
-                if not cl.running:
-                    return
-                log.debug(f"Attempting reconnect for solicited route {self.url.redacted!r}")
-                await asyncio.sleep(self._reconnect_delay())
-        except asyncio.CancelledError:
-            pass
-        finally:
-            cl.dialer_done(self)
-
-    def _reconnect_delay(self) -> float:
-        # nats-server: 0-100 ms of jitter, plus 1 s for configured routes.
-        d = random.random() * 0.1
-        return d + const.DEFAULT_ROUTE_RECONNECT if self.explicit else d
-
-
-class _DialError(OSError):
-    pass
 
 
 class Cluster:
@@ -176,7 +59,7 @@ class Cluster:
         self.routes: dict[str, RouteConnection] = {}
         self.standby: dict[str, list[RouteConnection]] = {}
         self.conns: set[RouteConnection] = set()
-        self.dialers: dict[str, _Dialer] = {}
+        self.dialers: dict[str, Dialer] = {}
         self.self_keys: set[str] = set()
         self._gone: dict[str, asyncio.Event] = {}
         self._listener: asyncio.AbstractServer | None = None
@@ -222,7 +105,7 @@ class Cluster:
             key = url_key(url.host, url.port)
             if key in self.dialers:
                 continue
-            d = _Dialer(self, url, explicit=True, retries=self.opts.connect_retries)
+            d = Dialer(self, url, explicit=True, retries=self.opts.connect_retries)
             self.dialers[key] = d
             d.start()
 
@@ -540,12 +423,15 @@ class Cluster:
         for d in self.dialers.values():
             if d.remote_id == sid:
                 return
-        d = _Dialer(self, url, explicit=False, retries=retries)
+        d = Dialer(self, url, explicit=False, retries=retries)
         d.remote_id = sid
         self.dialers[key] = d
         d.start()
 
-    def dialer_done(self, d: _Dialer) -> None:
+    async def dial(self, url: RouteURL, *, explicit: bool) -> RouteConnection:
+        return await dial_route(self, url, explicit=explicit)
+
+    def dialer_done(self, d: Dialer) -> None:
         if self.dialers.get(d.key) is d and not d.explicit:
             del self.dialers[d.key]
 
@@ -574,45 +460,6 @@ class Cluster:
 
     def is_configured(self, rid: str) -> bool:
         return any(d.explicit and d.remote_id == rid for d in self.dialers.values())
-
-    # -- dialling ---------------------------------------------------------------------
-
-    async def dial(self, url: RouteURL, *, explicit: bool) -> RouteConnection:
-        loop = self.server.loop
-        try:
-            infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as e:
-            raise _DialError(dial_error_text(e, netutil.join_host_port(url.host, url.port))) from None
-        addrs: list[str] = []
-        for fam, _, _, _, sa in infos:
-            if fam not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            ip = str(sa[0])
-            if ip not in addrs:
-                addrs.append(ip)
-        if url.port == self.port:
-            mine = [a for a in addrs if a in self._local_ips]
-            addrs = [a for a in addrs if a not in self._local_ips]
-            if mine and not addrs:
-                raise _SelfRoute()
-        if not addrs:
-            raise _DialError(f"dial tcp {netutil.join_host_port(url.host, url.port)}: no address")
-        random.shuffle(addrs)
-        err: BaseException | None = None
-        for ip in addrs:
-            hp = netutil.join_host_port(ip, url.port)
-            self.log.debug(f"Trying to connect to route on {netutil.join_host_port(url.host, url.port)} ({hp})")
-            try:
-                _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: RouteConnection(self, url=url, explicit=explicit), ip, url.port),
-                    const.DEFAULT_ROUTE_DIAL * 2,
-                )
-                assert isinstance(proto, RouteConnection)
-                return proto
-            except (OSError, asyncio.TimeoutError) as e:
-                err = _DialError(dial_error_text(e, hp))
-        assert err is not None
-        raise err
 
     # -- interest ---------------------------------------------------------------------
 

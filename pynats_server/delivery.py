@@ -40,9 +40,12 @@ class _RouteTally:
 _ROUTE_TALLY = _RouteTally()
 
 
-def build_plan(r: SublistResult, subject: bytes) -> Any:
-    """(d, d.out, line prefix, sub) for each destination, or False for the general path."""
-    if r.qsubs:
+def build_plan(r: SublistResult, subject: bytes, *, local_only: bool = False) -> Any:
+    """(d, d.out, line prefix, sub) for each destination, or False for the general path.
+
+    `local_only` is the plan for a message that came over a route without queue names:
+    local plain subscribers only (queue groups do not get it, routes never do)."""
+    if r.qsubs and not local_only:
         return False
     plan = []
     for sub in r.psubs:
@@ -50,18 +53,9 @@ def build_plan(r: SublistResult, subject: bytes) -> Any:
             return False
         prefix = sub.prefix or sub.msg_prefix(subject)
         plan.append((sub.client, sub.client.out, prefix, sub))
-    for route in r.routes:
-        plan.append((route, route.out, b"RMSG $G " + subject + b" ", _ROUTE_TALLY))
-    return plan
-
-
-def build_local_plan(r: SublistResult, subject: bytes) -> Any:
-    plan = []
-    for sub in r.psubs:
-        if sub.max or sub.closed:
-            return False
-        prefix = sub.prefix or sub.msg_prefix(subject)
-        plan.append((sub.client, sub.client.out, prefix, sub))
+    if not local_only:
+        for route in r.routes:
+            plan.append((route, route.out, b"RMSG $G " + subject + b" ", _ROUTE_TALLY))
     return plan
 
 
