@@ -9,6 +9,7 @@ import asyncio
 import json
 import socket
 import time
+from random import random
 from typing import TYPE_CHECKING, Any
 
 from . import const
@@ -316,7 +317,11 @@ class ClientConnection(Connection):
         plan = r.plan
         if plan is None:
             plan = r.plan = build_plan(r, subject)
-        if plan:
+        elif plan is False:
+            deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
+            return
+        qplan = r.qplan
+        if plan or qplan:
             # RouteConnection.on_rmsg has the same loop for routed messages.
             tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
             dirty = self._dirty
@@ -327,6 +332,15 @@ class ClientConnection(Connection):
                 out.append(tail)
                 out.append(msg)
                 sub.nm += 1
+            if qplan:
+                for group in qplan:
+                    d, out, prefix, sub = group[int(random() * len(group))]
+                    if not out:
+                        dirty.append(d)
+                    out.append(prefix)
+                    out.append(tail)
+                    out.append(msg)
+                    sub.nm += 1
         elif plan is False:
             deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
         elif reply and self.no_responders:

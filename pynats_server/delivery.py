@@ -43,19 +43,29 @@ _ROUTE_TALLY = _RouteTally()
 def build_plan(r: SublistResult, subject: bytes, *, local_only: bool = False) -> Any:
     """(d, d.out, line prefix, sub) for each destination, or False for the general path.
 
-    `local_only` is the plan for a message that came over a route without queue names:
-    local plain subscribers only (queue groups do not get it, routes never do)."""
-    if r.qsubs and not local_only:
-        return False
+    For messages from clients it also sets `r.qplan`: per queue group, its members as plan
+    entries (one is picked at random per message); a group with a member on a route takes
+    the general path, which weighs routes. `local_only` is the plan for a message that came
+    over a route without queue names: local plain subscribers only."""
     plan = []
     for sub in r.psubs:
         if sub.max or sub.closed:
             return False
         prefix = sub.prefix or sub.msg_prefix(subject)
         plan.append((sub.client, sub.client.out, prefix, sub))
-    if not local_only:
-        for route in r.routes:
-            plan.append((route, route.out, b"RMSG $G " + subject + b" ", _ROUTE_TALLY))
+    if local_only:
+        return plan
+    for route in r.routes:
+        plan.append((route, route.out, b"RMSG $G " + subject + b" ", _ROUTE_TALLY))
+    qplan = []
+    for _, members in r.qsubs:
+        group = []
+        for sub in members:
+            if sub.is_route or sub.max or sub.closed:
+                return False
+            group.append((sub.client, sub.client.out, sub.prefix or sub.msg_prefix(subject), sub))
+        qplan.append(group)
+    r.qplan = qplan
     return plan
 
 

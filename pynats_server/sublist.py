@@ -86,7 +86,7 @@ class Subscription:
 class SublistResult:
     """What matched a subject, laid out for delivery."""
 
-    __slots__ = ("psubs", "routes", "qsubs", "plan", "lplan")
+    __slots__ = ("psubs", "routes", "qsubs", "plan", "qplan", "lplan")
 
     def __init__(
         self,
@@ -100,6 +100,7 @@ class SublistResult:
         # Delivery plans, built on first use by delivery.py (False: this result needs the
         # general path; a list: precomputed destinations).
         self.plan: Any = None  # for messages from clients: local subscribers and routes
+        self.qplan: Any = None  # and one member list per queue group (local members only)
         self.lplan: Any = None  # for messages from routes: local subscribers only
 
     def __bool__(self) -> bool:
