@@ -396,17 +396,9 @@ class ClientConnection(Connection):
             self._auth_handle.cancel()
             self._auth_handle = None
         self.debug(f"Client connection closed: {reason}")
-        srv = self.server
         self.closed_subs = len(self.subs)  # /connz?state=closed shows what it had
-        for sub in list(self.subs.values()):
-            if not sub.closed:
-                sub.closed = True
-                srv.sublist.remove(sub)
-                srv.local_interest(sub, -1)
-                if self.log.trace_enabled:
-                    self.trace(f"<-> [DELSUB {sub.sid.decode(errors='replace')}]")
-        self.subs.clear()
-        srv.remove_client(self)
+        self._drop_all_subs()
+        self.server.remove_client(self)
 
 
 _BOOL_FIELDS = ("verbose", "pedantic", "tls_required", "echo", "headers", "no_responders", "new_account")

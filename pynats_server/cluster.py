@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import const, ids, netutil
-from .dialer import Dialer, dial_route, url_key
+from .dialer import Dialer, url_key
 from .monitor import go_duration, go_time, uptime
 from .options import RouteURL
 from .protocol import wire
-from .route import RouteConnection
+from .route import RouteConnection, _Stop
 
 if TYPE_CHECKING:
     from .server import Server
@@ -428,9 +428,6 @@ class Cluster:
         self.dialers[key] = d
         d.start()
 
-    async def dial(self, url: RouteURL, *, explicit: bool) -> RouteConnection:
-        return await dial_route(self, url, explicit=explicit)
-
     def dialer_done(self, d: Dialer) -> None:
         if self.dialers.get(d.key) is d and not d.explicit:
             del self.dialers[d.key]
@@ -609,6 +606,4 @@ def _gossip_info(info: dict[str, Any]) -> bytes:
 
 
 def _stop() -> Exception:
-    from .route import _Stop
-
     return _Stop()

@@ -75,7 +75,7 @@ class Dialer:
                     await asyncio.sleep(self._reconnect_delay())
                     continue
                 try:
-                    conn = await cl.dial(self.url, explicit=self.explicit)
+                    conn = await dial_route(cl, self.url, explicit=self.explicit)
                 except SelfRoute:
                     log.debug(f"Detected route to self, ignoring {self.url.redacted}")
                     cl.self_keys.add(self.key)

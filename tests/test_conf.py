@@ -190,10 +190,10 @@ VALUES = [
     ("numbers (\nabc\n)", {"numbers": "\nabc\n)"}),  # at the very end Go keeps the ')'
     # JSON-like files (TestJSONParseCompat, TestBlocks)
     ("{}", {}),
-    ("{ listen: 0.0.0.0:4222 }", {"listen": "0.0.0.0:4222"}),
+    ("{ listen: 127.0.0.1:4222 }", {"listen": "127.0.0.1:4222"}),
     (
-        "\n{\n\t{\n\t\tlisten: 0.0.0.0:4222 // random comment\n\t}\n\t# wibble1\n}\n# wibble2\n",
-        {"listen": "0.0.0.0:4222"},
+        "\n{\n\t{\n\t\tlisten: 127.0.0.1:4222 // random comment\n\t}\n\t# wibble1\n}\n# wibble2\n",
+        {"listen": "127.0.0.1:4222"},
     ),  # fmt: skip
     (
         '{\n  "debug":              False\n  "prof_port":          8221\n  "server_name": "aws-useast2-natscj1-1"\n}\n',
