@@ -11,13 +11,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from pynats_server import netutil
 
 from . import proto
 
@@ -85,10 +86,8 @@ def discover_targets(names: list[str], pynats: str | None = None) -> list[Target
 
 
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (bind to port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A currently free TCP port on 127.0.0.1."""
+    return netutil.free_port(HOST)
 
 
 def _proc_stat(pid: int) -> list[str] | None:

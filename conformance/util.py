@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-import socket
+
+from pynats_server import netutil
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
@@ -63,7 +64,5 @@ def parse_duration(text: str) -> float:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (bind-then-close; use only where -1 is not accepted)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port that was free a moment ago (use only where -1 is not accepted)."""
+    return netutil.free_port(host)

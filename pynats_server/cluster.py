@@ -331,11 +331,12 @@ class Cluster:
         # leave a mesh incomplete when servers join at the same time; anyone told about a
         # peer it already has ignores it, and the duplicate rule settles double dials.
         if len(self.routes) > 1:
-            data = _gossip_info(conn.remote_info)
+            data = self._gossip_info(conn.remote_info)
             for r in self.routes.values():
                 if r is not conn:
                     r.enqueue(data)
-                    conn.enqueue(_gossip_info(r.remote_info))
+                    if not r.lame_duck:
+                        conn.enqueue(self._gossip_info(r.remote_info))
 
     def _unregister(self, conn: RouteConnection, *, promote: bool = True) -> None:
         rid = conn.remote_id
@@ -400,6 +401,22 @@ class Cluster:
         self._start_implicit(url, conn.remote_id, retries=max(self.opts.connect_retries, 1))
 
     # -- gossip -----------------------------------------------------------------------
+
+    def _gossip_info(self, info: dict[str, Any]) -> bytes:
+        """A peer's INFO, forwarded to another peer.
+
+        It carries our cluster name as it is now, not the one the peer had when it
+        registered: nats-server checks the name on every INFO, gossip included, and
+        closes the route on a mismatch, so a stale generated name made the route flap.
+        """
+        fwd = dict(info)
+        fwd.pop("nonce", None)
+        fwd["cluster"] = self.name
+        if self.dynamic:
+            fwd["cluster_dynamic"] = True
+        else:
+            fwd.pop("cluster_dynamic", None)
+        return wire.info(wire.info_fields(fwd))
 
     def _gossip(self, info: dict[str, Any], sid: str) -> None:
         srv = self.server
@@ -599,10 +616,6 @@ class Cluster:
         return out
 
 
-def _gossip_info(info: dict[str, Any]) -> bytes:
-    fwd = dict(info)
-    fwd.pop("nonce", None)
-    return wire.info(wire.info_fields(fwd))
 
 
 def _stop() -> Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import random
 import socket
 import struct
 
@@ -89,3 +90,39 @@ def listen_urls(scheme: str, host: str, port: int) -> list[str]:
         ips = non_local_ips() or ["127.0.0.1"]
         return [f"{scheme}://{join_host_port(ip, port)}" for ip in ips]
     return [f"{scheme}://{join_host_port(host, port)}"]
+
+
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free port for a server that cannot take port 0 (or keeps its port across restarts).
+
+    Taken below the kernel's ephemeral range where there is one: a port from that range
+    can be taken as the source port of some outgoing connection while its node is down,
+    and the restart then fails with "address already in use".
+    """
+    low = _ephemeral_low()
+    if low > 12000:
+        for _ in range(200):
+            port = random.randrange(10000, low)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

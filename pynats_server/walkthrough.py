@@ -17,7 +17,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,13 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import netutil
+
 Narrate = Callable[[str], None]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pynats_command() -> list[str]:
@@ -49,9 +44,9 @@ class Node:
 
     name: str
     command: list[str]
-    client_port: int = field(default_factory=_free_port)
-    cluster_port: int = field(default_factory=_free_port)
-    http_port: int = field(default_factory=_free_port)
+    client_port: int = field(default_factory=netutil.free_port)
+    cluster_port: int = field(default_factory=netutil.free_port)
+    http_port: int = field(default_factory=netutil.free_port)
     routes: list[int] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
@@ -292,7 +287,13 @@ class Walkthrough:
 
     def describe(self) -> str:
         out = []
+        keep = os.environ.get("PYNATS_WALKTHROUGH_LOGS")
         for n in self.nodes.values():
+            if keep:
+                # Full logs for debugging a failure; the message carries only the tails.
+                os.makedirs(keep, exist_ok=True)
+                with open(os.path.join(keep, f"{n.name}.log"), "w") as f:
+                    f.write(n.lines())
             out.append(f"--- {n.name} ({'up' if n.running else 'down'}) ---\n{n.lines()[-2500:]}")
         return "\n".join(out)
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -16,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from pynats_server import netutil
+
 GO29_PATH = "/usr/sbin/nats-server"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return netutil.free_port()
 
 
 async def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

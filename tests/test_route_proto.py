@@ -242,6 +242,33 @@ async def test_dynamic_cluster_name_adopts_a_fixed_one() -> None:
         assert s.cluster.name == "FIXED" and not s.cluster.dynamic
 
 
+async def test_gossip_carries_the_current_cluster_name() -> None:
+    """A peer that registered under an older generated name is gossiped under today's name.
+
+    nats-server checks the cluster name on every INFO, gossip included, and closes the
+    route on a mismatch: a stale name made a mixed cluster flap (found in the rolling
+    upgrade walkthrough).
+    """
+    async with Server(_opts(name="")) as s:
+        assert s.cluster is not None
+        p1 = await RawPeer.connect("127.0.0.1", s.cluster.port)
+        await p1.expect_info()
+        await p1.send(peer_connect(low_id("1"), "~1", cluster_dynamic=True)
+                      + peer_info(low_id("1"), "~1", 7001, cluster_dynamic=True))
+        await wait_for(lambda: s.cluster.name == "~1" and s.cluster.routes, what="first name adopted")  # type: ignore[union-attr]
+        p2 = await RawPeer.connect("127.0.0.1", s.cluster.port)
+        await p2.expect_info()
+        await p2.send(peer_connect(low_id("2"), "~2", cluster_dynamic=True)
+                      + peer_info(low_id("2"), "~2", 7002, cluster_dynamic=True))
+        info = await p2.expect_info()
+        assert info["server_id"] == low_id("1")
+        assert info["cluster"] == "~2" and info["cluster_dynamic"] is True
+        # The first peer hears of the newcomer, and of the new name, under the new name too.
+        seen = [await p1.expect_info(), await p1.expect_info()]
+        assert {i["server_id"] for i in seen} == {s.id, low_id("2")}
+        assert all(i["cluster"] == "~2" for i in seen)
+
+
 async def test_client_on_route_port_is_told(srv: Server) -> None:
     p = await RawPeer.connect("127.0.0.1", srv.cluster.port)  # type: ignore[union-attr]
     await p.expect_info()
