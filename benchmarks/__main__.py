@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--out",
-        help="results name: results/<out>.{json,md,png} (default latest, quick: latest-quick)",
+        help="results name: results/<out>.{json,md,png}, no dated copy (default latest, quick: latest-quick)",
     )
     p.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in report.problems(doc):
         print("PROBLEM:", line)
     name = args.out or ("latest-quick" if args.quick else "latest")
-    for path in report.write(doc, rows, name, with_chart=not args.no_chart):
+    # A named run (CI's ci-quick) keeps no dated copy: it would pile up in the tree.
+    for path in report.write(doc, rows, name, with_chart=not args.no_chart, dated=not args.out):
         print("wrote", path)
     print(f"total {time.monotonic() - t0:.0f} s")
     failed = sum(v for r in rows if r["primary"] for v in r["errors"].values())

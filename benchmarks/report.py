@@ -334,17 +334,17 @@ def chart(doc: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> str | 
 
 
 def write(
-    doc: dict[str, Any], rows: list[dict[str, Any]], name: str, *, with_chart: bool = True
+    doc: dict[str, Any], rows: list[dict[str, Any]], name: str, *, with_chart: bool = True,
+    dated: bool = True,
 ) -> list[Path]:
-    """Write <name>.json, a dated copy, <name>.md and <name>.png into results/."""
+    """Write <name>.json, a dated copy (unless `dated` is off), <name>.md and <name>.png into results/."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = doc["started_utc"].replace(":", "").replace("-", "").replace("+0000", "")
     full = {**doc, "summary": rows}
     data = (json.dumps(full, indent=1, sort_keys=False) + "\n").encode()
-    paths = [
-        RESULTS_DIR / f"{name}.json",
-        RESULTS_DIR / f"{stamp}{'-quick' if doc['settings']['quick'] else ''}.json",
-    ]
+    paths = [RESULTS_DIR / f"{name}.json"]
+    if dated:
+        paths.append(RESULTS_DIR / f"{stamp}{'-quick' if doc['settings']['quick'] else ''}.json")
     for p in paths:
         _atomic_write(p, data)
     md = RESULTS_DIR / f"{name}.md"
