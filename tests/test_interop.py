@@ -221,3 +221,45 @@ async def test_pynats_restart_in_a_go_cluster_restores_interest(kind: str) -> No
     finally:
         await go.stop()
         await py.shutdown()
+
+
+@pytest.mark.parametrize("kind", GO_KINDS)
+async def test_generated_names_settle_on_a_configured_one(kind: str) -> None:
+    """A pynats node without a cluster name routes with a Go node without one, then a Go node
+    with a configured name joins: everybody takes that name and the routes stay up.
+
+    Before the fix, the pynats node gossiped the first Go node's INFO with the name it had
+    at registration; nats-server checks the name on every INFO and closed the route, again
+    and again.
+    """
+    py = Server(Options(host="127.0.0.1", port=-1, no_log=True, server_name="py",
+                        cluster=ClusterOptions(host="127.0.0.1", port=-1, name="")))
+    async with py:
+        assert py.cluster is not None
+        seed = [f"nats-route://127.0.0.1:{py.cluster.port}"]
+        g1 = GoServer(go_binary(kind), name="g1", cluster_port=free_port(), routes=seed)
+        g2 = GoServer(go_binary(kind), name="g2", cluster_port=free_port(), cluster_name="ZFIXED", routes=seed)
+        try:
+            await g1.start()
+            await wait_for(lambda: len(py.cluster.routes) == 1, what="the first Go node routed")  # type: ignore[union-attr]
+            await g2.start()
+
+            async def settled() -> bool:
+                if py.cluster.name != "ZFIXED" or len(py.cluster.routes) != 2:  # type: ignore[union-attr]
+                    return False
+                return len(await go_route_ids(g1)) >= 2 and len(await go_route_ids(g2)) >= 2
+
+            # Duplicate connections settle within moments; a stale name made them flap forever.
+            loop = asyncio.get_running_loop()
+            end, since, seen = loop.time() + 20, loop.time(), None
+            while True:
+                cur = dict(py.cluster.routes) if await settled() else None  # type: ignore[union-attr]
+                if cur != seen:
+                    seen, since = cur, loop.time()
+                elif cur is not None and loop.time() - since >= 2:
+                    break
+                assert loop.time() < end, "the routes never stayed up for 2 s\n" + "".join(g2.log[-20:])
+                await asyncio.sleep(0.05)
+        finally:
+            await g2.stop()
+            await g1.stop()
