@@ -336,6 +336,76 @@ def test_mutated_streams_raise_only_protocol_error(
     _feed_until_error(p, data, where)
 
 
+@st.composite
+def plain_pub(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]]]:
+    """A PUB as clients usually write it: the form the split run takes (parser._pub_run)."""
+    subject = draw(token)
+    reply = draw(st.none() | token)
+    body = draw(payload)
+    szb = size_token(len(body), draw(st.integers(0, 1)))
+    line = b"PUB " + subject + b" " + (reply + b" " if reply else b"") + szb + b"\r\n"
+    return line + body + b"\r\n", [("pub", subject, reply, szb, body + b"\r\n")]
+
+
+@st.composite
+def near_pub(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]]]:
+    """A usual PUB with one thing wrong or unusual (the expected calls are not used)."""
+    subject, body = draw(token), draw(payload)
+    reply = draw(st.none() | token)
+    op, szb, sp, end = b"PUB", str(len(body)).encode(), b" ", b"\r\n"
+    what = draw(st.sampled_from(["op", "ws_subject", "ws_reply", "space", "trail", "size", "digits", "big"]))
+    if what == "op":
+        op = draw(st.sampled_from([b"pub", b"SUB", b"HPUB", b"MSG", b"PUBX", b"PU"]))
+    elif what == "ws_subject":
+        subject = subject[:1] + draw(st.sampled_from([b"\t", b"\r", b"\n"])) + subject[1:]
+    elif what == "ws_reply":
+        reply = (reply or b"r") + draw(st.sampled_from([b"\t", b"\r", b"\n", b"\t1"]))
+    elif what == "space":
+        sp = draw(st.sampled_from([b"  ", b"\t", b" \t"]))
+    elif what == "trail":
+        end = draw(st.sampled_from([b" \r\n", b"\n", b"\t\r\n"]))
+    elif what == "size":
+        szb = str(max(0, len(body) + draw(st.sampled_from([-2, -1, 1, 2])))).encode()
+    elif what == "digits":
+        szb = b"0" * draw(st.integers(5, 12)) + szb
+    else:
+        body = b"x" * draw(st.integers(1201, 1300))
+        szb = str(len(body)).encode()
+    line = op + b" " + subject + sp + (reply + b" " if reply else b"") + szb + end
+    return line + body + b"\r\n", []
+
+
+def _outcome(data: bytes, where: list[int], split_run: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    from pynats_server.protocol import parser as parser_module
+
+    monkeypatch.setattr(parser_module, "_RUN_AVG", 1 << 30 if split_run else 0)
+    p, rec = make(max_payload=1200)
+    try:
+        feed_chunks(p, data, [w % (len(data) + 1) for w in where])
+        err: Any = None
+    except ProtocolError as e:
+        err = (e.err, e.reason)
+    return rec.ops, err, p.in_msgs, p.in_bytes
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(plain_pub(), max_size=4), st.one_of(near_pub(), client_op()),
+       st.lists(st.one_of(plain_pub(), near_pub(), client_op()), max_size=6),
+       st.lists(st.tuples(st.integers(0, 5000), noise), max_size=2), cuts)  # fmt: skip
+def test_split_run_agrees_with_the_line_by_line_path(
+    run: list[tuple[bytes, list[Any]]], odd: tuple[bytes, list[Any]], rest: list[tuple[bytes, list[Any]]],
+    edits: list[tuple[int, bytes]], where: list[int],
+) -> None:
+    """The split run is only a faster way: same calls, same error, same counters. A run of
+    usual PUBs, then an odd one (near_pub) or another op, then anything, maybe with noise."""
+    data = b"".join(o[0] for o in [*run, odd, *rest])
+    for pos, junk in edits:
+        pos %= len(data) + 1
+        data = data[:pos] + junk + data[pos + len(junk) // 2 :]
+    with pytest.MonkeyPatch.context() as mp:
+        assert _outcome(data, where, True, mp) == _outcome(data, where, False, mp)
+
+
 @SETTINGS
 @given(stream(client_op()), cuts)
 def test_ops_before_an_error_are_dispatched(s: tuple[bytes, list[Any]], where: list[int]) -> None:
