@@ -337,25 +337,30 @@ def test_mutated_streams_raise_only_protocol_error(
 
 
 @st.composite
-def plain_pub(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]]]:
-    """A PUB as clients usually write it: the form the split run takes (parser._pub_run)."""
+def plain_msg(draw: st.DrawFn, route: bool = False) -> tuple[bytes, list[tuple[Any, ...]]]:
+    """A PUB (or RMSG) as usually written: the form the split runs take (Parser._pub_run)."""
     subject = draw(token)
     reply = draw(st.none() | token)
     body = draw(payload)
     szb = size_token(len(body), draw(st.integers(0, 1)))
-    line = b"PUB " + subject + b" " + (reply + b" " if reply else b"") + szb + b"\r\n"
+    head = b"RMSG $G " if route else b"PUB "
+    line = head + subject + b" " + (reply + b" " if reply else b"") + szb + b"\r\n"
+    if route:
+        return line + body + b"\r\n", [("rmsg", b"$G", subject, reply, None, szb, body + b"\r\n")]
     return line + body + b"\r\n", [("pub", subject, reply, szb, body + b"\r\n")]
 
 
 @st.composite
-def near_pub(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]]]:
-    """A usual PUB with one thing wrong or unusual (the expected calls are not used)."""
+def near_msg(draw: st.DrawFn, route: bool = False) -> tuple[bytes, list[tuple[Any, ...]]]:
+    """A usual PUB (or RMSG) with one thing wrong or unusual (expected calls not used)."""
     subject, body = draw(token), draw(payload)
     reply = draw(st.none() | token)
-    op, szb, sp, end = b"PUB", str(len(body)).encode(), b" ", b"\r\n"
-    what = draw(st.sampled_from(["op", "ws_subject", "ws_reply", "space", "trail", "size", "digits", "big"]))
+    op, szb, sp, end = (b"RMSG $G" if route else b"PUB"), str(len(body)).encode(), b" ", b"\r\n"
+    odd_ops = [b"rmsg $G", b"LMSG o $G", b"HMSG $G", b"RS+ $G", b"RMSG $\tG", b"RMSG"] if route else \
+        [b"pub", b"SUB", b"HPUB", b"MSG", b"PUBX", b"PU"]
+    what = draw(st.sampled_from(["op", "ws_subject", "ws_reply", "space", "trail", "size", "digits", "big", "queue"]))
     if what == "op":
-        op = draw(st.sampled_from([b"pub", b"SUB", b"HPUB", b"MSG", b"PUBX", b"PU"]))
+        op = draw(st.sampled_from(odd_ops))
     elif what == "ws_subject":
         subject = subject[:1] + draw(st.sampled_from([b"\t", b"\r", b"\n"])) + subject[1:]
     elif what == "ws_reply":
@@ -368,18 +373,21 @@ def near_pub(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]]]:
         szb = str(max(0, len(body) + draw(st.sampled_from([-2, -1, 1, 2])))).encode()
     elif what == "digits":
         szb = b"0" * draw(st.integers(5, 12)) + szb
-    else:
+    elif what == "big":
         body = b"x" * draw(st.integers(1201, 1300))
         szb = str(len(body)).encode()
+    else:
+        reply = draw(st.sampled_from([b"+ r q", b"| q", b"+", b"|"]))
     line = op + b" " + subject + sp + (reply + b" " if reply else b"") + szb + end
     return line + body + b"\r\n", []
 
 
-def _outcome(data: bytes, where: list[int], split_run: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+def _outcome(data: bytes, where: list[int], split_run: bool, monkeypatch: pytest.MonkeyPatch,
+             kind: int = CLIENT) -> tuple[Any, ...]:
     from pynats_server.protocol import parser as parser_module
 
     monkeypatch.setattr(parser_module, "_RUN_AVG", 1 << 30 if split_run else 0)
-    p, rec = make(max_payload=1200)
+    p, rec = make(kind, max_payload=1200)
     try:
         feed_chunks(p, data, [w % (len(data) + 1) for w in where])
         err: Any = None
@@ -388,22 +396,42 @@ def _outcome(data: bytes, where: list[int], split_run: bool, monkeypatch: pytest
     return rec.ops, err, p.in_msgs, p.in_bytes
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(plain_pub(), max_size=4), st.one_of(near_pub(), client_op()),
-       st.lists(st.one_of(plain_pub(), near_pub(), client_op()), max_size=6),
+RUN_SETTINGS = settings(max_examples=600, deadline=None,
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _check_run(kind: int, ops: list[tuple[bytes, list[Any]]], edits: list[tuple[int, bytes]], where: list[int]) -> None:
+    data = b"".join(o[0] for o in ops)
+    for pos, junk in edits:
+        pos %= len(data) + 1
+        data = data[:pos] + junk + data[pos + len(junk) // 2 :]
+    with pytest.MonkeyPatch.context() as mp:
+        assert _outcome(data, where, True, mp, kind) == _outcome(data, where, False, mp, kind)
+
+
+@RUN_SETTINGS
+@given(st.lists(plain_msg(), max_size=4), st.one_of(near_msg(), client_op()),
+       st.lists(st.one_of(plain_msg(), near_msg(), client_op()), max_size=6),
        st.lists(st.tuples(st.integers(0, 5000), noise), max_size=2), cuts)  # fmt: skip
 def test_split_run_agrees_with_the_line_by_line_path(
     run: list[tuple[bytes, list[Any]]], odd: tuple[bytes, list[Any]], rest: list[tuple[bytes, list[Any]]],
     edits: list[tuple[int, bytes]], where: list[int],
 ) -> None:
     """The split run is only a faster way: same calls, same error, same counters. A run of
-    usual PUBs, then an odd one (near_pub) or another op, then anything, maybe with noise."""
-    data = b"".join(o[0] for o in [*run, odd, *rest])
-    for pos, junk in edits:
-        pos %= len(data) + 1
-        data = data[:pos] + junk + data[pos + len(junk) // 2 :]
-    with pytest.MonkeyPatch.context() as mp:
-        assert _outcome(data, where, True, mp) == _outcome(data, where, False, mp)
+    usual PUBs, then an odd one (near_msg) or another op, then anything, maybe with noise."""
+    _check_run(CLIENT, [*run, odd, *rest], edits, where)
+
+
+@RUN_SETTINGS
+@given(st.lists(plain_msg(route=True), max_size=4), st.one_of(near_msg(route=True), route_op()),
+       st.lists(st.one_of(plain_msg(route=True), near_msg(route=True), route_op()), max_size=6),
+       st.lists(st.tuples(st.integers(0, 5000), noise), max_size=2), cuts)  # fmt: skip
+def test_route_split_run_agrees_with_the_line_by_line_path(
+    run: list[tuple[bytes, list[Any]]], odd: tuple[bytes, list[Any]], rest: list[tuple[bytes, list[Any]]],
+    edits: list[tuple[int, bytes]], where: list[int],
+) -> None:
+    """The same for RMSG on routes (Parser._rmsg_run)."""
+    _check_run(ROUTER, [*run, odd, *rest], edits, where)
 
 
 @SETTINGS
@@ -996,3 +1024,17 @@ def test_large_payload_is_a_view_of_the_read_buffer() -> None:
     p = Parser(H(), CLIENT)
     p.feed(b"PUB foo 1000\r\n" + b"x" * 1000 + b"\r\nPUB foo 2\r\nhi\r\n")
     assert seen == [memoryview, bytes]
+
+
+@pytest.mark.parametrize("kind", [CLIENT, ROUTER])
+def test_split_run_leaves_very_large_payloads_to_views(kind: int) -> None:
+    """A read of small messages with one of 20 KiB: the run stops there and the regex loop
+    hands the large payload on as a view; all arrive, in order, with the right bytes."""
+    head = b"PUB foo " if kind == CLIENT else b"RMSG $G foo "
+    small = b"".join(head + b"2\r\nhi\r\n" for _ in range(200))
+    big = head + b"20000\r\n" + b"b" * 20000 + b"\r\n"
+    p, rec = make(kind)
+    p.feed(small + big + small)
+    payloads = [op[-1] for op in rec.ops]
+    assert payloads == [b"hi\r\n"] * 200 + [b"b" * 20000 + b"\r\n"] + [b"hi\r\n"] * 200
+    assert p.in_msgs == 401 and p.in_bytes == 400 * 2 + 20000

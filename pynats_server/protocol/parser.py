@@ -111,9 +111,9 @@ def _size_of(szb: bytes) -> int:
 # Payloads at least this long are handed on as memoryview slices instead of copies.
 _VIEW_MIN = 512
 
-# In the split run the payload is already a copy (made in C, cheap); only payloads this
-# large are passed on as views of the read instead.
-_RUN_VIEW_MIN = 16384
+# A split run copies payloads (in C); one this large ends the run, and the regex loop
+# passes it on as a view of the read instead.
+_RUN_MAX = 16384
 # Reads averaging fewer bytes per PUB than this take the split run.
 _RUN_AVG = 320
 
@@ -127,14 +127,14 @@ CRLF = b"\r\n"
 
 
 def _ok_size(table: dict[bytes, int], szb: bytes, max_payload: int) -> int | None:
-    """The size, negated for payloads passed on as views; None if not a valid size."""
+    """The size, if valid, within max_payload and small enough for a split run."""
     size = parse_size(szb)
-    if size < 0 or size > max_payload:
+    if size < 0 or size > max_payload or size >= _RUN_MAX:
         return None
     if len(table) >= 8192:
         table.clear()
-    v = table[szb] = size if size < _RUN_VIEW_MIN else -size
-    return v
+    table[szb] = size
+    return size
 
 
 class ProtocolError(Exception):
@@ -374,8 +374,7 @@ class Parser:
             sizes = _OK_SIZES[max_payload] = {}
         plain = _PLAIN
         on_pub = self._on_pub
-        mv: memoryview | None = None
-        i = ki = kpos = 0  # pieces[ki] starts at buf[kpos]
+        i = 0
         try:
             while i < last:
                 line = pieces[i]
@@ -397,30 +396,62 @@ class Parser:
                     if len(plain) >= 16384:
                         plain.clear()
                     plain.add(subject)
-                size = sizes.get(szb)
-                if size is None:
-                    size = _ok_size(sizes, szb, max_payload)
-                    if size is None:
-                        break
                 payload = pieces[i + 1]
-                if size != len(payload):
-                    if size >= 0 or -size != len(payload):
-                        break
-                    # A large payload: a view of the read, not a copy (as in _parse_client).
-                    if mv is None:
-                        mv = memoryview(buf)
-                    kpos += sum(map(len, pieces[ki : i + 1])) + 2 * (i + 1 - ki)
-                    ki = i + 1
-                    i += 2
-                    on_pub(subject, reply, szb, mv[kpos : kpos + 2 - size])
-                    continue
+                size = sizes.get(szb)
+                if size != len(payload) and (size is not None or _ok_size(sizes, szb, max_payload) != len(payload)):
+                    break
                 i += 2
                 on_pub(subject, reply, szb, payload + CRLF)
         finally:
-            if i:
-                self.in_msgs += i >> 1
-                self.in_bytes += sum(map(len, pieces[1:i:2]))
-        return kpos + sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+            self._run_counts(pieces, i)
+        return sum(map(len, pieces[:i])) + 2 * i
+
+    def _run_counts(self, pieces: list[bytes], i: int) -> None:
+        if i:
+            self.in_msgs += i >> 1
+            self.in_bytes += sum(map(len, pieces[1:i:2]))
+
+    def _rmsg_run(self, buf: bytes) -> int:
+        """_pub_run for routes: `RMSG account subject [reply] size` lines (no queue lists),
+        no payload limit."""
+        pieces = buf.split(CRLF)
+        last = len(pieces) - 2
+        sizes = _OK_SIZES.get(-1)
+        if sizes is None:
+            sizes = _OK_SIZES[-1] = {}
+        plain = _PLAIN
+        on_rmsg = self._on_rmsg
+        i = 0
+        try:
+            while i < last:
+                toks = pieces[i].split(b" ")
+                if len(toks) == 4:
+                    op, account, subject, szb = toks
+                    reply = None
+                elif len(toks) == 5:
+                    op, account, subject, reply, szb = toks
+                    if not reply or len(reply) > 1024 or _WHITESPACE.search(reply):
+                        break
+                else:
+                    break
+                if op != b"RMSG":
+                    break
+                if subject not in plain or account not in plain:
+                    if not _PLAIN_TOKEN.fullmatch(subject) or not _PLAIN_TOKEN.fullmatch(account):
+                        break
+                    if len(plain) >= 16384:
+                        plain.clear()
+                    plain.add(subject)
+                    plain.add(account)
+                payload = pieces[i + 1]
+                size = sizes.get(szb)
+                if size != len(payload) and (size is not None or _ok_size(sizes, szb, _RUN_MAX) != len(payload)):
+                    break
+                i += 2
+                on_rmsg(account, subject, reply, None, szb, payload + CRLF)
+        finally:
+            self._run_counts(pieces, i)
+        return sum(map(len, pieces[:i])) + 2 * i
 
     def _parse_route(self, buf: bytes) -> None:
         """The route loop, with a fast path for `RMSG account subject [reply] size\r\n`."""
@@ -432,6 +463,10 @@ class Parser:
         lim = self.max_control_line * 16 + 7
         match = _RMSG_LINE.match
         sizes = _SIZES
+        if self._fast and buf.startswith(b"RMSG ") and n < _RUN_AVG * (buf.count(b"\nRMSG ") + 1):
+            pos = self._rmsg_run(buf)
+            if pos >= n:
+                return
         try:
             while pos < n:
                 if self._fast:
