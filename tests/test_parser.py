@@ -338,7 +338,7 @@ def test_mutated_streams_raise_only_protocol_error(
 
 @st.composite
 def plain_msg(draw: st.DrawFn, route: bool = False) -> tuple[bytes, list[tuple[Any, ...]]]:
-    """A PUB (or RMSG) as usually written: the form the split runs take (Parser._pub_run)."""
+    """A PUB (or RMSG) as usually written: the form the split runs take (Parser._split_run)."""
     subject = draw(token)
     reply = draw(st.none() | token)
     body = draw(payload)
@@ -430,7 +430,7 @@ def test_route_split_run_agrees_with_the_line_by_line_path(
     run: list[tuple[bytes, list[Any]]], odd: tuple[bytes, list[Any]], rest: list[tuple[bytes, list[Any]]],
     edits: list[tuple[int, bytes]], where: list[int],
 ) -> None:
-    """The same for RMSG on routes (Parser._rmsg_run)."""
+    """The same for RMSG on routes (Parser._rmsg_pairs)."""
     _check_run(ROUTER, [*run, odd, *rest], edits, where)
 
 

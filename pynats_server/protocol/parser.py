@@ -5,7 +5,7 @@ Sans-IO: `Parser.feed(data)` takes whatever bytes a read produced and calls the 
 trailing CRLF, ready to be written to subscribers: a memoryview of the read buffer from 512
 bytes up (no copy), a bytes slice below that (a view costs more than copying so few bytes),
 and in the split run for reads of small PUBs, the piece `bytes.split` made plus CRLF (copies
-made in C, cheaper than slicing in Python; see Parser._pub_run).
+made in C, cheaper than slicing in Python; see Parser._split_run).
 
 Protocol errors raise `ProtocolError`: the connection must then close, after sending
 `-ERR '<err>'` when `err` is set. Operations parsed before the error have been dispatched,
@@ -117,13 +117,23 @@ _RUN_MAX = 16384
 # Reads averaging fewer bytes per PUB than this take the split run.
 _RUN_AVG = 320
 
-# The split run (Parser._pub_run): size tokens known to be valid and within a max_payload,
+# The split run (Parser._split_run): size tokens known to be valid and within a max_payload,
 # one table per max_payload; subjects known to be plain tokens. Both shared and bounded.
 _OK_SIZES: dict[int, dict[bytes, int]] = {}
 _PLAIN: set[bytes] = set()
 _PLAIN_TOKEN = re.compile(rb"[^ \t\r\n]{1,1024}")
 _WHITESPACE = re.compile(rb"[\t\r\n]")
 CRLF = b"\r\n"
+
+
+def _plain_token(tok: bytes) -> bool:
+    """A subject or account without whitespace, up to 1 KiB: remembered (bounded)."""
+    if not _PLAIN_TOKEN.fullmatch(tok):
+        return False
+    if len(_PLAIN) >= 16384:
+        _PLAIN.clear()
+    _PLAIN.add(tok)
+    return True
 
 
 def _ok_size(table: dict[bytes, int], szb: bytes, max_payload: int) -> int | None:
@@ -203,6 +213,7 @@ class Parser:
         "_await_connect",
         "in_msgs",
         "in_bytes",
+        "_run_i",
     )
 
     def __init__(
@@ -233,6 +244,7 @@ class Parser:
         self._on_pub = getattr(handler, "on_pub", None)
         self._on_rmsg = getattr(handler, "on_rmsg", None)
         self._after_line = 0
+        self._run_i = 0
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -305,9 +317,13 @@ class Parser:
             and self.max_control_line >= 4096
             and n < _RUN_AVG * (buf.count(b"\nPUB ") + 1)
         ):
-            pos = self._pub_run(buf)
+            pos = self._split_run(buf, self._pub_pairs)
+            if self._state == _PAYLOAD:
+                pos = self._take_payload(buf, pos, n)
             if pos >= n:
                 return
+            on_pub = self._on_pub
+            fast = self._fast
         lim = self.max_control_line + 6  # the line's length with "PUB " and CRLF
         match = _PUB_LINE.match
         after = _CRLF_PUB_LINE.match
@@ -359,69 +375,89 @@ class Parser:
             self.in_msgs += nm
             self.in_bytes += nb
 
-    def _pub_run(self, buf: bytes) -> int:
-        """A read that starts with PUBs: split it at every CRLF, once, and take the pieces
-        as (PUB line, payload) pairs while they hold up. Cheaper than a regex per line,
-        because the splitting happens in C. It stops at the first piece that is not a
-        plain `PUB subject [reply] size` line followed by exactly `size` bytes and CRLF (a
-        payload with a CRLF inside, another op, odd spacing, an unknown size), and returns
-        where it stopped; the caller goes on from there. Returns the position reached."""
+    def _split_run(self, buf: bytes, pairs: Any) -> int:
+        """A read that starts with PUBs (or RMSGs): split it at every CRLF, once, and let
+        `pairs` (_pub_pairs, _rmsg_pairs) take the pieces as (line, payload) pairs. Cheaper
+        than a regex per line, because the splitting happens in C. A piece `pairs` does not
+        take goes to the general path as a line of the read (_run_slow); after an op without
+        a payload (PING, SUB, ...) the run goes on, anything else ends it. Returns the
+        position reached; the caller goes on from there."""
         pieces = buf.split(CRLF)
         last = len(pieces) - 2  # a payload piece must be followed by a CRLF
+        i = seg = ki = kpos = 0  # pieces[ki] starts at buf[kpos]; pieces[seg:i] are pairs not yet counted
+        try:
+            while True:
+                try:
+                    i = pairs(pieces, i, last)
+                except BaseException:
+                    i = self._run_i  # where the handler raised, the message it was given included
+                    raise
+                if i >= last:
+                    break
+                self._run_counts(pieces, seg, i)
+                seg = i
+                kpos += sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+                ki = i
+                # The line ends at its first newline, which may be a bare one inside the piece.
+                self._slow_line(buf, kpos, buf.find(b"\n", kpos))
+                after = self._after_line
+                if after != kpos + len(pieces[i]) + 2 or self._state != _START or not self._fast:
+                    return after
+                i = seg = ki = i + 1
+                kpos = after
+        finally:
+            self._run_counts(pieces, seg, i)
+        return kpos + sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+
+    def _run_counts(self, pieces: list[bytes], seg: int, i: int) -> None:
+        """Count the messages of a run: pieces[seg:i] are (line, payload) pairs."""
+        if i > seg:
+            self.in_msgs += (i - seg) >> 1
+            self.in_bytes += sum(map(len, pieces[seg + 1 : i : 2]))
+
+    def _pub_pairs(self, pieces: list[bytes], i: int, last: int) -> int:
+        """Take `PUB subject [reply] size` + payload pairs from pieces[i]; return where it stopped."""
         max_payload = self.max_payload
         sizes = _OK_SIZES.get(max_payload)
         if sizes is None:
             sizes = _OK_SIZES[max_payload] = {}
         plain = _PLAIN
         on_pub = self._on_pub
-        i = 0
         try:
             while i < last:
-                line = pieces[i]
-                toks = line.split(b" ")
+                toks = pieces[i].split(b" ")
                 if len(toks) == 3:
                     op, subject, szb = toks
                     reply = None
                 elif len(toks) == 4:
                     op, subject, reply, szb = toks
                     if not reply or len(reply) > 1024 or _WHITESPACE.search(reply):
-                        break
+                        return i
                 else:
-                    break
+                    return i
                 if op != b"PUB":
-                    break
-                if subject not in plain:
-                    if not _PLAIN_TOKEN.fullmatch(subject):
-                        break
-                    if len(plain) >= 16384:
-                        plain.clear()
-                    plain.add(subject)
+                    return i
+                if subject not in plain and not _plain_token(subject):
+                    return i
                 payload = pieces[i + 1]
                 size = sizes.get(szb)
                 if size != len(payload) and (size is not None or _ok_size(sizes, szb, max_payload) != len(payload)):
-                    break
+                    return i
                 i += 2
                 on_pub(subject, reply, szb, payload + CRLF)
-        finally:
-            self._run_counts(pieces, i)
-        return sum(map(len, pieces[:i])) + 2 * i
+        except BaseException:
+            self._run_i = i
+            raise
+        return i
 
-    def _run_counts(self, pieces: list[bytes], i: int) -> None:
-        if i:
-            self.in_msgs += i >> 1
-            self.in_bytes += sum(map(len, pieces[1:i:2]))
-
-    def _rmsg_run(self, buf: bytes) -> int:
-        """_pub_run for routes: `RMSG account subject [reply] size` lines (no queue lists),
-        no payload limit."""
-        pieces = buf.split(CRLF)
-        last = len(pieces) - 2
+    def _rmsg_pairs(self, pieces: list[bytes], i: int, last: int) -> int:
+        """Take `RMSG account subject [reply] size` + payload pairs (no queue lists, no
+        payload limit) from pieces[i]; return where it stopped."""
         sizes = _OK_SIZES.get(-1)
         if sizes is None:
             sizes = _OK_SIZES[-1] = {}
         plain = _PLAIN
         on_rmsg = self._on_rmsg
-        i = 0
         try:
             while i < last:
                 toks = pieces[i].split(b" ")
@@ -431,27 +467,25 @@ class Parser:
                 elif len(toks) == 5:
                     op, account, subject, reply, szb = toks
                     if not reply or len(reply) > 1024 or _WHITESPACE.search(reply):
-                        break
+                        return i
                 else:
-                    break
+                    return i
                 if op != b"RMSG":
-                    break
-                if subject not in plain or account not in plain:
-                    if not _PLAIN_TOKEN.fullmatch(subject) or not _PLAIN_TOKEN.fullmatch(account):
-                        break
-                    if len(plain) >= 16384:
-                        plain.clear()
-                    plain.add(subject)
-                    plain.add(account)
+                    return i
+                if subject not in plain and not _plain_token(subject):
+                    return i
+                if account not in plain and not _plain_token(account):
+                    return i
                 payload = pieces[i + 1]
                 size = sizes.get(szb)
                 if size != len(payload) and (size is not None or _ok_size(sizes, szb, _RUN_MAX) != len(payload)):
-                    break
+                    return i
                 i += 2
                 on_rmsg(account, subject, reply, None, szb, payload + CRLF)
-        finally:
-            self._run_counts(pieces, i)
-        return sum(map(len, pieces[:i])) + 2 * i
+        except BaseException:
+            self._run_i = i
+            raise
+        return i
 
     def _parse_route(self, buf: bytes) -> None:
         """The route loop, with a fast path for `RMSG account subject [reply] size\r\n`."""
@@ -464,7 +498,9 @@ class Parser:
         match = _RMSG_LINE.match
         sizes = _SIZES
         if self._fast and buf.startswith(b"RMSG ") and n < _RUN_AVG * (buf.count(b"\nRMSG ") + 1):
-            pos = self._rmsg_run(buf)
+            pos = self._split_run(buf, self._rmsg_pairs)
+            if self._state == _PAYLOAD:
+                pos = self._take_payload(buf, pos, n)
             if pos >= n:
                 return
         try:
