@@ -1,4 +1,4 @@
-"""Incremental, zero-copy parser for the client and route protocols (nats-server parser.go).
+"""Incremental parser for the client and route protocols (nats-server parser.go).
 
 Sans-IO: `Parser.feed(data)` takes whatever bytes a read produced and calls the handler's
 `on_*` methods for each complete operation, in order. A payload is handed on with its
@@ -379,9 +379,9 @@ class Parser:
         """A read that starts with PUBs (or RMSGs): split it at every CRLF, once, and let
         `pairs` (_pub_pairs, _rmsg_pairs) take the pieces as (line, payload) pairs. Cheaper
         than a regex per line, because the splitting happens in C. A piece `pairs` does not
-        take goes to the general path as a line of the read (_run_slow); after an op without
-        a payload (PING, SUB, ...) the run goes on, anything else ends it. Returns the
-        position reached; the caller goes on from there."""
+        take goes to the general path (_slow_line) as a line of the read; after an op
+        without a payload (PING, SUB, ...) the run goes on, anything else ends it. Returns
+        the position reached; the caller goes on from there."""
         pieces = buf.split(CRLF)
         last = len(pieces) - 2  # a payload piece must be followed by a CRLF
         i = seg = ki = kpos = 0  # pieces[ki] starts at buf[kpos]; pieces[seg:i] are pairs not yet counted
