@@ -9,7 +9,8 @@ Rules, and where they differ from nats-server on purpose:
   solicited by the server with the smaller id (a rule both can compute), so they always
   agree. Between connections solicited by the same server, that server decides; the other
   side holds the extra one on standby until it knows which one survived. nats-server keeps
-  "the existing one" instead, which can drop both (PRs 547, 3573, 8454, 8527).
+  "the existing one" instead, which can drop both (PRs 547, 3573, 8454, 8527); so with a
+  nats-server peer we keep both connections until it closes the one it does not keep.
 - A route to a live peer is always re-established: the dialler of a configured URL retries
   forever (1 s growing to 30 s); a gossip-learned route retries `connect_retries` times; and
   when a route the peer dialled drops, we dial the peer back as well.
@@ -286,15 +287,18 @@ class Cluster:
             self._register(conn)
             return
         sc, sn = self._solicitor(cur), self._solicitor(conn)
-        if sc == sn:
+        if not _runs_our_rule(conn.remote_info):
+            # nats-server keeps the connection it registered first and closes the other as a
+            # duplicate; only it knows which. Closing one here could close the one it keeps
+            # (both gone, and again after each retry: a mixed cluster flapped every second on
+            # a busy machine), so both stay until it closes one.
+            self._hold_duplicate(conn)
+        elif sc == sn:
             if conn.did_solicit:
-                self._drop_duplicate(conn)
-            elif len(self.standby.get(rid, ())) >= _MAX_STANDBY:
                 self._drop_duplicate(conn)
             else:
                 # The peer dialled twice; it decides which one lives. Wait and see.
-                conn.debug(f'Holding duplicate remote route "{rid}" until the peer picks one')
-                self.standby.setdefault(rid, []).append(conn)
+                self._hold_duplicate(conn)
         elif sn == min(self.server.id, rid):
             # Both sides keep the connection solicited by the smaller server id.
             self._unregister(cur, promote=False)
@@ -302,6 +306,14 @@ class Cluster:
             self._drop_duplicate(cur)
         else:
             self._drop_duplicate(conn)
+
+    def _hold_duplicate(self, conn: RouteConnection) -> None:
+        rid = conn.remote_id
+        if len(self.standby.get(rid, ())) >= _MAX_STANDBY:
+            self._drop_duplicate(conn)
+            return
+        conn.debug(f'Holding duplicate remote route "{rid}" until the peer picks one')
+        self.standby.setdefault(rid, []).append(conn)
 
     def _drop_duplicate(self, conn: RouteConnection) -> None:
         conn.debug(f'Detected duplicate remote route "{conn.remote_id}"')
@@ -616,6 +628,11 @@ class Cluster:
         return out
 
 
+
+
+def _runs_our_rule(info: dict[str, Any]) -> bool:
+    """Whether the peer is a pynats-server, which resolves duplicates by the same rule."""
+    return str(info.get("go", "")).startswith("pynats-server")
 
 
 def _stop() -> Exception:

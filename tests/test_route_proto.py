@@ -307,6 +307,44 @@ async def test_same_peer_twice_keeps_one_route(srv: Server) -> None:
     await p2.read_until(b"RS+ $G held\r\n")
 
 
+async def test_nats_server_peer_picks_which_duplicate_survives() -> None:
+    """With a nats-server peer (its INFO's `go` is a Go version), a duplicate connection is
+    held, not closed: nats-server keeps the connection it registered first and closes the
+    other, and if we closed one too it could be the one it keeps (seen: a mixed cluster
+    flapping every second). Our rule (keep the one solicited by the smaller id) is only for
+    pynats peers; here it would have closed the peer's connection at once."""
+    got: asyncio.Queue[RawPeer] = asyncio.Queue()
+
+    async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await got.put(RawPeer(r, w))
+
+    listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+    lport = listener.sockets[0].getsockname()[1]
+    sid = high_id()
+    try:
+        async with Server(_opts(routes=[RouteURL("127.0.0.1", lport)])) as s:
+            assert s.cluster is not None
+            dialled = await asyncio.wait_for(got.get(), 5)  # ours: we hold back its INFO
+            await dialled.expect(re.compile(rb"CONNECT (\{.*?\})\r\n"))
+            theirs = await route_peer(s, sid, lport, go="go1.22.5")
+            c = await client(s)
+            await c.send(b"SUB held 1\r\nPING\r\n")
+            await c.expect(b"PONG\r\n")
+            await dialled.send(peer_info(sid, CLUSTER, lport, go="go1.22.5") + b"PING\r\n")
+            await dialled.read_until(b"PONG\r\n")
+            # Both connections are still open: neither was closed as a duplicate.
+            await theirs.send(b"PING\r\n")
+            await theirs.read_until(b"PONG\r\n")
+            assert s.cluster.routes[sid] is not None and len(s.cluster.standby.get(sid, [])) == 1
+            # The peer keeps the connection we dialled and closes its own: ours takes over.
+            theirs.close()
+            await dialled.read_until(b"RS+ $G held\r\n")
+            await wait_for(lambda: s.cluster.routes.get(sid) is not None and not s.cluster.standby.get(sid),  # type: ignore[union-attr]
+                           what="the held connection registered")
+    finally:
+        listener.close()
+
+
 async def test_soliciting_side_sends_connect_then_info() -> None:
     got: asyncio.Queue[RawPeer] = asyncio.Queue()
 
