@@ -286,14 +286,15 @@ class Cluster:
         if cur is None:
             self._register(conn)
             return
-        sc, sn = self._solicitor(cur), self._solicitor(conn)
         if not _runs_our_rule(conn.remote_info):
             # nats-server keeps the connection it registered first and closes the other as a
             # duplicate; only it knows which. Closing one here could close the one it keeps
             # (both gone, and again after each retry: a mixed cluster flapped every second on
             # a busy machine), so both stay until it closes one.
             self._hold_duplicate(conn)
-        elif sc == sn:
+            return
+        sc, sn = self._solicitor(cur), self._solicitor(conn)
+        if sc == sn:
             if conn.did_solicit:
                 self._drop_duplicate(conn)
             else:

@@ -433,13 +433,13 @@ class _Parser:
                 break
             self.back(c)
             items.append(self.value())
-            if self.array_value_end():
+            if self.item_end("]", "/,\n\r", "an array value terminator", "an array terminator"):
                 break
         self.ctxs.pop()
         return self.token(items, start)
 
-    def array_value_end(self) -> bool:
-        """True at the closing `]`."""
+    def item_end(self, close: str, seps: str, sep_name: str, close_name: str) -> bool:
+        """After an array or map value: True at `close`, False after a separator."""
         while True:
             c = self.next()
             if _is(c, _WS):
@@ -447,13 +447,12 @@ class _Parser:
             if c == "#" or (c == "/" and self.slash_comment()):
                 self.comment()
                 continue
-            if _is(c, "/,\n\r"):
+            if _is(c, seps):
                 return False
-            if c == "]":
+            if c == close:
                 return True
             raise self.error(
-                'Expected an array value terminator "," or an array terminator "]", '
-                f"but got '{_show(c)}' instead."
+                f'Expected {sep_name} "," or {close_name} "{close}", but got \'{_show(c)}\' instead.'
             )
 
     def map(self, start: int) -> Token:
@@ -483,28 +482,10 @@ class _Parser:
             else:
                 self.i -= 1
             self.entry(in_map=True)
-            if self.map_value_end():
+            if self.item_end("}", "/;,\n\r", "a map value terminator", "a map terminator"):
                 break
         self.ctxs.pop()
         return self.token(items, start)
-
-    def map_value_end(self) -> bool:
-        """True at the closing `}`."""
-        while True:
-            c = self.next()
-            if _is(c, _WS):
-                continue
-            if c == "#" or (c == "/" and self.slash_comment()):
-                self.comment()
-                continue
-            if _is(c, "/;,\n\r"):
-                return False
-            if c == "}":
-                return True
-            raise self.error(
-                'Expected a map value terminator "," or a map terminator "}", '
-                f"but got '{_show(c)}' instead."
-            )
 
     def raw_string(self) -> str:
         start = self.i

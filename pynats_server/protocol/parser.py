@@ -23,6 +23,7 @@ Rules kept from nats-server (see shared/reference/protocol.md 1.1):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
@@ -375,7 +376,7 @@ class Parser:
             self.in_msgs += nm
             self.in_bytes += nb
 
-    def _split_run(self, buf: bytes, pairs: Any) -> int:
+    def _split_run(self, buf: bytes, pairs: Callable[[list[bytes], int, int], int]) -> int:
         """A read that starts with PUBs (or RMSGs): split it at every CRLF, once, and let
         `pairs` (_pub_pairs, _rmsg_pairs) take the pieces as (line, payload) pairs. Cheaper
         than a regex per line, because the splitting happens in C. A piece `pairs` does not
