@@ -57,7 +57,7 @@ bench-full: venv go-servers
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks --wait-idle 15 $(ARGS)
 
-## The rolling-upgrade walkthrough (shared/seed-scenario.md), narrated in the terminal.
+## The rolling-upgrade walkthrough (docs/seed-scenario.md), narrated in the terminal.
 demo: venv
 	$(BIN)/python -m pynats_server.demo $(ARGS)
 

@@ -42,7 +42,7 @@ CLIENT_PROTO_ZERO = 0
 CLIENT_PROTO_INFO = 1
 
 # The route protocol level we advertise: 2.9's. 3 would tell 2.14 that we understand
-# message tracing (see shared/reference/protocol.md 3.8).
+# message tracing.
 ROUTE_PROTO = 2
 
 GLOBAL_ACCOUNT = "$G"

@@ -1,4 +1,4 @@
-"""`make demo`: the rolling-upgrade walkthrough (shared/seed-scenario.md), narrated.
+"""`make demo`: the rolling-upgrade walkthrough (docs/seed-scenario.md), narrated.
 
 Runs real `pynats-server` processes on free loopback ports with nats-py clients: two
 servers listing the same routes, a subscriber, a temporary third server, each server

@@ -1,6 +1,6 @@
 """HTTP monitoring (`-m PORT`): /varz, /connz, /routez, /subsz, /healthz and friends.
 
-The JSON keeps nats-server's key names, order and types (shared/reference/protocol.md 6), so
+The JSON keeps nats-server's key names, order and types, so
 tools and harnesses that poll nats-server read ours the same way.
 """
 

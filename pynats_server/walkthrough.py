@@ -1,4 +1,4 @@
-"""The rolling-upgrade walkthrough of shared/seed-scenario.md, driven end to end.
+"""The rolling-upgrade walkthrough of docs/seed-scenario.md, driven end to end.
 
 Real server processes (the `pynats-server` command line, or any nats-server binary for the
 comparison run) and nats-py clients. Used by the test suite (tests/test_walkthrough.py),

@@ -1,5 +1,5 @@
 """Raw-socket transcripts: INFO, CONNECT, PING/PONG, PUB/SUB/UNSUB/MSG, framing, wildcards,
-queue groups, verbose/pedantic/echo (shared/reference/protocol.md sections 1 and 4)."""
+queue groups, verbose/pedantic/echo."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Route protocol transcripts: a raw socket plays the peer server (shared/reference/protocol.md 3).
+"""Route protocol transcripts: a raw socket plays the peer server.
 
 Mirrors nats-server's test/routes_test.go and new_routes_test.go: TestSendRouteInfoOnConnect,
 TestRouteToSelf, TestSendRouteSubAndUnsub, TestRouteForwardsMsgFromClients/ToClients,

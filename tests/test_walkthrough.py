@@ -1,4 +1,4 @@
-"""shared/seed-scenario.md, end to end: real `pynats-server` processes and nats-py clients.
+"""docs/seed-scenario.md, end to end: real `pynats-server` processes and nats-py clients.
 
 The rotation is run with Ctrl-C and with lame duck mode, for pynats-server and for
 nats-server 2.14.0 alone, and the costs are printed side by side (and quoted in the README).
@@ -44,7 +44,7 @@ async def test_rotation_costs_next_to_nats_server(capsys: pytest.CaptureFixture[
                 seed_variant=False
             )
     with capsys.disabled():
-        print("\n\nRolling upgrade of shared/seed-scenario.md (restart A, restart B, remove C):")
+        print("\n\nRolling upgrade of docs/seed-scenario.md (restart A, restart B, remove C):")
         for r in reports.values():
             print(r.table())
     ctrl_c, ldm = reports[("pynats-server", "ctrl-c")], reports[("pynats-server", "ldm")]

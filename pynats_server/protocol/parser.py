@@ -11,7 +11,7 @@ Protocol errors raise `ProtocolError`: the connection must then close, after sen
 `-ERR '<err>'` when `err` is set. Operations parsed before the error have been dispatched,
 as nats-server does.
 
-Rules kept from nats-server (see shared/reference/protocol.md 1.1):
+Rules kept from nats-server:
 - op names are case-insensitive; a bad op byte fails at once, without waiting for `\\n`;
 - PUB, HPUB, SUB, UNSUB, -ERR and the route ops need a space or TAB after the name;
   CONNECT and INFO do not; after PING, PONG and +OK everything up to `\\n` is ignored;
