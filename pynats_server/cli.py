@@ -330,6 +330,10 @@ def build(argv: list[str]) -> Command:
 
 
 def validate(opts: Options) -> None:
+    if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not any(
+        a.name == opts.system_account for a in opts.accounts
+    ):
+        raise UsageError("error resolving system account: account missing")
     if opts.lame_duck_duration < const.LAME_DUCK_MIN_DURATION:
         raise UsageError(
             f"invalid lame_duck_duration of {_dur(opts.lame_duck_duration)}, minimum is 30 seconds"

@@ -51,8 +51,12 @@ class ClientConnection(Connection):
         self._ncs = ""  # the "v1.2:python:name" part of log lines
         self._sub_ops = 0
         self.closed_subs = 0
-        self._cache_get = server.sublist.cache.get
-        self._match_miss = server.sublist._match_miss
+        self.account = server.global_account
+        self._acc_b = self.account.name_b
+        self._cache_get = self.account.sublist.cache.get
+        self._match_miss = self.account.sublist._match_miss
+        # Shadow subscriptions of a subscription, in the accounts we import streams from.
+        self.shadows: dict[Subscription, list[tuple[Any, Subscription]]] = {}
         self._dirty = server.dirty
         self.perms: Any = None  # auth.ClientPermissions of the authenticated user, if any
         self.parser.pedantic = True
@@ -178,6 +182,18 @@ class ClientConnection(Connection):
         fast = not self.verbose and self.perms is None and self.echo and not self.log.trace_enabled
         self.parser.set_pub_handler(self._pub_fast if fast else self.on_pub)
 
+    def bind_account(self, acc: Any) -> None:
+        """The client belongs to `acc` from now on (set when it authenticates)."""
+        if acc is self.account:
+            return
+        self._drop_all_subs()
+        self.account.nclients -= 1
+        self.account = acc
+        acc.nclients += 1
+        self._acc_b = acc.name_b
+        self._cache_get = acc.sublist.cache.get
+        self._match_miss = acc.sublist._match_miss
+
     def log_prefix(self) -> str:
         if self._ncs:
             return f'{self._label} - "{self._ncs}"'
@@ -205,7 +221,8 @@ class ClientConnection(Connection):
             if self.protocol >= const.CLIENT_PROTO_INFO:
                 fields = self.server.client_info(self)
                 fields["connect_info"] = True
-                fields["remote_account"] = const.GLOBAL_ACCOUNT
+                fields["remote_account"] = self.account.name
+                fields["acc_is_sys"] = self.account.is_system
                 self.send_proto(wire.info(wire.info_fields(fields)))
 
     def on_pong(self) -> None:
@@ -261,15 +278,36 @@ class ClientConnection(Connection):
             self.send_err(text)
             return
         sub = Subscription(self, subject, queue, sid)
+        acc = self.account
         try:
-            srv.sublist.insert(sub)
+            acc.sublist.insert(sub)
         except InvalidSubject:
             self.send_err(wire.E_INVALID_SUBJECT)
             return
         self.subs[sid] = sub
         if self.verbose:
             self.send_proto(wire.OK)
-        srv.local_interest(sub, 1)
+        srv.local_interest(acc, sub, 1)
+        if acc.stream_imports:
+            self._add_shadows(sub)
+
+    def _add_shadows(self, sub: Subscription) -> None:
+        """Stream imports: the subscription also listens in the exporting accounts."""
+        shadows = self.account.shadow_subscriptions(sub)
+        if not shadows:
+            return
+        srv = self.server
+        for exporter, shadow in shadows:
+            self.debug(
+                f'Creating import subscription on "{shadow.subject.decode(errors="replace")}" '
+                f'from account "{exporter.name}"'
+            )
+            try:
+                exporter.sublist.insert(shadow)
+            except InvalidSubject:
+                continue
+            srv.local_interest(exporter, shadow, 1)
+            self.shadows.setdefault(sub, []).append((exporter, shadow))
 
     def on_unsub(self, sid: bytes, max_msgs: int) -> None:
         if self.log.trace_enabled:
@@ -281,7 +319,10 @@ class ClientConnection(Connection):
         if sub is not None:
             if max_msgs > 0 and max_msgs > sub.nm:
                 sub.max = max_msgs
-                self.server.sublist.invalidate(sub.subject)  # plans assume no limit
+                self.account.sublist.invalidate(sub.subject)  # plans assume no limit
+                for exporter, shadow in self.shadows.get(sub, ()):
+                    shadow.max = max_msgs
+                    exporter.sublist.invalidate(shadow.subject)
             else:
                 sub.max = 0
                 unsub = True
@@ -292,14 +333,23 @@ class ClientConnection(Connection):
 
     def remove_sub(self, sub: Subscription) -> None:
         """Drop one subscription (UNSUB, or its auto-unsubscribe max was reached)."""
+        origin = getattr(sub, "origin", None)
+        if origin is not None:
+            sub = origin  # a shadow reached its max: the subscription goes, shadows and all
         if sub.closed:
             return
         sub.closed = True
         if self.subs.get(sub.sid) is sub:
             del self.subs[sub.sid]
         srv = self.server
-        srv.sublist.remove(sub)
-        srv.local_interest(sub, -1)
+        acc = self.account
+        acc.sublist.remove(sub)
+        srv.local_interest(acc, sub, -1)
+        if self.shadows:
+            for exporter, shadow in self.shadows.pop(sub, ()):
+                shadow.closed = True
+                exporter.sublist.remove(shadow)
+                srv.local_interest(exporter, shadow, -1)
         if self.log.trace_enabled:
             self.trace(f"<-> [DELSUB {sub.sid.decode(errors='replace')}]")
 
@@ -316,7 +366,7 @@ class ClientConnection(Connection):
             r = self._match_miss(subject)
         plan = r.plan
         if plan is None:
-            plan = r.plan = build_plan(r, subject)
+            plan = r.plan = build_plan(r, subject, self._acc_b)
         elif plan is False:
             deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
             return

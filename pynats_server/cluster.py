@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from .server import Server
     from .sublist import Subscription
 
-_GLOBAL = const.GLOBAL_ACCOUNT.encode()
-
 # Connections from one peer held while it decides which of them it keeps.
 _MAX_STANDBY = 2
 
@@ -69,8 +67,9 @@ class Cluster:
         self._url_refs: dict[str, int] = {}
         self._urls_changed = False
         # Local interest, counted, so routes get one RS+ per subject (weights for queues).
-        self._plain: dict[bytes, int] = {}
-        self._queues: dict[tuple[bytes, bytes], int] = {}
+        # Keyed by (account, subject) and (account, subject, queue).
+        self._plain: dict[tuple[bytes, bytes], int] = {}
+        self._queues: dict[tuple[bytes, bytes, bytes], int] = {}
         self.paused_routes: set[RouteConnection] = set()
         self._throttled: list[Any] = []
         self.closed_in_msgs = 0
@@ -335,8 +334,8 @@ class Cluster:
             conn.urls_added = True
             self._add_urls(conn.connect_urls)
         # Our whole interest, then a PING, as nats-server does.
-        buf = [wire.rs_plus(_GLOBAL, s) for s in self._plain]
-        buf.extend(wire.rs_plus(_GLOBAL, s, q, n) for (s, q), n in self._queues.items())
+        buf = [wire.rs_plus(a, s) for a, s in self._plain]
+        buf.extend(wire.rs_plus(a, s, q, n) for (a, s, q), n in self._queues.items())
         if buf:
             conn.enqueue(b"".join(buf))
         # Gossip both ways: the others hear of the newcomer, and the newcomer of the others.
@@ -490,30 +489,31 @@ class Cluster:
 
     # -- interest ---------------------------------------------------------------------
 
-    def local_interest(self, sub: Subscription, delta: int) -> None:
+    def local_interest(self, acc: bytes, sub: Subscription, delta: int) -> None:
         subject, queue = sub.subject, sub.queue
         if queue is None:
-            old = self._plain.get(subject, 0)
+            key = (acc, subject)
+            old = self._plain.get(key, 0)
             n = old + delta
             if n <= 0:
-                self._plain.pop(subject, None)
+                self._plain.pop(key, None)
                 if old > 0:
-                    self._broadcast(wire.rs_minus(_GLOBAL, subject))
+                    self._broadcast(wire.rs_minus(acc, subject))
             else:
-                self._plain[subject] = n
+                self._plain[key] = n
                 if old == 0:
-                    self._broadcast(wire.rs_plus(_GLOBAL, subject))
+                    self._broadcast(wire.rs_plus(acc, subject))
         else:
-            key = (subject, queue)
-            old = self._queues.get(key, 0)
+            qkey = (acc, subject, queue)
+            old = self._queues.get(qkey, 0)
             n = old + delta
             if n <= 0:
-                self._queues.pop(key, None)
+                self._queues.pop(qkey, None)
                 if old > 0:
-                    self._broadcast(wire.rs_minus(_GLOBAL, subject, queue))
+                    self._broadcast(wire.rs_minus(acc, subject, queue))
             else:
-                self._queues[key] = n
-                self._broadcast(wire.rs_plus(_GLOBAL, subject, queue, n))
+                self._queues[qkey] = n
+                self._broadcast(wire.rs_plus(acc, subject, queue, n))
 
     def _broadcast(self, data: bytes) -> None:
         for r in self.routes.values():

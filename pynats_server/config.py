@@ -18,7 +18,7 @@ from typing import Any
 
 from . import const
 from .conf import Token
-from .options import Options, Permissions, User
+from .options import AccountConfig, ExportConfig, ImportConfig, Options, Permissions, User
 
 _GO_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64", datetime: "time.Time",
              dict: "map[string]interface {}", list: "[]interface {}"}  # fmt: skip
@@ -31,9 +31,8 @@ _IGNORED = {
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
     "server_metadata", "feature_flags", "no_fast_producer_stall", "max_closed_clients",
     "write_timeout", "store_dir", "storedir", "default_js_domain", "gateway", "leaf", "leafnodes",
-    "websocket", "ws", "mqtt", "system_account", "system", "no_system_account", "no_system",
-    "no_sys_acc", "no_auth_user", "ocsp", "ocsp_cache", "allow_non_tls", "mappings", "maps",
-    "proxies", "accounts",
+    "websocket", "ws", "mqtt", "no_auth_user", "ocsp", "ocsp_cache", "allow_non_tls",
+    "proxies",
 }  # fmt: skip
 # Known to nats-server and refused whatever their value.
 _REFUSED = {
@@ -294,8 +293,14 @@ class _Mapper:
                 self.error(tok, "remote syslog logging is not supported")
         elif k in _REFUSED:
             self.error(tok, _REFUSED[k])
-        elif k == "accounts" and self.accounts_have_users(tok):
-            self.error(tok, "users in accounts are not supported yet")
+        elif k == "accounts":
+            self.accounts(tok)
+        elif k in ("system_account", "system"):
+            o.system_account = _want(tok, str)
+        elif k in ("no_system_account", "no_system", "no_sys_acc"):
+            o.no_system_account = _want(tok, bool)
+        elif k in ("mappings", "maps"):
+            self.error(tok, "subject mappings are not supported yet")
         elif k in _IGNORED:
             self.ignored(key, tok)
         else:
@@ -328,12 +333,173 @@ class _Mapper:
             return True if flag is None else _want(flag, bool)
         return _want(tok, bool)
 
-    def accounts_have_users(self, tok: Token) -> bool:
-        accounts = tok.value if type(tok.value) is dict else {}
-        return any(
-            type(acc.value) is dict and any(k.lower() in ("users", "nkey") for k in acc.value)
-            for acc in accounts.values()
-        )
+    # -- accounts
+
+    def accounts(self, tok: Token) -> None:
+        """`accounts { NAME { users, exports, imports, default_permissions } }` or a list of
+        names (nats-server parseAccounts)."""
+        o = self.opts
+        seen: set[str] = set()
+        if type(tok.value) is list:
+            for t in tok.value:
+                name = _want(t, str)
+                if self.reserved_account(t, name) or self.duplicate_account(t, name, seen):
+                    continue
+                o.accounts.append(AccountConfig(name))
+            return
+        for name, t in _want(tok, dict).items():
+            if t.used:
+                continue
+            if type(t.value) is not dict:
+                self.error(t, "Expected map entries for accounts")
+                continue
+            if self.reserved_account(t, name):
+                continue
+            acc = AccountConfig(name)
+            o.accounts.append(acc)
+            users: list[User] = []
+            for key, v in t.value.items():
+                k = key.lower()
+                if k == "users":
+                    users = self.users(v)
+                elif k == "exports":
+                    acc.exports = [e for e in map(self.export, _want(v, list)) if e is not None]
+                elif k == "imports":
+                    acc.imports = [i for i in map(self.import_, _want(v, list)) if i is not None]
+                elif k == "default_permissions":
+                    acc.default_permissions = self.permissions(v)
+                elif k in ("jetstream", "limits", "msg_trace", "trace_dest", "nkey"):
+                    self.ignored(f"accounts.{name}.{key}", v)
+                elif k in ("mappings", "maps"):
+                    self.error(v, "subject mappings are not supported yet")
+                else:
+                    self.unknown(key, v)
+            if users and (o.username or o.authorization):
+                what = "a single user/pass" if o.username else "a token"
+                self.error(t, f"Can not have {what} and accounts")
+                continue
+            for u in users:
+                if any(x.user == u.user for x in o.users):
+                    self.error(t, f"Duplicate user {_q(u.user)} detected")
+                    continue
+                u.account = name
+                if u.permissions is None:
+                    u.permissions = acc.default_permissions
+                o.users.append(u)
+        if not self.errors:
+            from .accounts import AccountError, build_accounts
+
+            try:
+                build_accounts(o)
+            except AccountError as e:
+                self.error(tok, str(e))
+
+    def reserved_account(self, tok: Token, name: str) -> bool:
+        if name in (const.GLOBAL_ACCOUNT,):
+            self.error(tok, f"{_q(name)} is a Reserved Account")
+            return True
+        return False
+
+    def duplicate_account(self, tok: Token, name: str, seen: set[str]) -> bool:
+        if name in seen:
+            self.error(tok, f"Duplicate Account Entry: {name}")
+            return True
+        seen.add(name)
+        return False
+
+    def export(self, tok: Token) -> ExportConfig | None:
+        if type(tok.value) is not dict:
+            self.error(tok, f"Export Items should be a map with type entry, got {_go_type(tok.value)}")
+            return None
+        ex: ExportConfig | None = None
+        accounts: list[str] | None = None
+        rt = threshold = None
+        pos = 0
+        for key, v in tok.value.items():
+            k = key.lower()
+            if k in ("stream", "service"):
+                if ex is not None:
+                    self.error(v, f"Detected {k} {_q(str(v.value))} but already saw a "
+                                  f"{'service' if ex.service else 'stream'}")
+                    continue
+                ex = ExportConfig(_want(v, str), service=(k == "service"))
+            elif k in ("response", "response_type"):
+                rt = {"single": "Singleton", "singleton": "Singleton", "stream": "Stream",
+                      "chunk": "Chunked", "chunked": "Chunked"}.get(_want(v, str).lower())  # fmt: skip
+                if rt is None:
+                    self.error(v, f"Unknown response type: {_q(v.value)}")
+            elif k in ("threshold", "response_threshold", "response_max_time", "response_time"):
+                try:
+                    threshold = go_parse_duration(_want(v, str))
+                except ValueError:
+                    self.error(v, "Expected response threshold to be a parseable time duration, "
+                                  f"got {_q(v.value)}")
+            elif k == "accounts":
+                accounts = [str(_want(a, str)) for a in _want(v, list)]
+            elif k == "account_token_position":
+                pos = _want(v, int)
+            elif k in ("latency", "allow_trace"):
+                self.ignored(key, v)
+            else:
+                self.unknown(key, v)
+        if ex is None:
+            return None
+        if (rt is not None or threshold is not None) and not ex.service:
+            self.error(tok, "Detected response directive on non-service")
+            return None
+        ex.accounts = accounts
+        ex.account_token_position = pos
+        if rt is not None:
+            ex.response_type = rt
+        if threshold is not None:
+            ex.response_threshold = threshold
+        return ex
+
+    def import_(self, tok: Token) -> ImportConfig | None:
+        if type(tok.value) is not dict:
+            self.error(tok, f"Import Items should be a map with type entry, got {_go_type(tok.value)}")
+            return None
+        im: ImportConfig | None = None
+        to = prefix = ""
+        share = False
+        for key, v in tok.value.items():
+            k = key.lower()
+            if k in ("stream", "service"):
+                if im is not None:
+                    self.error(v, f"Detected {k} but already saw a {'service' if im.service else 'stream'}")
+                    continue
+                if type(v.value) is not dict:
+                    self.error(v, f"{k.capitalize()} entry should be an account map, got {_go_type(v.value)}")
+                    continue
+                account = subject = ""
+                for ak, av in v.value.items():
+                    if ak.lower() == "account":
+                        account = _want(av, str)
+                    elif ak.lower() == "subject":
+                        subject = _want(av, str)
+                    else:
+                        self.unknown(ak, av)
+                if not account or not subject:
+                    self.error(v, "Expect an account name and a subject")
+                    continue
+                im = ImportConfig(account, subject, service=(k == "service"))
+            elif k == "to":
+                to = _want(v, str)
+            elif k == "prefix":
+                prefix = _want(v, str)
+            elif k == "share":
+                share = _want(v, bool)
+            elif k == "allow_trace":
+                self.ignored(key, v)
+            else:
+                self.unknown(key, v)
+        if im is None:
+            return None
+        if to and prefix and not im.service:
+            self.error(tok, "Stream import can not have a 'prefix' and a 'to' property")
+            return None
+        im.to, im.prefix, im.share = to, prefix, share
+        return im
 
     # -- authorization
 
@@ -377,7 +543,9 @@ class _Mapper:
                     u.password = pw
                 elif k == "permissions":
                     u.permissions = self.permissions(v)
-                elif k in ("nkey", "account", "allowed_connection_types", "proxied"):
+                elif k == "account":
+                    u.account = _want(v, str)
+                elif k in ("nkey", "allowed_connection_types", "proxied"):
                     self.error(v, f"user {k} is not supported yet")
                 else:
                     self.unknown(key, v)

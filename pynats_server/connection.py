@@ -26,6 +26,7 @@ def go_quote(b: bytes) -> str:
 class Connection(asyncio.Protocol):
     kind_name = "Client"  # "Client" or "Router", in logs and /connz
     log_id_prefix = "cid"
+    internal = False  # internal.InternalClient: delivered to by callback, not a socket
 
     def __init__(self, server: Server) -> None:
         self.server = server

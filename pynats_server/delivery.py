@@ -7,7 +7,7 @@ payload.
 
 Most messages take the planned path: for a subject whose matches have no queue group and
 no auto-unsubscribe limit, the list of (destination, its out list, `MSG subject sid ` or
-`RMSG $G subject `, subscription) is computed once and kept with the cached match result,
+`RMSG <account> subject `, subscription) is computed once and kept with the cached match result,
 so a delivery is three list appends. Anything else takes the general path.
 
 Rules (nats-server client.go processMsgResults):
@@ -17,6 +17,9 @@ Rules (nats-server client.go processMsgResults):
 - each route gets at most one RMSG per message, covering its plain interest and the groups
   picked for it; a message that came over a route is never sent to another route (one hop)
   and reaches local queue members only for groups named in its RMSG.
+- everything happens inside one account (the publisher's, or the one an import leads to):
+  routes get `RMSG <account> ...`; an internal subscriber (internal.py: imports, the system
+  account's handlers) gets a callback, which may publish again in another account.
 """
 
 from __future__ import annotations
@@ -40,28 +43,29 @@ class _RouteTally:
 _ROUTE_TALLY = _RouteTally()
 
 
-def build_plan(r: SublistResult, subject: bytes, *, local_only: bool = False) -> Any:
+def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_only: bool = False) -> Any:
     """(d, d.out, line prefix, sub) for each destination, or False for the general path.
 
     For messages from clients it also sets `r.qplan`: per queue group, its members as plan
     entries (one is picked at random per message); a group with a member on a route takes
     the general path, which weighs routes. `local_only` is the plan for a message that came
-    over a route without queue names: local plain subscribers only."""
+    over a route without queue names: local plain subscribers only. Internal subscribers
+    (callbacks) always take the general path."""
     plan = []
     for sub in r.psubs:
-        if sub.max or sub.closed:
+        if sub.max or sub.closed or sub.client.internal:
             return False
         prefix = sub.prefix or sub.msg_prefix(subject)
         plan.append((sub.client, sub.client.out, prefix, sub))
     if local_only:
         return plan
     for route in r.routes:
-        plan.append((route, route.out, b"RMSG $G " + subject + b" ", _ROUTE_TALLY))
+        plan.append((route, route.out, b"RMSG " + acc + b" " + subject + b" ", _ROUTE_TALLY))
     qplan = []
     for _, members in r.qsubs:
         group = []
         for sub in members:
-            if sub.is_route or sub.max or sub.closed:
+            if sub.is_route or sub.max or sub.closed or sub.client.internal:
                 return False
             group.append((sub.client, sub.client.out, sub.prefix or sub.msg_prefix(subject), sub))
         qplan.append(group)
@@ -72,7 +76,7 @@ def build_plan(r: SublistResult, subject: bytes, *, local_only: bool = False) ->
 def _frame_for(sub: Any, d: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes, msg: Any) -> tuple[bytes, Any]:
     """The control line and body for a message with headers (the slower path)."""
     if d.headers:
-        return wire.hmsg_line(subject, sub.sid, reply, hdb, szb), msg
+        return wire.hmsg_line(sub.deliver_subject(subject), sub.sid, reply, hdb, szb), msg
     # A subscriber that did not ask for headers gets the message without them.
     size = len(msg) - 2 - hdr
     prefix = sub.prefix or sub.msg_prefix(subject)
@@ -115,12 +119,21 @@ def _to_sub(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, szb
     return True
 
 
-def deliver_client_msg(
-    c: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes, msg: Any
-) -> None:
-    """A message published by client `c` (hdr < 0: no headers), on the general path."""
+def _sizes(hdr: int, msg: Any) -> tuple[bytes, bytes]:
+    """The size fields of a message made inside the server (an import added a header)."""
+    return str(len(msg) - 2).encode(), (str(hdr).encode() if hdr >= 0 else b"")
+
+
+def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int, msg: Any,
+                szb: bytes | None = None, hdb: bytes = b"") -> bool:
+    """A message published into account `acc` by `c` (a client, an internal client or, for
+    a message an import carries on, a route), on the general path; True if it went anywhere."""
+    if szb is None:
+        szb, hdb = _sizes(hdr, msg)
+    if c.kind_name == "Router":
+        return deliver_routed_msg(c, acc, subject, reply, None, szb, hdr, hdb, msg, any_queue=True)
     srv = c.server
-    sublist = srv.sublist
+    sublist = acc.sublist
     r = sublist.cache.get(subject)
     if r is None:
         r = sublist._match_miss(subject)
@@ -128,9 +141,13 @@ def deliver_client_msg(
     delivered = False
     tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
     for sub in r.psubs:
-        if (sub.client is c and not c.echo) or sub.closed:
+        d = sub.client
+        if (d is c and not c.echo) or sub.closed:
             continue
-        if _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+        if d.internal:
+            if d.deliver(sub, c, acc, subject, reply, hdr, msg):
+                delivered = True
+        elif _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
             delivered = True
     rq: dict[Any, list[bytes]] | None = None
     for qname, members in r.qsubs:
@@ -149,19 +166,27 @@ def deliver_client_msg(
                 delivered = True
                 break
     if r.routes or rq:
+        accb = acc.name_b
         for route in r.routes:
-            route.send_msg(subject, reply, rq.pop(route, None) if rq else None, szb, hdr, hdb, msg)
+            route.send_msg(accb, subject, reply, rq.pop(route, None) if rq else None, szb, hdr, hdb, msg)
         if rq:
             for route, queues in rq.items():
-                route.send_msg(subject, reply, queues, szb, hdr, hdb, msg)
+                route.send_msg(accb, subject, reply, queues, szb, hdr, hdb, msg)
         delivered = True
-    if not delivered and reply and c.no_responders:
+    return delivered
+
+
+def deliver_client_msg(
+    c: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes, msg: Any
+) -> None:
+    """A message published by client `c` (hdr < 0: no headers), on the general path."""
+    if not deliver_msg(c, c.account, subject, reply, hdr, msg, szb, hdb) and reply and c.no_responders:
         no_responders(c, subject, reply)
 
 
 def no_responders(c: Any, subject: bytes, reply: bytes) -> None:
     """Tell a requester at once that nobody is listening (a 503 status message)."""
-    for sub in c.server.sublist.match(reply).psubs:
+    for sub in c.account.sublist.match(reply).psubs:
         if sub.client is c:
             c.enqueue(wire.no_responders_hmsg(reply, sub.sid, subject))
             return
@@ -169,6 +194,7 @@ def no_responders(c: Any, subject: bytes, reply: bytes) -> None:
 
 def deliver_routed_msg(
     route: Any,
+    acc: Any,
     subject: bytes,
     reply: bytes | None,
     queues: list[bytes] | None,
@@ -176,22 +202,35 @@ def deliver_routed_msg(
     hdr: int,
     hdb: bytes,
     msg: Any,
-) -> None:
-    """A message that arrived over a route: local subscribers only (the one-hop rule)."""
+    *,
+    any_queue: bool = False,
+) -> bool:
+    """A message that arrived over a route: local subscribers only (the one-hop rule).
+
+    Queue groups get it when the RMSG names them, or (`any_queue`) when an import carries a
+    routed message into another account, where no RMSG named its groups."""
     srv = route.server
-    sublist = srv.sublist
+    sublist = acc.sublist
     r = sublist.cache.get(subject)
     if r is None:
         r = sublist._match_miss(subject)
     dirty = srv.dirty
+    delivered = False
     tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
     for sub in r.psubs:
-        if not sub.closed:
-            _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail)
-    if queues and r.qsubs:
+        if sub.closed:
+            continue
+        d = sub.client
+        if d.internal:
+            if d.deliver(sub, route, acc, subject, reply, hdr, msg):
+                delivered = True
+        elif _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+            delivered = True
+    if (queues or any_queue) and r.qsubs:
         for qname, members in r.qsubs:
-            if qname not in queues:
+            if not any_queue and qname not in queues:  # type: ignore[operator]
                 continue
             local = [s for s in members if not s.is_route and not s.closed and not s.client.closed]
-            if local:
-                _to_sub(dirty, local[int(random() * len(local))], subject, reply, szb, hdr, hdb, msg, tail)
+            if local and _to_sub(dirty, local[int(random() * len(local))], subject, reply, szb, hdr, hdb, msg, tail):
+                delivered = True
+    return delivered

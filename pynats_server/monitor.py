@@ -293,12 +293,12 @@ class Monitor:
             "slow_consumers": srv.slow_consumers,
             "stale_connections": 0,
             "stalled_clients": 0,
-            "subscriptions": srv.sublist.count,
+            "subscriptions": sum(a.sublist.count for a in srv.accounts.values()),
             "http_req_stats": dict(self.req_stats),
             "config_load_time": go_time(srv.start_time),
             "config_digest": "",
             "feature_flags": {},
-            "system_account": const.SYSTEM_ACCOUNT,
+            "system_account": srv.system_account.name if srv.system_account is not None else "",
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
             "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
         }
@@ -346,15 +346,15 @@ class Monitor:
         elif subs == "detail":
             # /connz leaves the account out of each detail (nats-server newClientSubDetail).
             info["subscriptions_list_detail"] = [
-                self._sub_detail(s, c.cid, account=False) for s in c.subs.values()
+                self._sub_detail(s, c.cid) for s in c.subs.values()
             ]
         return info
 
-    def _sub_detail(self, s: Any, cid: int, *, account: bool = True) -> dict[str, Any]:
+    def _sub_detail(self, s: Any, cid: int, account: str = "") -> dict[str, Any]:
         d: dict[str, Any] = {}
         if account:
-            d["account"] = const.GLOBAL_ACCOUNT
-            d["account_tag"] = const.GLOBAL_ACCOUNT
+            d["account"] = account
+            d["account_tag"] = account
         d["subject"] = s.subject.decode(errors="replace")
         if s.queue:
             d["qgroup"] = s.queue.decode(errors="replace")
@@ -425,20 +425,24 @@ class Monitor:
 
     def subsz(self, q: dict[str, str]) -> dict[str, Any]:
         srv = self.server
-        sl = srv.sublist
+        accounts = list(srv.accounts.values())
+        if q.get("acc"):
+            accounts = [a for a in accounts if a.name == q["acc"]]
+        sls = [a.sublist for a in accounts]
         im = srv.totals()[0]
-        matches = max(im, sl.misses)
-        local = [s for s in sl.all() if not s.is_route]
-        fanouts = [len(r.psubs) + len(r.qsubs) for r in sl.cache.values()]
+        misses = sum(sl.misses for sl in sls)
+        matches = max(im, misses)
+        local = [(a.name, s) for a in accounts for s in a.sublist.all() if not s.is_route]
+        fanouts = [len(r.psubs) + len(r.qsubs) for sl in sls for r in sl.cache.values()]
         out: dict[str, Any] = {
             "server_id": srv.id,
             "now": go_time(time.time()),
-            "num_subscriptions": sl.count,
-            "num_cache": len(sl.cache),
-            "num_inserts": sl.inserts,
-            "num_removes": sl.removes,
+            "num_subscriptions": sum(sl.count for sl in sls),
+            "num_cache": sum(len(sl.cache) for sl in sls),
+            "num_inserts": sum(sl.inserts for sl in sls),
+            "num_removes": sum(sl.removes for sl in sls),
             "num_matches": matches,
-            "cache_hit_rate": go_float((matches - sl.misses) / matches if matches else 0.0),
+            "cache_hit_rate": go_float((matches - misses) / matches if matches else 0.0),
             "max_fanout": max(fanouts, default=0),
             "avg_fanout": go_float(sum(fanouts) / len(fanouts) if fanouts else 0.0),
         }
@@ -447,14 +451,14 @@ class Monitor:
             if test:
                 from .protocol.subjects import match_literal
 
-                local = [s for s in local if match_literal(test.encode(), s.subject)]
+                local = [(a, s) for a, s in local if match_literal(test.encode(), s.subject)]
             offset = int(q.get("offset", 0) or 0)
             limit = int(q.get("limit", 1024) or 1024)
             out["total"] = len(local)
             out["offset"] = offset
             out["limit"] = limit
             out["subscriptions_list"] = [
-                self._sub_detail(s, getattr(s.client, "cid", 0)) for s in local[offset : offset + limit]
+                self._sub_detail(s, getattr(s.client, "cid", 0), a) for a, s in local[offset : offset + limit]
             ]
         else:
             out["total"] = 0
@@ -481,8 +485,8 @@ class Monitor:
         return {
             "server_id": srv.id,
             "now": go_time(time.time()),
-            "system_account": const.SYSTEM_ACCOUNT,
-            "accounts": [const.GLOBAL_ACCOUNT],
+            "system_account": srv.system_account.name if srv.system_account is not None else "",
+            "accounts": sorted(srv.accounts),
         }
 
     def accstatz(self, q: dict[str, str]) -> dict[str, Any]:
@@ -497,7 +501,7 @@ class Monitor:
                     "conns": len(srv.clients),
                     "leafnodes": 0,
                     "total_conns": len(srv.clients),
-                    "num_subscriptions": srv.sublist.count,
+                    "num_subscriptions": srv.global_account.sublist.count,
                     "sent": {"msgs": om, "bytes": ob},
                     "received": {"msgs": im, "bytes": ib},
                     "slow_consumers": srv.slow_consumers,

@@ -41,6 +41,39 @@ class User:
     user: str
     password: str = ""
     permissions: Permissions | None = None
+    account: str = ""  # the account the user belongs to ("": the global account)
+
+
+@dataclass
+class ExportConfig:
+    """One entry of an account's `exports` (a stream or a service)."""
+
+    subject: str
+    service: bool = False
+    accounts: list[str] | None = None  # None: public
+    response_type: str = "Singleton"
+    response_threshold: float = 0.0  # 0: nats-server's default (2 minutes)
+    account_token_position: int = 0
+
+
+@dataclass
+class ImportConfig:
+    """One entry of an account's `imports`: `subject` of `account`, seen here as `to`."""
+
+    account: str
+    subject: str
+    service: bool = False
+    to: str = ""
+    prefix: str = ""
+    share: bool = False
+
+
+@dataclass
+class AccountConfig:
+    name: str
+    exports: list[ExportConfig] = field(default_factory=list)
+    imports: list[ImportConfig] = field(default_factory=list)
+    default_permissions: Permissions | None = None
 
 
 @dataclass
@@ -87,6 +120,11 @@ class Options:
     authorization: str | None = None  # token
     users: list[User] = field(default_factory=list)
     auth_timeout: float = const.AUTH_TIMEOUT
+
+    # Accounts (config file `accounts {}`); users name theirs in User.account.
+    accounts: list[AccountConfig] = field(default_factory=list)
+    system_account: str = ""  # "": $SYS, unless no_system_account
+    no_system_account: bool = False
 
     # Monitoring: 0 disables it, -1 picks a random port.
     http_host: str = ""

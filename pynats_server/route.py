@@ -24,9 +24,6 @@ from .sublist import Subscription
 if TYPE_CHECKING:
     from .cluster import Cluster
 
-_GLOBAL = const.GLOBAL_ACCOUNT.encode()
-
-
 class RouteConnection(Connection):
     kind_name = "Router"
     log_id_prefix = "rid"
@@ -58,10 +55,10 @@ class RouteConnection(Connection):
         self.urls_added = False  # our client-URL refcounts include this route's URLs
         # How this connection ended, for the dialler: "self", "duplicate", "conflict", ...
         self.outcome = ""
-        self.rsubs: dict[tuple[bytes, bytes | None], Subscription] = {}
+        # Interest the peer told us about, by (account, subject, queue).
+        self.rsubs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
         self.done: asyncio.Future[None] = cluster.server.loop.create_future()
-        self._cache_get = cluster.server.sublist.cache.get
-        self._match_miss = cluster.server.sublist._match_miss
+        self._accounts = cluster.server.accounts_b
         self._dirty = cluster.server.dirty
         self._auth_handle: asyncio.TimerHandle | None = None
 
@@ -202,10 +199,13 @@ class RouteConnection(Connection):
             raise ProtocolError(None, "Protocol Violation", f"processRemoteSub Parse Error: {arg!r}")
         if self.log.trace_enabled:
             self.trace(f"<<- [RS+ {arg.decode(errors='replace')}]")
-        if account != _GLOBAL:
-            return  # accounts we do not serve ($SYS, ...) are accepted and ignored
-        key = (subject, queue)
-        sl = self.server.sublist
+        acc = self._accounts.get(account)
+        if acc is None:
+            # An account we do not have: logged and ignored, as nats-server does.
+            self.error(f'Unknown account "{account.decode(errors="replace")}" for remote subject "{subject.decode(errors="replace")}"')
+            return
+        key = (account, subject, queue)
+        sl = acc.sublist
         old = self.rsubs.get(key)
         if old is not None:
             if queue is not None:
@@ -236,26 +236,28 @@ class RouteConnection(Connection):
             raise ProtocolError(None, "Protocol Violation", f"processRemoteUnsub parse error: {arg!r}")
         if self.log.trace_enabled:
             self.trace(f"<<- [RS- {arg.decode(errors='replace')}]")
-        if account != _GLOBAL:
-            return
-        sub = self.rsubs.pop((subject, queue), None)
+        sub = self.rsubs.pop((account, subject, queue), None)
         if sub is not None:
             sub.closed = True
-            if self.registered:
-                self.server.sublist.remove(sub)
+            acc = self._accounts.get(account)
+            if self.registered and acc is not None:
+                acc.sublist.remove(sub)
 
     def install_remote_interest(self) -> None:
-        """The route was registered: what the peer told us so far goes into the sublist."""
-        sl = self.server.sublist
-        for sub in self.rsubs.values():
-            sl.insert(sub)
+        """The route was registered: what the peer told us so far goes into the indexes."""
+        accounts = self._accounts
+        for (account, _, _), sub in self.rsubs.items():
+            acc = accounts.get(account)
+            if acc is not None:
+                acc.sublist.insert(sub)
 
     def drop_remote_interest(self) -> None:
-        sl = self.server.sublist
-        for sub in self.rsubs.values():
+        accounts = self._accounts
+        for (account, _, _), sub in self.rsubs.items():
             sub.closed = True
-            if self.registered:
-                sl.remove(sub)
+            acc = accounts.get(account)
+            if self.registered and acc is not None:
+                acc.sublist.remove(sub)
         self.rsubs.clear()
 
     # -- messages -----------------------------------------------------------------------
@@ -263,12 +265,15 @@ class RouteConnection(Connection):
     def on_rmsg(
         self, account: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None, szb: bytes, msg: Any
     ) -> None:
-        if account != _GLOBAL or not self.info_received:
+        acc = self._accounts.get(account)
+        if acc is None or not self.info_received:
+            self._dropped(account, subject)
             return
         if queues is None:
-            r = self._cache_get(subject)
+            sl = acc.sublist
+            r = sl.cache.get(subject)
             if r is None:
-                r = self._match_miss(subject)
+                r = sl._match_miss(subject)
             plan = r.lplan
             if plan is None:
                 plan = r.lplan = build_plan(r, subject, local_only=True)
@@ -284,7 +289,7 @@ class RouteConnection(Connection):
                     out.append(msg)
                     sub.nm += 1
                 return
-        deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
+        deliver_routed_msg(self, acc, subject, reply, queues, szb, -1, b"", msg)
 
     def on_rhmsg(
         self,
@@ -297,14 +302,26 @@ class RouteConnection(Connection):
         szb: bytes,
         msg: Any,
     ) -> None:
-        if account == _GLOBAL and self.info_received:
+        acc = self._accounts.get(account)
+        if acc is None or not self.info_received:
+            self._dropped(account, subject)
+        else:
             if hdr == 0:
-                deliver_routed_msg(self, subject, reply, queues, szb, -1, b"", msg)
+                deliver_routed_msg(self, acc, subject, reply, queues, szb, -1, b"", msg)
             else:
-                deliver_routed_msg(self, subject, reply, queues, szb, hdr, hdb, msg)
+                deliver_routed_msg(self, acc, subject, reply, queues, szb, hdr, hdb, msg)
+
+    def _dropped(self, account: bytes, subject: bytes) -> None:
+        if not self.info_received:
+            return  # issue 10: to be handled as nats-server does
+        self.debug(
+            f'Unknown account "{account.decode(errors="replace")}" for routed message on '
+            f'subject: "{subject.decode(errors="replace")}"'
+        )
 
     def send_msg(
         self,
+        account: bytes,
         subject: bytes,
         reply: bytes | None,
         queues: list[bytes] | None,
@@ -320,17 +337,17 @@ class RouteConnection(Connection):
         if not out:
             self.server.dirty.append(self)
         if hdr < 0:
-            out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, szb))
+            out.append(wire.rmsg_line(account, subject, reply, queues, szb))
             out.append(b"")
             out.append(msg)
         elif self.headers:
-            out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, szb, hdb))
+            out.append(wire.rmsg_line(account, subject, reply, queues, szb, hdb))
             out.append(b"")
             out.append(msg)
         else:
             # A peer without header support gets the message without its headers.
             size = str(len(msg) - 2 - hdr).encode()
-            out.append(wire.rmsg_line(_GLOBAL, subject, reply, queues, size))
+            out.append(wire.rmsg_line(account, subject, reply, queues, size))
             out.append(b"")
             out.append(msg[hdr:])
 

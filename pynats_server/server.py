@@ -14,13 +14,14 @@ from dataclasses import replace
 from typing import Any
 
 from . import const, ids, netutil
+from .accounts import Account, build_accounts
 from .auth import ClientPermissions, authenticate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
 from .options import Options, User
 from .protocol import wire
-from .sublist import Sublist, Subscription
+from .sublist import Subscription
 
 MAX_CLOSED_CLIENTS = 10_000
 
@@ -54,7 +55,22 @@ class Server:
         self.name = opts.server_name or self.id
         self.xkey = ids.curve_key()
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        self.sublist = Sublist()
+        # Accounts by name (and by name as bytes, as routes carry them); `$G` holds the
+        # clients of a server without accounts, `$SYS` is the system account.
+        self.accounts: dict[str, Account] = {}
+        self.accounts_b: dict[bytes, Account] = {}
+        self.global_account = self.register_account(Account(const.GLOBAL_ACCOUNT))
+        self.system_account: Account | None = None
+        for acc in build_accounts(opts):
+            self.register_account(acc)
+        sys_name = opts.system_account or ("" if opts.no_system_account else const.SYSTEM_ACCOUNT)
+        if sys_name:
+            found = self.accounts.get(sys_name)
+            if found is None and sys_name != const.SYSTEM_ACCOUNT:
+                raise ValueError("error resolving system account: account missing")
+            self.system_account = found or self.register_account(Account(sys_name))
+            self.system_account.is_system = True
+        self.sublist = self.global_account.sublist  # the global account's index
         self.clients: dict[int, ClientConnection] = {}
         self.closed_clients: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
         self.dirty: list[Connection] = []
@@ -104,6 +120,7 @@ class Server:
         if opts.pid_file:
             with open(opts.pid_file, "w", encoding="ascii") as f:
                 f.write(str(os.getpid()))
+        self._start_accounts()
         if opts.http_port:
             from .monitor import Monitor
 
@@ -204,6 +221,20 @@ class Server:
 
     def cluster_name(self) -> str:
         return self.cluster.name if self.cluster is not None else ""
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def register_account(self, acc: Account) -> Account:
+        self.accounts[acc.name] = acc
+        self.accounts_b[acc.name_b] = acc
+        return acc
+
+    def lookup_account(self, name: str) -> Account | None:
+        return self.accounts.get(name)
+
+    def _start_accounts(self) -> None:
+        for acc in list(self.accounts.values()):
+            acc.start(self)
 
     # -- INFO -------------------------------------------------------------------------
 
@@ -307,11 +338,13 @@ class Server:
         if mc < 0 or (mc > 0 and len(self.clients) >= mc):
             return False
         self.clients[c.cid] = c
+        c.account.nclients += 1
         return True
 
     def remove_client(self, c: ClientConnection) -> None:
         if self.clients.pop(c.cid, None) is None:
             return
+        c.account.nclients -= 1
         self.closed_in_msgs += c.in_msgs
         self.closed_in_bytes += c.in_bytes
         self.closed_out_msgs += c.out_msgs
@@ -320,19 +353,30 @@ class Server:
             self.closed_clients.append(self.monitor.conn_info(c, closed=True))
 
     def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
-        """Authenticate a CONNECT; sets the client's user and permissions."""
+        """Authenticate a CONNECT; sets the client's account, user and permissions."""
         c.perms = None
         user = authenticate(self.opts, co)
         if user is False:
             return False
-        if isinstance(user, User) and user.permissions is not None:
-            c.perms = ClientPermissions(user.permissions)
+        acc = self.global_account
+        if isinstance(user, User):
+            if user.account:
+                found = self.accounts.get(user.account)
+                if found is None:
+                    return False
+                acc = found
+            perms = user.permissions
+            if perms is None and acc.default_permissions is not None:
+                perms = acc.default_permissions
+            if perms is not None:
+                c.perms = ClientPermissions(perms)
+        c.bind_account(acc)
         return True
 
-    def local_interest(self, sub: Subscription, delta: int) -> None:
-        """A local subscription came or went: tell the routes."""
+    def local_interest(self, acc: Account, sub: Subscription, delta: int) -> None:
+        """A local subscription in `acc` came or went: tell the routes."""
         if self.cluster is not None:
-            self.cluster.local_interest(sub, delta)
+            self.cluster.local_interest(acc.name_b, sub, delta)
 
     # -- flushing ---------------------------------------------------------------------
 

@@ -78,6 +78,10 @@ class Subscription:
             p = pc[subject] = b"MSG " + subject + b" " + self.sid + b" "
         return p
 
+    def deliver_subject(self, subject: bytes) -> bytes:
+        """The subject the subscriber sees (an import's shadow subscription maps it)."""
+        return subject
+
     def __repr__(self) -> str:
         q = f" {self.queue!r}" if self.queue else ""
         return f"<Subscription {self.subject!r}{q} sid={self.sid!r}>"
@@ -128,7 +132,7 @@ class _Node:
         ps = self.psubs
         if ps is None:
             self.psubs = sub
-        elif type(ps) is Subscription:
+        elif isinstance(ps, Subscription):
             self.psubs = [ps, sub]
         elif type(ps) is list:
             if len(ps) < _LIST_MAX:
@@ -144,7 +148,7 @@ class _Node:
         ps = self.psubs
         if ps is None:
             return False
-        if type(ps) is Subscription:
+        if isinstance(ps, Subscription):
             if ps is not sub:
                 return False
             self.psubs = None
@@ -361,7 +365,7 @@ class Sublist:
                 nodes.append(level.fwc)
             for n in nodes:
                 ps = n.psubs
-                if type(ps) is Subscription:
+                if isinstance(ps, Subscription):
                     yield ps
                 elif ps:
                     yield from ps
@@ -402,7 +406,7 @@ def _match_level(
 def _add_node(node: _Node, psubs: list[Subscription], qgroups: dict[bytes, list[Subscription]]) -> None:
     ps = node.psubs
     if ps is not None:
-        if type(ps) is Subscription:
+        if isinstance(ps, Subscription):
             psubs.append(ps)
         else:
             psubs.extend(ps)

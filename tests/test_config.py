@@ -288,12 +288,8 @@ WARNINGS = [
     ),
     ("mqtt { port: 1883 }", 'x.conf:1:0: "mqtt" is not supported by pynats-server and is ignored'),
     (
-        "system_account: SYS",
-        'x.conf:1:0: "system_account" is not supported by pynats-server and is ignored',
-    ),
-    (
-        "accounts { A: { } }",
-        'x.conf:1:0: "accounts" is not supported by pynats-server and is ignored',
+        "accounts { A: { jetstream: enabled } }",
+        'x.conf:1:16: "accounts.A.jetstream" is not supported by pynats-server and is ignored',
     ),
     (
         "store_dir: /tmp/js",
@@ -426,9 +422,14 @@ ERRORS = [
         "operator: op.jwt",
         "x.conf:1:0: JWT authentication (operators, resolvers, trusted keys) is not supported",
     ),  # fmt: skip
+    ("accounts { $G: { } }", 'x.conf:1:11: "$G" is a Reserved Account'),
     (
-        "accounts { A: { users: [ {user: a} ] } }",
-        "x.conf:1:0: users in accounts are not supported yet",
+        "accounts { A: { imports: [ {stream: {account: B, subject: foo}} ] } }",
+        'x.conf:1:0: "B" account not defined for stream import',
+    ),
+    (
+        "accounts { A: { }, B: { imports: [ {stream: {account: A, subject: foo}} ] } }",
+        'x.conf:1:0: Error adding stream import "foo": stream import not authorized',
     ),
     ("syslog: true", "x.conf:1:0: syslog logging is not supported"),
     # Warnings come first, then errors, as in nats-server.

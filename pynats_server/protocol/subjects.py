@@ -68,3 +68,28 @@ def subjects_collide(a: bytes, b: bytes) -> bool:
         if x != y and x != b"*" and y != b"*":
             return False
     return len(ta) == len(tb)
+
+
+def is_subset_match(subject: str, test: str) -> bool:
+    """Is every subject matched by `subject` also matched by `test`? (isSubsetMatch)"""
+    tokens = subject.split(".")
+    ttokens = test.split(".")
+    for i, t2 in enumerate(ttokens):
+        if i >= len(tokens) or not t2:
+            return False
+        if t2 == ">":
+            return True
+        t1 = tokens[i]
+        if not t1 or t1 == ">":
+            return False
+        if t1 == "*":
+            if t2 != "*":
+                return False
+            continue
+        if t2 != "*" and t1 != t2:
+            return False
+    return len(tokens) == len(ttokens)
+
+
+def has_wildcard(subject: str) -> bool:
+    return any(t in ("*", ">") for t in subject.split("."))

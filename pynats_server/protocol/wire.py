@@ -1,4 +1,4 @@
-"""Encoders for what the server writes, and the exact -ERR texts (shared/reference/protocol.md 2)."""
+"""Encoders for what the server writes, and the exact -ERR texts nats-server sends."""
 
 from __future__ import annotations
 
@@ -75,6 +75,21 @@ def no_responders_hmsg(reply: bytes, sid: bytes, subject: bytes) -> bytes:
     hdr = b"NATS/1.0 503\r\nNats-Subject: " + subject + b"\r\n\r\n"
     n = str(len(hdr)).encode()
     return b"HMSG %s %s %s %s\r\n%s\r\n" % (reply, sid, n, n, hdr)
+
+
+def set_header(hdr: int, msg: Any, key: bytes, value: bytes) -> tuple[int, bytes]:
+    """A message with header `key` set to `value` (a header block is added when there is
+    none): the new header length and message (payload and CRLF included)."""
+    line = key + b": " + value + b"\r\n"
+    if hdr < 0:
+        block = b"NATS/1.0\r\n" + line + b"\r\n"
+        return len(block), block + bytes(msg)
+    head = bytes(msg[:hdr])
+    lines = head[:-2].split(b"\r\n")  # status line, fields, then "" before the final CRLF
+    prefix = key.lower() + b":"
+    kept = [ln for ln in lines if ln and not ln.lower().startswith(prefix)]
+    block = b"\r\n".join(kept) + b"\r\n" + line + b"\r\n"
+    return len(block), block + bytes(msg[hdr:])
 
 
 # Route protocol

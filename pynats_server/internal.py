@@ -1,0 +1,86 @@
+"""Internal clients: the server's own subscribers inside an account.
+
+An account's imports and the system account's request handlers subscribe like clients do, so
+their interest goes through the same subscription index and, where it should, to the routes.
+What differs is delivery: a message for an internal subscription is handed to a Python
+callback instead of being written to a socket. Delivery plans never include them (see
+delivery.build_plan), so the planned path of ordinary subjects is unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .server import Server
+
+# cb(sub, origin connection, account, subject, reply, header length (-1: none), message
+# including its headers and the trailing CRLF) -> whether the message was delivered on.
+Callback = Callable[[Subscription, Any, "Account", bytes, "bytes | None", int, Any], bool]
+
+
+class InternalClient:
+    """The subscriber behind internal subscriptions of one account."""
+
+    internal = True
+    closed = False
+    echo = True
+    headers = True
+    no_responders = False
+
+    def __init__(self, server: Server, account: Account, kind: str = "Account") -> None:
+        self.server = server
+        self.log = server.log
+        self.account = account
+        self.kind_name = kind
+        self.cid = server.next_cid()
+        self.subs: dict[bytes, Subscription] = {}
+        self._callbacks: dict[bytes, tuple[Callback, bool]] = {}
+        self._next_sid = 0
+        self.user = ""
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.rtt = 0.0
+        self.host = ""
+
+    def subscribe(self, subject: bytes, cb: Callback, *, forward: bool = True) -> Subscription:
+        """Add an internal subscription; `forward`: tell the routes about it."""
+        self._next_sid += 1
+        sid = str(self._next_sid).encode()
+        sub = Subscription(self, subject, None, sid)
+        self.account.sublist.insert(sub)
+        self.subs[sid] = sub
+        self._callbacks[sid] = (cb, forward)
+        if forward:
+            self.server.local_interest(self.account, sub, 1)
+        return sub
+
+    def remove_sub(self, sub: Subscription) -> None:
+        if sub.closed:
+            return
+        sub.closed = True
+        self.subs.pop(sub.sid, None)
+        entry = self._callbacks.pop(sub.sid, None)
+        self.account.sublist.remove(sub)
+        if entry is not None and entry[1]:
+            self.server.local_interest(self.account, sub, -1)
+
+    def deliver(self, sub: Subscription, origin: Any, acc: Account, subject: bytes, reply: bytes | None,
+                hdr: int, msg: Any) -> bool:
+        entry = self._callbacks.get(sub.sid)
+        if entry is None:
+            return False
+        return entry[0](sub, origin, acc, subject, reply, hdr, msg)
+
+    def close(self) -> None:
+        for sub in list(self.subs.values()):
+            self.remove_sub(sub)
+
+    def debug(self, text: str) -> None:
+        if self.log.debug_enabled:
+            self.log.debug(text)
