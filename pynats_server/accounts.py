@@ -350,11 +350,11 @@ class Account:
     def new_response(self, dest: Account, reply: bytes, response_type: str, threshold: float) -> bytes:
         """A `_R_` reply subject in this (the exporting) account mapping back to `reply` in `dest`."""
         if not self._resp_prefix:
-            rid = "".join(random.choice(_REPLY_DIGITS) for _ in range(10))
+            rid = "".join(random.choice(_REPLY_DIGITS) for _ in range(6))
             self._resp_prefix = f"_R_.{rid}.".encode()
             self.internal_client().subscribe(self._resp_prefix + b">", self._on_response, forward=True)
         self._prune_responses()
-        nrr = self._resp_prefix + "".join(random.choice(_REPLY_DIGITS) for _ in range(10)).encode()
+        nrr = self._resp_prefix + "".join(random.choice(_REPLY_DIGITS) for _ in range(6)).encode()
         self.responses[nrr] = ResponseImport(dest, reply, response_type, threshold)
         return nrr
 
