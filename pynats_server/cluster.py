@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import const, ids, netutil
+from .auth import ClientPermissions
 from .dialer import Dialer, url_key
 from .monitor import go_duration, go_time, uptime
-from .options import RouteURL
+from .options import Permissions, RouteURL
 from .protocol import wire
 from .route import RouteConnection, _Stop
 
@@ -70,6 +71,8 @@ class Cluster:
         # Keyed by (account, subject) and (account, subject, queue).
         self._plain: dict[tuple[bytes, bytes], int] = {}
         self._queues: dict[tuple[bytes, bytes, bytes], int] = {}
+        perms = self.opts.permissions
+        self._perms = ClientPermissions(perms) if perms is not None else None
         self.paused_routes: set[RouteConnection] = set()
         self._throttled: list[Any] = []
         self.closed_in_msgs = 0
@@ -145,6 +148,14 @@ class Cluster:
             return netutil.split_host_port(self.opts.advertise, self.port)
         return self.host, self.port
 
+    def can_import(self, subject: bytes) -> bool:
+        """Do we want messages on `subject` from peers (send our interest in it)?"""
+        return self._perms is None or self._perms.can_publish(subject)
+
+    def can_export(self, subject: bytes) -> bool:
+        """Do we send messages on `subject` to peers (accept their interest in it)?"""
+        return self._perms is None or self._perms.can_subscribe(subject, None)
+
     def route_info(self, *, ldm: bool = False) -> dict[str, Any]:
         srv = self.server
         host, port = self._advertised()
@@ -163,6 +174,8 @@ class Cluster:
             "cluster_dynamic": self.dynamic,
             "ldm": ldm or srv.lame_duck,
         }
+        if self.opts.permissions is not None:
+            fields["import"], fields["export"] = _route_perms_info(self.opts.permissions)
         if self.opts.advertise:
             fields["ip"] = f"nats-route://{netutil.join_host_port(host, port)}/"
         if not self.opts.no_advertise:
@@ -334,8 +347,9 @@ class Cluster:
             conn.urls_added = True
             self._add_urls(conn.connect_urls)
         # Our whole interest, then a PING, as nats-server does.
-        buf = [wire.rs_plus(a, s) for a, s in self._plain]
-        buf.extend(wire.rs_plus(a, s, q, n) for (a, s, q), n in self._queues.items())
+        ok = self.can_import
+        buf = [wire.rs_plus(a, s) for a, s in self._plain if ok(s)]
+        buf.extend(wire.rs_plus(a, s, q, n) for (a, s, q), n in self._queues.items() if ok(s))
         if buf:
             conn.enqueue(b"".join(buf))
         # Gossip both ways: the others hear of the newcomer, and the newcomer of the others.
@@ -491,6 +505,8 @@ class Cluster:
 
     def local_interest(self, acc: bytes, sub: Subscription, delta: int) -> None:
         subject, queue = sub.subject, sub.queue
+        if self._perms is not None and not self.can_import(subject):
+            return
         if queue is None:
             key = (acc, subject)
             old = self._plain.get(key, 0)
@@ -629,6 +645,20 @@ class Cluster:
         return out
 
 
+
+
+def _route_perms_info(p: Permissions) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The `import` and `export` objects of a route INFO (nats-server SubjectPermission)."""
+
+    def side(allow: list[str] | None, deny: list[str] | None) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        if allow:
+            out["allow"] = allow
+        if deny:
+            out["deny"] = deny
+        return out
+
+    return side(p.publish_allow, p.publish_deny), side(p.subscribe_allow, p.subscribe_deny)
 
 
 def _runs_our_rule(info: dict[str, Any]) -> bool:

@@ -684,7 +684,7 @@ class _Mapper:
         elif k == "tls":
             self.error(tok, "TLS is not supported yet")
         elif k == "permissions":
-            self.error(tok, "cluster permissions are not supported yet")
+            c.permissions = self.permissions(tok)
         elif k == "pool_size":
             if _want(tok, int) != -1:
                 self.warnings.append(

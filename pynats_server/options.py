@@ -90,6 +90,9 @@ class ClusterOptions:
     ping_interval: float = 0.0  # 0: the server's ping_interval, capped at 30 s
     ping_max: int = 0
     routes: list[RouteURL] = field(default_factory=list)
+    # Route permissions: import (publish lists) filters the interest we send, export
+    # (subscribe lists) the interest we accept (nats-server setRoutePermissions).
+    permissions: Permissions | None = None
 
     @property
     def enabled(self) -> bool:

@@ -204,6 +204,9 @@ class RouteConnection(Connection):
             # An account we do not have: logged and ignored, as nats-server does.
             self.error(f'Unknown account "{account.decode(errors="replace")}" for remote subject "{subject.decode(errors="replace")}"')
             return
+        if not self.cluster.can_export(subject):
+            self.debug(f'Can not export "{subject.decode(errors="replace")}", ignoring remote subscription request')
+            return
         key = (account, subject, queue)
         sl = acc.sublist
         old = self.rsubs.get(key)
