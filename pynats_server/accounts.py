@@ -188,6 +188,8 @@ class Account:
         self.name = name
         self.name_b = name.encode()
         self.sublist = Sublist()
+        # Bound once: a route's RMSG looks its account up and then the match cache.
+        self.cache_get = self.sublist.cache.get
         self.server: Server | None = None
         self.is_system = False
         self.stream_exports: dict[str, ExportAuth] = {}

@@ -59,6 +59,8 @@ class RouteConnection(Connection):
         self.rsubs: dict[tuple[bytes, bytes, bytes | None], Subscription] = {}
         self.done: asyncio.Future[None] = cluster.server.loop.create_future()
         self._accounts = cluster.server.accounts_b
+        self._last_acc_name = b""
+        self._last_acc: Any = None
         self._dirty = cluster.server.dirty
         self._auth_handle: asyncio.TimerHandle | None = None
 
@@ -268,15 +270,19 @@ class RouteConnection(Connection):
     def on_rmsg(
         self, account: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None, szb: bytes, msg: Any
     ) -> None:
-        acc = self._accounts.get(account)
+        # Most reads carry one account: comparing with the last one is cheaper than hashing.
+        if account == self._last_acc_name:
+            acc = self._last_acc
+        else:
+            acc = self._last_acc = self._accounts.get(account)
+            self._last_acc_name = account
         if acc is None or not self.info_received:
             self._dropped(account, subject)
             return
         if queues is None:
-            sl = acc.sublist
-            r = sl.cache.get(subject)
+            r = acc.cache_get(subject)
             if r is None:
-                r = sl._match_miss(subject)
+                r = acc.sublist._match_miss(subject)
             plan = r.lplan
             if plan is None:
                 plan = r.lplan = build_plan(r, subject, local_only=True)
