@@ -42,6 +42,7 @@ WORD_OPS = {
     "let",
     "assert",
     "signal",
+    "tls",
 }
 # `signal NAME`: the signals nats-server's --signal option maps these names to.
 SIGNALS = {
@@ -133,7 +134,31 @@ def parse_step(text: str, lineno: int, path: str = "<text>") -> Step:
                 raise ValueError("accept needs a listener name")
             step.arg = raw_arg.strip()
         elif op == "connect":
-            step.arg = Template.parse(raw_arg.strip() or '{"verbose":false,"pedantic":false}')
+            # `connect [nkey=SEED] [json]`: with nkey=, the INFO nonce is signed with SEED
+            # and "nkey"/"sig" are added to the JSON.
+            text = raw_arg.strip()
+            opts: dict[str, str] = {}
+            while text and not text.startswith("{"):
+                tok, _, text = text.partition(" ")
+                k, eq, v = tok.partition("=")
+                if not eq or k not in ("nkey",):
+                    raise ValueError(f"connect option {tok!r}: use nkey=SEED")
+                opts[k] = v
+                text = text.strip()
+            step.arg = (Template.parse(text or '{"verbose":false,"pedantic":false}'), opts)
+        elif op == "tls":
+            # `tls [cert=NAME] [fail] [noverify]` upgrades the connection; `tls hello` only
+            # sends a ClientHello record (to see what a plaintext port answers).
+            topts: dict[str, str | bool] = {}
+            for tok in raw_arg.split():
+                k, eq, v = tok.partition("=")
+                if eq and k == "cert":
+                    topts["cert"] = v
+                elif not eq and tok in ("fail", "noverify", "hello"):
+                    topts[tok] = True
+                else:
+                    raise ValueError(f"tls option {tok!r}: cert=NAME, fail, noverify or hello")
+            step.arg = topts
         elif op == "peer":
             opts = {}
             for tok in raw_arg.split():
