@@ -280,13 +280,14 @@ class CaseContext:
                 raise Mismatch(str(exc)) from None
         if name.startswith("nkey:"):
             return nkeyutil.public_key(self._seed(name[5:]))
-        if name.startswith("sign:"):
-            seed, _, what = name[5:].partition(":")
+        if name.startswith(("sign:", "signstd:")):
+            kind, _, rest = name.partition(":")
+            seed, _, what = rest.partition(":")
             if len(what) >= 2 and what[0] == what[-1] == '"':
                 data = what[1:-1]
             else:
                 data = self.var(what)
-            return nkeyutil.sign(self._seed(seed), data.encode())
+            return nkeyutil.sign(self._seed(seed), data.encode(), std=kind == "signstd")
         if name in self.vars:
             v = self.vars[name]
             return v.text if isinstance(v, RawJSON) else str(v)

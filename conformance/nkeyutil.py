@@ -16,7 +16,10 @@ def public_key(seed: str) -> str:
     return nkeys.from_seed(bytearray(seed.encode())).public_key.decode()
 
 
-def sign(seed: str, data: bytes) -> str:
-    """base64url (no padding) Ed25519 signature of ``data`` with ``seed``."""
+def sign(seed: str, data: bytes, std: bool = False) -> str:
+    """Ed25519 signature of ``data`` with ``seed``: base64url without padding (what clients
+    send), or with ``std`` standard base64 with padding."""
     sig = nkeys.from_seed(bytearray(seed.encode())).sign(data)
+    if std:
+        return base64.b64encode(sig).decode()
     return base64.urlsafe_b64encode(sig).decode().rstrip("=")
