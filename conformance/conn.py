@@ -412,6 +412,24 @@ class Conn:
             raise Mismatch("INFO JSON is not an object", None, line, self.name)
         return obj, line
 
+    async def expect_ignored(self, rx: re.Pattern[bytes], timeout: float | None = None) -> None:
+        """A frame dropped by the ``ignore`` filters (so far, or before the deadline) has a
+        control line matching ``rx``: for frames a case does not check in order ($SYS)."""
+        deadline = self._deadline(timeout)
+        while True:
+            for frame in self.ignored:
+                if rx.fullmatch(frame.split(b"\n", 1)[0].rstrip(b"\r")):
+                    return
+            if self.eof:
+                raise Mismatch("connection closed; no ignored frame matched", rx.pattern, self._got(), self.name)
+            if not await self._wait(deadline):
+                raise Mismatch(
+                    "no ignored frame matched",
+                    rx.pattern,
+                    b" | ".join(f.split(b"\r\n")[0] for f in list(self.ignored)[-8:]),
+                    self.name,
+                )
+
     async def expect_close(self, timeout: float | None = None) -> None:
         deadline = self._deadline(timeout)
         while True:

@@ -163,6 +163,9 @@ async def _run_step(ctx: CaseContext, step: Step) -> None:
         await _expect_info(ctx, conn, step)
     elif op == "expect_close":
         await conn.expect_close(step.arg)
+    elif op == "expect_ignored":
+        pattern = render_regex(step.arg, ctx.var)
+        await conn.expect_ignored(re.compile(pattern.encode("latin-1")))
     elif op == "expect_nothing":
         await conn.expect_nothing(step.arg if step.arg is not None else ctx.case.quiet)
     elif op == "close":

@@ -118,10 +118,18 @@ def parse_step(text: str, lineno: int, path: str = "<text>") -> Step:
             step.op, step.arg = "expect_info", InfoSpec.parse(raw_arg)
         elif op == "expect":
             words = raw_arg.split()
-            if not words or words[0] not in ("close", "nothing"):
-                raise ValueError("use `expect close [dur]` or `expect nothing [dur]`")
-            step.op = "expect_" + words[0]
-            step.arg = parse_duration(words[1]) if len(words) > 1 else None
+            if words and words[0] == "ignored":
+                # `expect ignored REGEX`: a frame dropped by the filters matches (e.g. $SYS)
+                step.op = "expect_ignored"
+                step.arg = raw_arg.strip()[len("ignored") :].strip()
+                re.compile(step.arg)
+            elif not words or words[0] not in ("close", "nothing"):
+                raise ValueError(
+                    "use `expect close [dur]`, `expect nothing [dur]` or `expect ignored REGEX`"
+                )
+            else:
+                step.op = "expect_" + words[0]
+                step.arg = parse_duration(words[1]) if len(words) > 1 else None
         elif op == "close":
             step.op = "close"
         elif op == "open":
