@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import contextlib
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -212,10 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(report_dir / "report.json", cases, results, targets, selected, elapsed)
         print(f"report: {report_dir / 'report.md'}")
 
-    with contextlib.suppress(OSError):
-        for f in workdir.iterdir():
-            f.unlink()
-        workdir.rmdir()
+    shutil.rmtree(workdir, ignore_errors=True)
     failed = any(r.status == "FAIL" for r in results.values())
     return 1 if failed or bad else 0
 

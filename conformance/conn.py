@@ -13,6 +13,7 @@ import collections
 import contextlib
 import json
 import re
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -96,12 +97,33 @@ class Conn:
         )  # frames dropped by `ignore`
         self.received = 0  # total bytes read
         self._event = asyncio.Event()
+        self._upgrading = False  # set while the read loop stops for a TLS upgrade
+        self.tls = False
         self._task = asyncio.create_task(self._read_loop())
         self.on_frame: Callable[[bytes], None] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    async def open(cls, name: str, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Conn:
+    async def open(
+        cls,
+        name: str,
+        host: str,
+        port: int,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+    ) -> Conn:
+        """Connect; with ``tls``, do the TLS handshake first (its failures raise as they are)."""
+        if tls is not None:
+            # No Mismatch here: a handshake failure may be what the case expects.
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, port, limit=1 << 22, ssl=tls, server_hostname="127.0.0.1"
+                ),
+                timeout,
+            )
+            c = cls(name, reader, writer, timeout)
+            c.tls = True
+            return c
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, limit=1 << 22), timeout
@@ -127,15 +149,21 @@ class Conn:
         except OSError as exc:
             self.eof_reason = f"error {exc!r}"
         except asyncio.CancelledError:
+            if self._upgrading:
+                return
             self.eof_reason = "closed by us"
             raise
         finally:
-            self.eof = True
-            # whatever is left over (a partial frame) becomes visible to expectations
-            if self.raw:
-                self.pending += self.raw
-                self.raw.clear()
-            self._event.set()
+            if not self._upgrading:
+                self._finish_eof()
+
+    def _finish_eof(self) -> None:
+        self.eof = True
+        # whatever is left over (a partial frame) becomes visible to expectations
+        if self.raw:
+            self.pending += self.raw
+            self.raw.clear()
+        self._event.set()
 
     def _split_frames(self) -> None:
         while True:
@@ -225,6 +253,35 @@ class Conn:
             await asyncio.wait_for(self.writer.drain(), self.timeout + 3)
         except (OSError, RuntimeError, asyncio.TimeoutError):
             pass  # the expectations that follow will say what happened
+
+    # ------------------------------------------------------------------ TLS
+    async def start_tls(self, context: ssl.SSLContext, timeout: float | None = None) -> None:
+        """Upgrade to TLS here (after INFO, or at once for a handshake-first server).
+
+        Raises ``ssl.SSLError``/``OSError``/``asyncio.TimeoutError`` when the handshake fails;
+        the connection is then closed (``eof``). Bytes that arrived before the upgrade stay in
+        ``pending``.
+        """
+        if self.raw:
+            raise Mismatch("bytes pending before the TLS upgrade", None, bytes(self.raw), self.name)
+        self._upgrading = True
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        self._upgrading = False
+        try:
+            await asyncio.wait_for(
+                self.writer.start_tls(context, server_hostname="127.0.0.1"),
+                self.timeout if timeout is None else timeout,
+            )
+        except BaseException as exc:
+            self.eof_reason = f"TLS handshake failed: {exc!r}"
+            self._finish_eof()
+            with contextlib.suppress(Exception):
+                self.writer.transport.abort()
+            raise
+        self.tls = True
+        self._task = asyncio.create_task(self._read_loop())
 
     # ------------------------------------------------------------------ expectations
     async def expect_bytes(self, want: bytes, timeout: float | None = None) -> None:
@@ -354,6 +411,24 @@ class Conn:
         if not isinstance(obj, dict):
             raise Mismatch("INFO JSON is not an object", None, line, self.name)
         return obj, line
+
+    async def expect_ignored(self, rx: re.Pattern[bytes], timeout: float | None = None) -> None:
+        """A frame dropped by the ``ignore`` filters (so far, or before the deadline) has a
+        control line matching ``rx``: for frames a case does not check in order ($SYS)."""
+        deadline = self._deadline(timeout)
+        while True:
+            for frame in self.ignored:
+                if rx.fullmatch(frame.split(b"\n", 1)[0].rstrip(b"\r")):
+                    return
+            if self.eof:
+                raise Mismatch("connection closed; no ignored frame matched", rx.pattern, self._got(), self.name)
+            if not await self._wait(deadline):
+                raise Mismatch(
+                    "no ignored frame matched",
+                    rx.pattern,
+                    b" | ".join(f.split(b"\r\n")[0] for f in list(self.ignored)[-8:]),
+                    self.name,
+                )
 
     async def expect_close(self, timeout: float | None = None) -> None:
         deadline = self._deadline(timeout)

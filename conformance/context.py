@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import certs as certsmod
+from . import nkeyutil
 from .conn import Conn, Mismatch
 from .model import Case
 from .targets import HOST, ServerPool, ServerProcess, ServerSpec, Target
@@ -271,6 +273,21 @@ class CaseContext:
         }
         if name in builtins:
             return str(builtins[name]())
+        if name.startswith("tls."):
+            try:
+                return certs_for(self).path(name[4:])
+            except KeyError as exc:
+                raise Mismatch(str(exc)) from None
+        if name.startswith("nkey:"):
+            return nkeyutil.public_key(self._seed(name[5:]))
+        if name.startswith(("sign:", "signstd:")):
+            kind, _, rest = name.partition(":")
+            seed, _, what = rest.partition(":")
+            if len(what) >= 2 and what[0] == what[-1] == '"':
+                data = what[1:-1]
+            else:
+                data = self.var(what)
+            return nkeyutil.sign(self._seed(seed), data.encode(), std=kind == "signstd")
         if name in self.vars:
             v = self.vars[name]
             return v.text if isinstance(v, RawJSON) else str(v)
@@ -283,6 +300,16 @@ class CaseContext:
                 f = v.obj[field]
                 return f if isinstance(f, str) else json.dumps(f, separators=(",", ":"))
         raise Mismatch(f"unknown template variable {{{{{name}}}}}")
+
+    def _seed(self, text: str) -> str:
+        """A seed given inline (S...) or by the name of a variable holding one."""
+        v = self.vars.get(text)
+        return str(v) if v is not None else text
+
+    @property
+    def certs(self) -> certsmod.Certs:
+        """The run's TLS certificates (conformance/certs.py)."""
+        return certs_for(self)
 
     async def cleanup(self) -> None:
         for c in list(self.conns.values()) + self._extra_conns:
@@ -299,6 +326,10 @@ class CaseContext:
         return [
             s for s in candidates if s.proc is not None and not s.alive and not s.stopped_on_purpose
         ]
+
+
+def certs_for(ctx: CaseContext) -> certsmod.Certs:
+    return certsmod.for_workdir(ctx.workdir)
 
 
 SYS_RE = re.compile(rb"(RS[+-]|RMSG|HMSG) \$SYS .*")

@@ -6,10 +6,12 @@ import asyncio
 import json
 import re
 import signal
+import ssl
 import time
 
+from . import nkeyutil
 from .conn import Conn, Mismatch
-from .context import SYS_RE, CaseContext, RawJSON
+from .context import SYS_RE, CaseContext, RawJSON, certs_for
 from .model import Step, Template, render_regex
 from .schemas import check_info, default_values, normalise_output
 from .targets import HOST
@@ -74,14 +76,16 @@ async def run_transcript(ctx: CaseContext) -> None:
             ctx.observed.append((name, normalise_output(await conn.collect(ctx.case.quiet))))
 
 
-async def _conn(ctx: CaseContext, name: str, kind: str = "client") -> Conn:
+async def _conn(
+    ctx: CaseContext, name: str, kind: str = "client", tls: ssl.SSLContext | None = None
+) -> Conn:
     if name in ctx.conns:
         return ctx.conns[name]
     assert ctx.server is not None
     port = ctx.server.client_port if kind == "client" else ctx.server.cluster_port
     if not port:
         raise Mismatch(f"the server has no {kind} port (case needs `cluster: yes`?)", conn=name)
-    c = await Conn.open(name, HOST, port, ctx.timeout)
+    c = await Conn.open(name, HOST, port, ctx.timeout, tls=tls)
     if kind == "route":
         _route_defaults(c)
     ctx.conns[name] = c
@@ -142,6 +146,9 @@ async def _run_step(ctx: CaseContext, step: Step) -> None:
             raise Mismatch("assertion failed", ("" if cmp == "==" else "not ") + right, left)
         return
 
+    if op == "tls":
+        await _tls(ctx, step)
+        return
     conn = await _conn(ctx, step.conn)
     if op == "send":
         await conn.send(_render(ctx, step.arg))
@@ -156,15 +163,16 @@ async def _run_step(ctx: CaseContext, step: Step) -> None:
         await _expect_info(ctx, conn, step)
     elif op == "expect_close":
         await conn.expect_close(step.arg)
+    elif op == "expect_ignored":
+        pattern = render_regex(step.arg, ctx.var)
+        await conn.expect_ignored(re.compile(pattern.encode("latin-1")))
     elif op == "expect_nothing":
         await conn.expect_nothing(step.arg if step.arg is not None else ctx.case.quiet)
     elif op == "close":
         await conn.close()
         del ctx.conns[step.conn]
     elif op == "connect":
-        await conn.expect_info()
-        await conn.send(b"CONNECT " + _render(ctx, step.arg) + b"\r\nPING\r\n")
-        await conn.expect_bytes(b"PONG\r\n")
+        await _connect(ctx, conn, step)
     elif op == "peer":
         await _peer(ctx, conn, step)
     elif op == "autopong":
@@ -176,6 +184,81 @@ async def _run_step(ctx: CaseContext, step: Step) -> None:
         ctx.observed.append((step.conn, normalise_output(data)))
     else:  # pragma: no cover - the parser only produces the ops above
         raise Mismatch(f"unknown op {op}")
+
+
+async def _connect(ctx: CaseContext, conn: Conn, step: Step) -> None:
+    """Read INFO (kept as ``info``), send CONNECT + PING, expect PONG.
+
+    ``nkey=SEED``: sign the INFO's nonce with SEED and add "nkey" and "sig" to the JSON.
+    """
+    tmpl, opts = step.arg
+    obj, line = await conn.expect_info()
+    ctx.vars["info"] = RawJSON(line[5:-2].decode().strip(), obj)
+    body = _render(ctx, tmpl)
+    if "nkey" in opts:
+        seed = Template.parse(opts["nkey"]).render(ctx.var).decode()
+        nonce = obj.get("nonce")
+        if not isinstance(nonce, str):
+            raise Mismatch("connect nkey=: the INFO has no nonce", b"nonce", line, conn.name)
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            raise Mismatch("connect nkey=: the CONNECT JSON does not parse", None, body) from None
+        fields["nkey"] = nkeyutil.public_key(seed)
+        fields["sig"] = nkeyutil.sign(seed, nonce.encode())
+        body = json.dumps(fields, separators=(",", ":")).encode()
+    await conn.send(b"CONNECT " + body + b"\r\nPING\r\n")
+    await conn.expect_bytes(b"PONG\r\n")
+
+
+async def _tls(ctx: CaseContext, step: Step) -> None:
+    """``tls [cert=NAME] [fail] [noverify]``: upgrade to TLS; ``tls hello``: send a ClientHello.
+
+    ``fail``: the handshake must fail, or complete and then the server closes the connection
+    without sending anything (TLS 1.3 servers reject a client certificate after the client's
+    side of the handshake is done). The error text is kept as ``tls_error``.
+    """
+    opts = step.arg
+    tls_ctx = certs_for(ctx).client_context(opts.get("cert"), verify=not opts.get("noverify"))
+    if opts.get("hello"):
+        conn = await _conn(ctx, step.conn)
+        await conn.send(client_hello(tls_ctx))
+        return
+    try:
+        if step.conn in ctx.conns:
+            await ctx.conns[step.conn].start_tls(tls_ctx)
+            conn = ctx.conns[step.conn]
+        else:
+            # Handshake first: the ClientHello is the first thing sent, and the TLS layer sees
+            # whatever the server sends from the start (a plaintext INFO breaks it).
+            conn = await _conn(ctx, step.conn, tls=tls_ctx)
+    except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
+        ctx.vars["tls_error"] = repr(exc)
+        if opts.get("fail"):
+            return
+        raise Mismatch(f"TLS handshake failed: {exc!r}", conn=step.conn) from None
+    if opts.get("fail"):
+        try:
+            await conn.expect_close()
+        except Mismatch as exc:
+            raise Mismatch(
+                "the TLS handshake was expected to fail (or the server to close at once)",
+                b"<handshake failure or EOF>",
+                exc.got if isinstance(exc.got, bytes) else None,
+                conn.name,
+            ) from None
+        ctx.vars["tls_error"] = conn.eof_reason
+
+
+def client_hello(tls_ctx: ssl.SSLContext) -> bytes:
+    """The bytes of a TLS ClientHello, made with a memory BIO (no socket)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = tls_ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
 
 async def _expect_info(ctx: CaseContext, conn: Conn, step: Step) -> None:
@@ -267,7 +350,8 @@ async def _peer(ctx: CaseContext, conn: Conn, step: Step) -> None:
     On a connection we opened: read the server's route INFO (stored as ``srv`` or ``as=``),
     then send CONNECT and INFO. On a connection the server dialled (``accept``): send our INFO
     at once, then read the server's CONNECT (stored as ``<as>_connect``) and its INFO.
-    Options: id=, name=, cluster=, port=, urls=a,b, as=, headers=false.
+    Options: id=, name=, cluster=, port=, urls=a,b, as=, headers=false, user=, pass= (route
+    credentials in the CONNECT).
     """
     opts = {k: Template.parse(v).render(ctx.var).decode() for k, v in step.arg.items()}
     pid = opts.get("id") or ctx.var(f"id:{step.conn}")
@@ -286,6 +370,7 @@ async def _peer(ctx: CaseContext, conn: Conn, step: Step) -> None:
     if opts.get("headers") == "false":
         extra_info["headers"] = False
     info = peer_info(pid, name, cluster, port, urls, extra_info)
+    creds: dict[str, object] = {k: opts[k] for k in ("user", "pass") if k in opts}
     if accepted:
         lst = ctx.listeners[ctx.conn_listener[step.conn]]
         for _ in range(4):
@@ -305,4 +390,4 @@ async def _peer(ctx: CaseContext, conn: Conn, step: Step) -> None:
     else:
         obj, line = await conn.expect_info()
         ctx.vars[capture] = RawJSON(line[5:-2].decode().strip(), obj)
-        await conn.send(peer_connect(pid, cluster) + info)
+        await conn.send(peer_connect(pid, cluster, creds) + info)

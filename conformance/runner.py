@@ -14,7 +14,7 @@ from .conn import Mismatch
 from .context import CaseContext
 from .engine import StepError, run_transcript
 from .model import Case
-from .targets import ServerError, ServerPool, ServerProcess, Target
+from .targets import ServerError, ServerPool, ServerProcess, ServerSpec, Target
 from .util import diff_excerpt
 
 REFERENCE = "go214"  # differential cases compare every other target with this one
@@ -97,12 +97,7 @@ class Runner:
                     if case.private or case.listeners:
                         for lst in case.listeners:
                             await ctx.listener(lst)
-                        spec = case.spec
-                        if any("{{" in a for a in spec.args):
-                            spec = dataclasses.replace(
-                                spec,
-                                args=tuple(_fill(a, ctx) for a in spec.args),
-                            )
+                        spec = _fill_spec(case.spec, ctx)
                         ctx.server = await ctx.start_server(
                             args=spec.args,
                             config=spec.config,
@@ -111,7 +106,8 @@ class Runner:
                             http=spec.http,
                         )
                     else:
-                        leased = await self.pool.lease(target, case.spec)
+                        # Shared servers: only run-wide variables ({{tls.*}}, {{nkey:..}}).
+                        leased = await self.pool.lease(target, _fill_spec(case.spec, ctx))
                         ctx.server = leased
                     await asyncio.wait_for(run_transcript(ctx), CASE_BUDGET)
                 else:
@@ -186,6 +182,17 @@ class Runner:
                 r.status, r.reason = "dev", d.reason
             elif r.status == "pass":
                 r.reason = f"listed as a deviation but passes: {d.reason}"
+
+
+def _fill_spec(spec: ServerSpec, ctx: CaseContext) -> ServerSpec:
+    """Fill ``{{...}}`` in a case's args and config (listener ports, certificate files...)."""
+    args = tuple(_fill(a, ctx) if "{{" in a else a for a in spec.args)
+    config = spec.config
+    if config is not None and "{{" in config:
+        config = _fill(config, ctx)
+    if args == spec.args and config == spec.config:
+        return spec
+    return dataclasses.replace(spec, args=args, config=config)
 
 
 def _fill(text: str, ctx: CaseContext) -> str:

@@ -259,3 +259,85 @@ def test_conn_add_ignore_refilters_pending() -> None:
         await c.expect_close()
 
     _run(main())
+
+
+def test_parse_security_steps() -> None:
+    st = parse_step("tls", 1)
+    assert (st.op, st.arg) == ("tls", {})
+    st = parse_step("c2 tls cert=alice fail", 1)
+    assert st.conn == "c2" and st.arg == {"cert": "alice", "fail": True}
+    assert parse_step("tls hello", 1).arg == {"hello": True}
+    with pytest.raises(FormatError):
+        parse_step("tls cert", 1)
+    tmpl, opts = parse_step('connect nkey=SUAX {"verbose":true}', 1).arg
+    assert opts == {"nkey": "SUAX"} and tmpl.render(str) == b'{"verbose":true}'
+    tmpl, opts = parse_step("connect", 1).arg
+    assert opts == {} and tmpl.render(str) == b'{"verbose":false,"pedantic":false}'
+    with pytest.raises(FormatError):
+        parse_step("connect user=x {}", 1)
+    st = parse_step(r"r1 expect ignored RS\+ \$SYS \$SYS\.REQ\.SERVER\.PING", 1)
+    assert st.op == "expect_ignored" and st.arg == r"RS\+ \$SYS \$SYS\.REQ\.SERVER\.PING"
+
+
+def test_nkey_sign_verify() -> None:
+    import base64
+
+    import nkeys
+
+    from conformance import nkeyutil
+
+    seed = "SUAI6K73KGF3AGKT6DBH6H2IYMIARU6NXNXVG6FUDZBTP3ZK3O4YV7ZF6Q"
+    assert nkeyutil.public_key(seed) == "UBPDNMP7UJAKY36RDZT4L5425PM6SOC6TMGGEKBMVBFX6DJC2J2JIGPU"
+    sig = nkeyutil.sign(seed, b"nonce")
+    assert "=" not in sig and "+" not in sig and "/" not in sig
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    kp = nkeys.from_seed(bytearray(seed.encode()))
+    assert kp.verify(b"nonce", raw)
+    assert base64.b64decode(nkeyutil.sign(seed, b"nonce", std=True)) == raw
+
+
+def test_certs_and_tls_handshake(tmp_path: Any) -> None:
+    """The run's certificates work for a real handshake (client cert verified by our CA), and
+    Conn.start_tls upgrades a connection after plaintext bytes were read."""
+    import ssl
+
+    from cryptography import x509
+
+    from conformance.certs import Certs
+
+    certs = Certs(tmp_path)
+    cert = x509.load_pem_x509_certificate(open(certs.path("alice_cert"), "rb").read())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["alice@example.com"]
+    subj = x509.load_pem_x509_certificate(open(certs.path("subj_cert"), "rb").read())
+    assert subj.subject.rfc4514_string() == "CN=subj,OU=nats,O=Example"
+
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=certs.path("ca"))
+    server_ctx.load_cert_chain(certs.path("server_cert"), certs.path("server_key"))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    seen: list[str] = []
+
+    async def main() -> None:
+        async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            w.write(b'INFO {"tls_required":true} \r\n')
+            await w.drain()
+            await w.start_tls(server_ctx)
+            peer = w.get_extra_info("peercert")
+            seen.append(dict(x[0] for x in peer["subject"])["commonName"])
+            w.write(b"PONG\r\n")
+            await w.drain()
+            w.close()
+
+        srv = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        c = await Conn.open("t", "127.0.0.1", port, 2.0)
+        await c.expect_info()
+        await c.start_tls(certs.client_context("client"))
+        await c.expect_bytes(b"PONG\r\n")
+        await c.expect_close()
+        await c.close()
+        srv.close()
+        await srv.wait_closed()
+
+    _run(main())
+    assert seen == ["client"]

@@ -42,6 +42,7 @@ WORD_OPS = {
     "let",
     "assert",
     "signal",
+    "tls",
 }
 # `signal NAME`: the signals nats-server's --signal option maps these names to.
 SIGNALS = {
@@ -117,10 +118,18 @@ def parse_step(text: str, lineno: int, path: str = "<text>") -> Step:
             step.op, step.arg = "expect_info", InfoSpec.parse(raw_arg)
         elif op == "expect":
             words = raw_arg.split()
-            if not words or words[0] not in ("close", "nothing"):
-                raise ValueError("use `expect close [dur]` or `expect nothing [dur]`")
-            step.op = "expect_" + words[0]
-            step.arg = parse_duration(words[1]) if len(words) > 1 else None
+            if words and words[0] == "ignored":
+                # `expect ignored REGEX`: a frame dropped by the filters matches (e.g. $SYS)
+                step.op = "expect_ignored"
+                step.arg = raw_arg.strip()[len("ignored") :].strip()
+                re.compile(step.arg)
+            elif not words or words[0] not in ("close", "nothing"):
+                raise ValueError(
+                    "use `expect close [dur]`, `expect nothing [dur]` or `expect ignored REGEX`"
+                )
+            else:
+                step.op = "expect_" + words[0]
+                step.arg = parse_duration(words[1]) if len(words) > 1 else None
         elif op == "close":
             step.op = "close"
         elif op == "open":
@@ -133,7 +142,31 @@ def parse_step(text: str, lineno: int, path: str = "<text>") -> Step:
                 raise ValueError("accept needs a listener name")
             step.arg = raw_arg.strip()
         elif op == "connect":
-            step.arg = Template.parse(raw_arg.strip() or '{"verbose":false,"pedantic":false}')
+            # `connect [nkey=SEED] [json]`: with nkey=, the INFO nonce is signed with SEED
+            # and "nkey"/"sig" are added to the JSON.
+            text = raw_arg.strip()
+            opts: dict[str, str] = {}
+            while text and not text.startswith("{"):
+                tok, _, text = text.partition(" ")
+                k, eq, v = tok.partition("=")
+                if not eq or k not in ("nkey",):
+                    raise ValueError(f"connect option {tok!r}: use nkey=SEED")
+                opts[k] = v
+                text = text.strip()
+            step.arg = (Template.parse(text or '{"verbose":false,"pedantic":false}'), opts)
+        elif op == "tls":
+            # `tls [cert=NAME] [fail] [noverify]` upgrades the connection; `tls hello` only
+            # sends a ClientHello record (to see what a plaintext port answers).
+            topts: dict[str, str | bool] = {}
+            for tok in raw_arg.split():
+                k, eq, v = tok.partition("=")
+                if eq and k == "cert":
+                    topts["cert"] = v
+                elif not eq and tok in ("fail", "noverify", "hello"):
+                    topts[tok] = True
+                else:
+                    raise ValueError(f"tls option {tok!r}: cert=NAME, fail, noverify or hello")
+            step.arg = topts
         elif op == "peer":
             opts = {}
             for tok in raw_arg.split():

@@ -84,8 +84,9 @@ async def start_cluster(
     topology: str = "seed",
     extra_args: Sequence[str] = (),
     cluster_name: str = "CONF",
+    config: str | None = None,
 ) -> list[ServerProcess]:
-    """Start servers of the given kinds, each with monitoring.
+    """Start servers of the given kinds, each with monitoring (and ``config``, if given).
 
     topology: ``seed`` (all route to the first), ``chain`` (each routes to the previous one).
     """
@@ -97,7 +98,12 @@ async def start_cluster(
             args += ["--routes", peer.cluster_url]
         servers.append(
             await ctx.start_server(
-                kind, args=args, cluster=True, cluster_name=cluster_name, http=True
+                kind,
+                args=args,
+                cluster=True,
+                cluster_name=cluster_name,
+                http=True,
+                config=config,
             )
         )
     return servers
@@ -192,18 +198,29 @@ _SENTINEL_SIDS = itertools.count(1)
 
 
 async def wait_propagated(
-    ctx: CaseContext, pub: Conn, subs: Sequence[Conn], tag: str, timeout: float = 8.0
+    ctx: CaseContext,
+    pub: Conn,
+    subs: Sequence[Conn],
+    tag: str,
+    timeout: float = 8.0,
+    prefix: str = "sentinel",
 ) -> None:
     """Wait until interest registered by each subscriber connection reached the publisher's server.
 
     Each subscriber subscribes to a sentinel subject *after* its real subscriptions; interest is
     forwarded in order, so once the publisher's sentinel messages arrive, the real subscriptions
-    are known too. Sentinel messages are filtered out of the subscribers' streams.
+    are known too. Sentinel messages are filtered out of the subscribers' streams. ``prefix``
+    puts the sentinels elsewhere (e.g. under a stream export, to wait across accounts).
     """
     for i, c in enumerate(subs):
-        subject = f"sentinel.{tag}.{i}"
-        if _SENTINEL_RE not in c.ignore:
-            c.ignore.append(_SENTINEL_RE)
+        subject = f"{prefix}.{tag}.{i}"
+        rx = (
+            _SENTINEL_RE
+            if prefix == "sentinel"
+            else re.compile(rb"MSG " + re.escape(prefix.encode()) + rb"\..*")
+        )
+        if rx not in c.ignore:
+            c.ignore.append(rx)
         sid = next(_SENTINEL_SIDS)
         await c.send(f"SUB {subject} s{sid}\r\n".encode())
         await flush(c)
