@@ -313,8 +313,9 @@ def build(argv: list[str]) -> Command:
         u = parse_url(v["cluster"], "cluster")
         c.host = u.host or "0.0.0.0"
         c.port = u.port if u.port else const.DEFAULT_CLUSTER_PORT
-        if u.user:
-            c.user, c.password = u.user, u.password
+        # The flag's credentials replace the configured ones, none included (nats-server
+        # overrideCluster).
+        c.user, c.password = u.user, u.password
     if v.get("routes"):
         c.routes = parse_routes(v["routes"])
     if "cluster_name" in v:

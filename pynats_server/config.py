@@ -619,7 +619,7 @@ class _Mapper:
             self.error(tok, auth.unsupported)
         elif auth.user and auth.default_permissions is not None and not auth.users:
             # A single user with permissions is a one-entry users list.
-            self.opts.users = [User(auth.user, auth.password or "", auth.default_permissions)]
+            self.opts.users = [User(auth.user, auth.password or "", auth.default_permissions), *self.opts.users]
             if auth.timeout:
                 self.opts.auth_timeout = auth.timeout
         elif auth.users and (auth.user or auth.token):
@@ -631,7 +631,8 @@ class _Mapper:
                 for u in auth.users:
                     if u.permissions is None:
                         u.permissions = auth.default_permissions
-                o.users = auth.users
+                # Users of accounts {} may already be there (the blocks come in any order).
+                o.users = auth.users + o.users
             if auth.timeout:
                 o.auth_timeout = auth.timeout
 
