@@ -328,3 +328,43 @@ accounts {
   C: { imports: [ {stream: {account: A, subject: "private.>"}} ] }
 }""")  # fmt: skip
     await asyncio.sleep(0)
+
+
+def node_config(name: str, port: int, routes: list[int]) -> str:
+    """Accounts and an authorized cluster block, as one config file for either server."""
+    route_list = ", ".join(f'"nats-route://ruser:rpass@127.0.0.1:{p}"' for p in routes)
+    return ACCOUNTS + f"""
+server_name: {name}
+cluster {{
+  name: ACC
+  listen: "127.0.0.1:{port}"
+  authorization {{ user: ruser, password: rpass, timeout: 2 }}
+  routes: [{route_list}]
+}}
+"""
+
+
+async def test_accounts_across_pynats_and_both_nats_server_builds(tmp_path: Path) -> None:
+    """pynats-server, nats-server 2.14 and 2.9 in one authorized mesh with two accounts, a
+    stream import and a service import; clients on every node, every direction."""
+    b14, b29 = go_binary("go214"), go_binary("go29")
+    p_py, p14, p29 = free_port(), free_port(), free_port()
+    gos = []
+    for name, binary, port, routes in (("g14", b14, p14, []), ("g29", b29, p29, [p14])):
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(node_config(name, port, routes))
+        gos.append(await GoServer(binary, "-c", str(conf)).start())
+    opts = options(tmp_path, node_config("py", p_py, [p14]))
+    py = Server(opts)
+    await py.start()
+    try:
+        assert py.cluster is not None
+        await wait_for(lambda: len(py.cluster.routes) == 2, timeout=15, what="a full mesh")
+        urls = [f"127.0.0.1:{py.port}", gos[0].client_url, gos[1].client_url]
+        for i, first in enumerate(urls):
+            for last in urls[i + 1:] + urls[:i]:
+                await check_accounts_across([first, last])
+    finally:
+        await py.shutdown()
+        for g in gos:
+            await g.stop()
