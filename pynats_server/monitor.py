@@ -83,6 +83,15 @@ def go_float(v: float) -> float | int:
     return int(v) if float(v).is_integer() else v
 
 
+def _peer_certs(c: Any) -> list[dict[str, str]]:
+    """/connz?auth=1 tls_peer_certs: the leaf, and the rest of the chain where this Python's
+    ssl can show what the peer sent (3.13+)."""
+    from .certs import cert_sha256, spki_sha256, subject_of
+
+    ders = c.peer_chain_der()
+    return [{"subject": subject_of(d), "spki_sha256": spki_sha256(d), "cert_sha256": cert_sha256(d)} for d in ders]
+
+
 def _cert_not_after(path: str) -> str:
     from .certs import first_cert_der, not_after
 
@@ -281,7 +290,7 @@ class Monitor:
             "http_host": self.host,
             "http_port": self.port if self.scheme == "http" else 0,
             "http_base_path": "",
-            "https_port": self.port if self.scheme == "https" else 0,
+            "https_port": opts.https_port,  # as configured (-1 stays -1), as nats-server shows it
             "auth_timeout": go_float(opts.client_auth_timeout()),
             "max_control_line": opts.max_control_line,
             "max_payload": opts.max_payload,
@@ -329,7 +338,9 @@ class Monitor:
                 del v[k]
         return v
 
-    def conn_info(self, c: ClientConnection, *, closed: bool = False, subs: str = "") -> dict[str, Any]:
+    def conn_info(
+        self, c: ClientConnection, *, closed: bool = False, subs: str = "", auth: bool = False
+    ) -> dict[str, Any]:
         now = c.stop_time if closed and c.stop_time else time.time()
         pending = 0
         if not closed and c.transport is not None:
@@ -365,6 +376,10 @@ class Monitor:
         tls = c.tls_state() if hasattr(c, "tls_state") else None
         if tls is not None:
             info["tls_version"], info["tls_cipher_suite"] = tls
+            if auth:
+                peers = _peer_certs(c)
+                if peers:
+                    info["tls_peer_certs"] = peers
             if getattr(c, "tls_first", False):
                 info["tls_first"] = True
         if c.user:
@@ -401,7 +416,8 @@ class Monitor:
         subs = q.get("subs", "")
         conns: list[dict[str, Any]] = []
         if state in ("open", "all", "any"):
-            conns.extend(self.conn_info(c, subs=subs) for c in srv.clients.values())
+            auth = q.get("auth", "") in ("1", "true")
+            conns.extend(self.conn_info(c, subs=subs, auth=auth) for c in srv.clients.values())
         if state in ("closed", "all", "any"):
             conns.extend(srv.closed_clients)
         if "cid" in q:

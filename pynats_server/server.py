@@ -135,6 +135,10 @@ class Server:
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
         self._build_info()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
+        if opts.tls is not None:
+            log.notice("TLS required for client connections")
+            if opts.tls.handshake_first and not opts.tls.handshake_first_fallback:
+                log.warn('Clients that are not using "TLS Handshake First" option will fail to connect')
         if netutil.is_unspecified(opts.host):
             log.debug(f'Get non local IPs for "{opts.host}"')
             for url in self._client_urls:

@@ -297,6 +297,21 @@ class _TLSMixin:
             return None
         return self._tls.obj.getpeercert(binary_form=True)
 
+    def peer_chain_der(self) -> list[bytes]:
+        """The certificates the peer sent, leaf first (only the leaf before Python 3.13)."""
+        if self._state != _OPEN or self._tls is None:
+            return []
+        obj: Any = self._tls.obj
+        chain = getattr(obj, "get_unverified_chain", None)
+        if chain is not None:
+            try:
+                certs_ = chain() or []
+                return [c.public_bytes(ssl._ssl.ENCODING_DER) if hasattr(c, "public_bytes") else c for c in certs_]
+            except (ssl.SSLError, ValueError, AttributeError):
+                pass
+        der = obj.getpeercert(binary_form=True)
+        return [der] if der else []
+
     def peer_cert(self) -> dict[str, Any]:
         """The verified peer certificate as ssl decodes it (empty when not verified)."""
         if self._state != _OPEN or self._tls is None:
