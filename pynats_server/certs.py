@@ -284,7 +284,8 @@ def dn_rdns_match(a: DN, b: DN) -> bool:
 
 # -- verify_and_map -------------------------------------------------------------------------
 
-Lookup = Callable[[str, "DN | None"], "str | None"]
+# find_user(name, dn, is_dns_san): a user name, or None.
+Lookup = Callable[[str, "DN | None", bool], "str | None"]
 
 
 def map_certificate(der: bytes, peer: dict[str, Any], find_user: Lookup, debug: Callable[[str], None]) -> str | None:
@@ -307,14 +308,14 @@ def map_certificate(der: bytes, peer: dict[str, Any], find_user: Lookup, debug: 
     start = 0 if emails else (1 if dns_names else 2)
     for label, names in kinds[start:]:
         for n in names:
-            user = find_user(n, None)
+            user = find_user(n, None, label == "SAN")
             if user is not None:
                 debug(f"Using {label} found in cert for auth [{_goq(user)}]")
                 return user
     rdn = go_rdn_string(rdns)
     dn = dn_from_rdns(rdns)
     if dn is not None:
-        user = find_user("", dn)
+        user = find_user("", dn, False)
         if user is not None:
             debug(f"Using DistinguishedNameMatch for auth [{_goq(user)}]")
             return user
@@ -322,12 +323,12 @@ def map_certificate(der: bytes, peer: dict[str, Any], find_user: Lookup, debug: 
     dcs = ",".join(f"DC={a.value}" for r in rdns for a in r if a.oid == DC_OID and a.value is not None)
     if dcs:
         u = rdn + "," + dcs
-        user = find_user(u, None)
+        user = find_user(u, None, False)
         if user is not None:
             debug(f"Using RDNSequence for auth [{_goq(user)}]")
             return user
         debug(f"RDNSequence could not be used for auth [{_goq(u)}]")
-    user = find_user(rdn, None)
+    user = find_user(rdn, None, False)
     if user is not None:
         debug(f"Using certificate subject for auth [{_goq(user)}]")
         return user
@@ -339,7 +340,7 @@ def find_by_name_or_dn(names: list[str]) -> Lookup:
     """nats-server's lookup: a user named exactly so, else one whose name parses as a DN
     equal to the certificate's (then the same RDNs in another order)."""
 
-    def find(name: str, dn: DN | None) -> str | None:
+    def find(name: str, dn: DN | None, _dns: bool = False) -> str | None:
         if name:
             return name if name in names else None
         if dn is None:
@@ -358,6 +359,36 @@ def find_by_name_or_dn(names: list[str]) -> Lookup:
         return None
 
     return find
+
+
+def dns_name_matches(san: str, hosts: list[str]) -> bool:
+    """A DNS SAN against host names (RFC 6125 6.4.3: `*` only as the whole leftmost label)."""
+    labels = san.lower().split(".")
+    for h in hosts:
+        hl = h.lower().split(".")
+        if len(hl) != len(labels):
+            continue
+        start = 1 if labels[0] == "*" else 0
+        if labels[start:] == hl[start:]:
+            return True
+    return False
+
+
+def route_cert_allowed(der: bytes, peer: dict[str, Any], *, check_known_urls: bool, map_user: str | None,
+                       route_hosts: list[str], debug: Callable[[str], None]) -> bool:
+    """nats-server's isRouterAuthorized with cluster TLS map / verify_cert_and_check_known_urls:
+    a DNS SAN that is one of our route URLs' hosts, or a name equal to the cluster user."""
+
+    def find(name: str, dn: DN | None, is_dns: bool) -> str | None:
+        if not name:
+            return None
+        if check_known_urls and is_dns and dns_name_matches(name, route_hosts):
+            return name
+        if map_user is not None and name == map_user:
+            return name
+        return None
+
+    return map_certificate(der, peer, find, debug) is not None
 
 
 def _goq(s: str) -> str:

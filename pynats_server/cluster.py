@@ -218,7 +218,19 @@ class Cluster:
 
     # -- handshake decisions -----------------------------------------------------------
 
-    def check_auth(self, co: dict[str, Any]) -> bool:
+    def check_auth(self, co: dict[str, Any], conn: RouteConnection | None = None) -> bool:
+        tls = self.opts.tls
+        if tls is not None and (tls.map or tls.check_known_urls) and conn is not None:
+            from . import certs
+
+            der = conn.peer_cert_der() if hasattr(conn, "peer_cert_der") else None
+            if not der:
+                return False
+            return certs.route_cert_allowed(
+                der, conn.peer_cert(), check_known_urls=tls.check_known_urls,  # type: ignore[attr-defined]
+                map_user=self.opts.user if tls.map else None,
+                route_hosts=[r.host for r in self.opts.routes], debug=conn.debug,
+            )
         if not self.opts.user:
             return True
         return co.get("user") == self.opts.user and co.get("pass") == (self.opts.password or "")

@@ -145,7 +145,7 @@ class RouteConnection(Connection):
             self._close("Wrong Gateway", "wrong-port")
             return
         cl = self.cluster
-        if not cl.check_auth(co):
+        if not cl.check_auth(co, self):
             self.error(wire.E_AUTH_VIOLATION)
             self.send_err(wire.E_AUTH_VIOLATION)
             self._close("Authentication Failure", "auth")

@@ -221,3 +221,27 @@ async def test_connect_and_info_fields_seen_by_a_raw_tls_peer(tls_certs: Certs) 
         assert list(info).index("tls_required") == list(info).index("headers") + 1 + ("auth_required" in info)
     finally:
         await a.shutdown()
+
+
+@pytest.mark.parametrize("known_host, allowed", [("localhost", True), ("elsewhere.example", False)])
+async def test_verify_cert_and_check_known_urls(tls_certs: Certs, known_host: str, allowed: bool) -> None:
+    """The accepting side takes a route whose certificate has a DNS name among its own route
+    URLs' hosts (the node certificate is for localhost)."""
+    la = LogCapture()
+    dead = free_port()
+    a = Server(Options(host="127.0.0.1", port=-1, server_name="A", cluster=ClusterOptions(
+        host="127.0.0.1", port=-1, name="TLSC", tls=node_tls(tls_certs, check_known_urls=True, verify=True),
+        routes=[RouteURL(known_host, dead)])), logger=la)
+    await a.start()
+    b = py_node(tls_certs, "B", routes=[a.cluster.port])  # type: ignore[union-attr]
+    await b.start()
+    try:
+        if allowed:
+            await wait_for(lambda: a.cluster.routes and b.cluster.routes, what="route by known URL")  # type: ignore[union-attr]
+            assert la.has('Using SAN found in cert for auth ["localhost"]')
+        else:
+            await la.wait("Authorization Violation")
+            assert not a.cluster.routes  # type: ignore[union-attr]
+    finally:
+        await b.shutdown()
+        await a.shutdown()
