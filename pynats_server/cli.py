@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from . import const, tlsctx
+from . import const
 from .goflags import Flag, FlagError, parse
 from .log import Logger
 from .options import Options, RouteURL, TLSOptions
@@ -79,12 +79,21 @@ Common Options:
         --help_tls                   TLS help
 """
 
+def tls_usage() -> str:
+    from . import tlsctx
+
+    return TLS_USAGE.format(
+        ciphers="".join(f"    {n}\n" for n in sorted(tlsctx.SECURE_CIPHERS)),
+        curves="".join(f"    {n}\n" for n in tlsctx.CURVES),
+    )
+
+
 TLS_USAGE = """
 TLS configuration is specified in the tls section of a configuration file:
 
 e.g.
 
-    tls {
+    tls {{
         cert_file:      "./certs/server-cert.pem"
         key_file:       "./certs/server-key.pem"
         ca_file:        "./certs/ca.pem"
@@ -100,12 +109,12 @@ e.g.
             "CurveP384",
             "CurveP521"
         ]
-    }
+    }}
 
 Available cipher suites include:
-""" + "".join(f"    {n}\n" for n in sorted(tlsctx.SECURE_CIPHERS)) + """
+{ciphers}
 Available curve preferences include:
-""" + "".join(f"    {n}\n" for n in tlsctx.CURVES)
+{curves}"""
 
 # Flags of later or never: recognised so that a nats-server command line never produces a
 # traceback; `None` as message means "accepted and ignored, with a warning".
@@ -390,6 +399,8 @@ def _tls_flags(opts: Options, v: dict[str, object], given: object) -> None:
         handshake_first_fallback=old.handshake_first_fallback,
         pinned_certs=old.pinned_certs,
     )
+    from . import tlsctx
+
     try:
         tlsctx.server_context(opts.tls)
     except tlsctx.TLSConfigError as e:
@@ -488,6 +499,7 @@ def send_signal(spec: str) -> str:
 
 async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
     from .server import MonitorError, Server
+    from .tlsctx import TLSConfigError
 
     log = Logger(debug=opts.debug, trace=opts.trace, logtime=opts.logtime, path=opts.log_file)
     srv = Server(opts, logger=log)
@@ -523,7 +535,7 @@ async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
         with contextlib.suppress(Exception):
             await srv.shutdown()
         return 1
-    except tlsctx.TLSConfigError as e:
+    except TLSConfigError as e:
         log.fatal(str(e))
         with contextlib.suppress(Exception):
             await srv.shutdown()
@@ -566,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     if cmd.action == "help_tls":
-        print(TLS_USAGE)
+        print(tls_usage())
         return 0
     if cmd.action == "version":
         print(f"pynats-server: v{const.__version__} (nats-server v{const.NATS_VERSION} protocol)")
