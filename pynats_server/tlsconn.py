@@ -52,7 +52,13 @@ class TLSTransport:
         self.established = False
 
     def write(self, data: bytes) -> None:
-        self.obj.write(data)
+        try:
+            self.obj.write(data)
+        except (ssl.SSLError, ValueError):
+            # A TLS session that failed (the peer's fatal alert): the connection is lost;
+            # the flush of everyone else goes on.
+            self.raw.abort()
+            return
         self.raw.write(self.outgoing.read())
 
     def writelines(self, chunks: Any) -> None:
