@@ -66,6 +66,7 @@ class PubSpec:
     window: int = 8
     lag_limit: int = 0  # max undelivered messages before pausing (0: no limit)
     deliveries_per_msg: int = 1
+    tls: bool = False
 
 
 @dataclass
@@ -80,6 +81,7 @@ class SubSpec:
     max_seconds: float = 300.0  # hard bound on the measuring loop
     # Size of every MSG frame when they are all alike: count by byte totals, not by scanning.
     frame_len: int = 0
+    tls: bool = False
 
 
 @dataclass
@@ -132,7 +134,7 @@ def _wait_go(sh: Shared, start_timeout: float) -> tuple[float, float]:
 
 
 def publisher(spec: PubSpec, idx: int, sh: Shared, start_timeout: float) -> dict[str, Any]:
-    sock, _ = proto.connect(spec.host, spec.port, name=f"bench-pub-{idx}")
+    sock, _ = proto.connect(spec.host, spec.port, name=f"bench-pub-{idx}", tls=spec.tls)
     lag_check = None
     if spec.lag_limit and sh.n_subs:
         pub_counts, sub_counts = sh.pub_counts, sh.sub_counts
@@ -184,7 +186,7 @@ def _probe_wait(sock: Any, spec: SubSpec, deadline: float) -> None:
 
 
 def subscriber(spec: SubSpec, idx: int, sh: Shared, start_timeout: float) -> dict[str, Any]:
-    sock, _ = proto.connect(spec.host, spec.port, name=f"bench-sub-{idx}")
+    sock, _ = proto.connect(spec.host, spec.port, name=f"bench-sub-{idx}", tls=spec.tls)
     setup_deadline = time.monotonic() + start_timeout
     subs = spec.subs
     if spec.probe_subject:
@@ -214,7 +216,7 @@ def subscriber(spec: SubSpec, idx: int, sh: Shared, start_timeout: float) -> dic
         while True:
             try:
                 n = recv_into(view[carry:] if carry else view)
-            except BlockingIOError:  # 10 ms without data
+            except (BlockingIOError, TimeoutError):  # 10 ms without data (TimeoutError: TLS)
                 tgt = target.value
                 if tgt >= 0 and (
                     (sum(counts) if group else count) >= tgt or now() - (t_last or t0) > idle_limit

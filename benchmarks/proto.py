@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, MutableSequence, Sequence
@@ -34,6 +35,11 @@ def set_io_timeout(sock: socket.socket, seconds: float) -> None:
     (no poll() first, unlike ``settimeout``); when the timeout fires, the call
     raises ``BlockingIOError``.
     """
+    if isinstance(sock, ssl.SSLSocket):
+        # OpenSSL retries a read the kernel timed out forever on a blocking socket: a TLS
+        # socket needs Python's own timeout (which raises TimeoutError).
+        sock.settimeout(seconds)
+        return
     tv = struct.pack("ll", int(seconds), int((seconds % 1.0) * 1_000_000))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
@@ -43,7 +49,7 @@ def recv_some(sock: socket.socket, size: int = 65536) -> bytes:
     """recv() that turns a kernel timeout into TimeoutError and EOF into ProtocolError."""
     try:
         data = sock.recv(size)
-    except BlockingIOError as exc:
+    except (BlockingIOError, TimeoutError) as exc:  # TimeoutError: a TLS socket's timeout
         raise TimeoutError("timed out waiting for the server") from exc
     if not data:
         raise ProtocolError("server closed the connection")
@@ -85,8 +91,12 @@ def connect(
     name: str = "bench",
     echo: bool = False,
     timeout: float = 10.0,
+    tls: bool = False,
 ) -> tuple[socket.socket, dict[str, object]]:
-    """Open a client connection: read INFO, send CONNECT + PING, wait for PONG."""
+    """Open a client connection: read INFO, send CONNECT + PING, wait for PONG.
+
+    With `tls`, the connection is upgraded after INFO, as NATS clients do (the server's
+    certificate is not checked: a benchmark measures speed, not trust)."""
     deadline = time.monotonic() + timeout
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
@@ -102,6 +112,11 @@ def connect(
         if not line.startswith(b"INFO "):
             raise ProtocolError(f"expected INFO, got {line[:80]!r}")
         info = json.loads(line[5:])
+        if tls:
+            if rest:
+                raise ProtocolError(f"unexpected bytes before the TLS handshake: {rest[:80]!r}")
+            sock = _client_tls().wrap_socket(sock, server_hostname=host)
+            set_io_timeout(sock, min(timeout, 5.0))
         opts = {
             "verbose": False,
             "pedantic": False,
@@ -118,6 +133,13 @@ def connect(
     except BaseException:
         sock.close()
         raise
+
+
+def _client_tls() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class PongCounter:

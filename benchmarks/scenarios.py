@@ -44,6 +44,7 @@ class Scenario:
     nodes: int = 1
     quick: bool = False  # part of --quick
     tags: tuple[str, ...] = field(default=())
+    tls: bool = False  # clients connect with TLS (servers started with --tls)
 
 
 DELIVERED = Metric("deliveries_per_s", "deliveries/s (at subscribers)", "msgs/s")
@@ -114,6 +115,7 @@ def throughput(flow: Flow) -> Callable[[list[Server], Settings], dict[str, Any]]
                     window=WINDOW,
                     lag_limit=max(16, LAG_BYTES // frame_len) if flow.subs else 0,
                     deliveries_per_msg=dpm,
+                    tls=pub_srv.tls,
                 ),
             )
             for _ in range(flow.pubs)
@@ -129,6 +131,7 @@ def throughput(flow: Flow) -> Callable[[list[Server], Settings], dict[str, Any]]
                     probe_subject=probe_subject,
                     max_seconds=st.duration + 90.0,
                     frame_len=msg_len,
+                    tls=sub_srv.tls,
                 ),
             )
             for _ in range(flow.subs)
@@ -369,10 +372,19 @@ def sub_churn(servers: list[Server], st: Settings) -> dict[str, Any]:
 
 
 def _tp(
-    name: str, title: str, description: str, flow: Flow, *, quick: bool = False, nodes: int = 1
+    name: str,
+    title: str,
+    description: str,
+    flow: Flow,
+    *,
+    quick: bool = False,
+    nodes: int = 1,
+    tls: bool = False,
 ) -> Scenario:
     metrics = (DELIVERED, PUBLISHED) if flow.subs else (PUBLISHED,)
-    return Scenario(name, title, description, metrics, throughput(flow), nodes=nodes, quick=quick)
+    return Scenario(
+        name, title, description, metrics, throughput(flow), nodes=nodes, quick=quick, tls=tls
+    )
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -402,6 +414,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "no two consecutive PUB lines are equal.",
         Flow(subs=1, mixed=True),
         quick=True,
+    ),
+    _tp(
+        "pubsub_tls_128b",
+        "1 pub -> 1 sub, 128 B, TLS",
+        "pubsub_128b with both clients on TLS (INFO, then the handshake; TLS 1.3).",
+        Flow(subs=1, size=128),
+        quick=True,
+        tls=True,
     ),
     _tp(
         "fanout_1x4_16b",

@@ -165,6 +165,7 @@ class Server:
         self.host = HOST
         self.port = 0
         self.info: dict[str, object] = {}
+        self.tls = False  # started with --tls: clients upgrade after INFO
 
     @property
     def pid(self) -> int:
@@ -228,12 +229,16 @@ def start_server(
     extra: tuple[str, ...] = (),
     label: str = "",
     timeout: float = 20.0,
+    tls: bool = False,
 ) -> Server:
     """Start ``target`` on 127.0.0.1 with a random client port; wait until it is ready."""
     if not target.available:
         raise RuntimeError(target.note)
     log = workdir / f"{target.name}{'-' + label if label else ''}-{time.monotonic_ns()}.log"
     argv = [*target.command, "-a", HOST, "-p", "-1", *extra]
+    if tls:
+        argv += ["--tls", "--tlscert", str(workdir / "bench-cert.pem"), "--tlskey", str(workdir / "bench-key.pem")]
+        _write_certs(workdir)
     with open(log, "wb") as logf:
         proc = subprocess.Popen(
             argv,
@@ -244,6 +249,7 @@ def start_server(
             close_fds=True,
         )
     server = Server(target, proc, log)
+    server.tls = tls
     _live[proc.pid] = server
     try:
         _wait_ready(server, time.monotonic() + timeout)
@@ -252,6 +258,17 @@ def start_server(
         _live.pop(proc.pid, None)
         raise
     return server
+
+
+def _write_certs(workdir: Path) -> None:
+    """A certificate for 127.0.0.1 (trustme, from the test extra), made once per run."""
+    if (workdir / "bench-cert.pem").exists():
+        return
+    import trustme
+
+    cert = trustme.CA().issue_cert(HOST, "localhost")
+    cert.private_key_pem.write_to_path(str(workdir / "bench-key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(workdir / "bench-cert.pem"))
 
 
 def _wait_ready(server: Server, deadline: float) -> None:
@@ -276,7 +293,7 @@ def _wait_ready(server: Server, deadline: float) -> None:
             raise TimeoutError(f"{server.target.name} did not become ready:\n" + server.log_tail())
         time.sleep(0.02)
     sock, info = proto.connect(
-        server.host, server.port, timeout=max(1.0, deadline - time.monotonic())
+        server.host, server.port, timeout=max(1.0, deadline - time.monotonic()), tls=server.tls
     )
     sock.close()
     server.info = info
@@ -314,12 +331,14 @@ def wait_route(a: Server, b: Server, timeout: float = 20.0) -> float:
 
 
 @contextlib.contextmanager
-def running(target: Target, workdir: Path, *, nodes: int = 1) -> Iterator[list[Server]]:
+def running(
+    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False
+) -> Iterator[list[Server]]:
     """Start one server, or a cluster of ``nodes`` fully routed to the first one."""
     servers: list[Server] = []
     try:
         if nodes == 1:
-            servers.append(start_server(target, workdir))
+            servers.append(start_server(target, workdir, tls=tls))
         else:
             seed_port = free_port()
             servers.append(

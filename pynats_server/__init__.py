@@ -14,7 +14,7 @@ Embedding::
 from __future__ import annotations
 
 from .const import NATS_VERSION, __version__
-from .options import ClusterOptions, Options, RouteURL
+from .options import ClusterOptions, Options, RouteURL, TLSOptions
 from .server import Server
 from .testing import ThreadedServer
 
@@ -24,6 +24,7 @@ __all__ = [
     "Options",
     "RouteURL",
     "Server",
+    "TLSOptions",
     "ThreadedServer",
     "__version__",
 ]

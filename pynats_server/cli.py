@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from . import const
 from .goflags import Flag, FlagError, parse
 from .log import Logger
-from .options import Options, RouteURL
+from .options import Options, RouteURL, TLSOptions
 
 USAGE = """
 Usage: pynats-server [options]
@@ -25,6 +25,7 @@ Server Options:
         --server_name <server_name>  Server name (default: auto)
     -P, --pid <file>                 File to store PID
     -m, --http_port <port>           Use port for http monitoring
+    -ms,--https_port <port>          Use port for https monitoring
     -c, --config <file>              Configuration file
     -t                               Test configuration and exit
     -sl,--signal <signal>[=<pid>]    Send signal to pynats-server process (ldm, stop, quit, term, reopen, reload)
@@ -45,6 +46,13 @@ Authorization Options:
         --user <user>                User required for connections
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
+
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
 
 Cluster Options:
         --routes <rurl-1, rurl-2>    Routes to solicit and connect
@@ -68,18 +76,49 @@ pynats-server Options (not in nats-server):
 Common Options:
     -h, --help                       Show this message
     -v, --version                    Show version
+        --help_tls                   TLS help
 """
+
+def tls_usage() -> str:
+    from . import tlsctx
+
+    return TLS_USAGE.format(
+        ciphers="".join(f"    {n}\n" for n in sorted(tlsctx.SECURE_CIPHERS)),
+        curves="".join(f"    {n}\n" for n in tlsctx.CURVES),
+    )
+
+
+TLS_USAGE = """
+TLS configuration is specified in the tls section of a configuration file:
+
+e.g.
+
+    tls {{
+        cert_file:      "./certs/server-cert.pem"
+        key_file:       "./certs/server-key.pem"
+        ca_file:        "./certs/ca.pem"
+        verify:         true
+        verify_and_map: true
+
+        cipher_suites: [
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+        ]
+        curve_preferences: [
+            "CurveP256",
+            "CurveP384",
+            "CurveP521"
+        ]
+    }}
+
+Available cipher suites include:
+{ciphers}
+Available curve preferences include:
+{curves}"""
 
 # Flags of later or never: recognised so that a nats-server command line never produces a
 # traceback; `None` as message means "accepted and ignored, with a warning".
 _UNSUPPORTED = {
-    "https_port": "HTTPS monitoring is not supported",
-    "tls": "TLS is not supported yet",
-    "tlsverify": "TLS is not supported yet",
-    "tlscert": "TLS is not supported yet",
-    "tlskey": "TLS is not supported yet",
-    "tlscacert": "TLS is not supported yet",
-    "help_tls": "TLS is not supported yet",
     "jetstream": "JetStream is not supported",
     "syslog": "syslog logging is not supported",
     "remote_syslog": "remote syslog logging is not supported",
@@ -243,6 +282,8 @@ def build(argv: list[str]) -> Command:
     warnings: list[str] = []
     if v.get("help"):
         return Command("help", opts)
+    if v.get("help_tls"):
+        return Command("help_tls", opts)
     if v.get("version"):
         return Command("version", opts)
     if p.args:
@@ -292,6 +333,9 @@ def build(argv: list[str]) -> Command:
         opts.debug = opts.trace = opts.trace_verbose = True
     if "logtime" in v:
         opts.logtime = v["logtime"]
+    if v.get("https_port"):
+        opts.https_port = v["https_port"]
+    _tls_flags(opts, v, p.set_flags)
     try:
         if "max_payload" in v:
             opts.max_payload = parse_size(v["max_payload"])
@@ -328,6 +372,40 @@ def build(argv: list[str]) -> Command:
         c.connect_retries = v["connect_retries"]
     validate(opts)
     return Command("run", opts, warnings=tuple(warnings))
+
+
+def _tls_flags(opts: Options, v: dict[str, object], given: object) -> None:
+    """nats-server's -tls* flags: any of them (unless -tls=false) replaces the certificate
+    part of a config file's tls {} block; its timeout and handshake rules stay."""
+    names = {d for d in given if d in ("tls", "tlsverify", "tlscert", "tlskey", "tlscacert")}  # type: ignore[attr-defined]
+    if not names:
+        return
+    if "tls" in names and not v.get("tls"):
+        opts.tls = None  # -tls=false turns TLS off, whatever else is given
+        return
+    cert, key = str(v.get("tlscert") or ""), str(v.get("tlskey") or "")
+    if not cert:
+        raise UsageError("TLS Server certificate must be present and valid")
+    if not key:
+        raise UsageError("TLS Server private key must be present and valid")
+    old = opts.tls or TLSOptions()
+    opts.tls = TLSOptions(
+        cert_file=cert,
+        key_file=key,
+        ca_file=str(v.get("tlscacert") or ""),
+        verify=bool(v.get("tlsverify")),
+        map=old.map,
+        timeout=old.timeout,
+        handshake_first=old.handshake_first,
+        handshake_first_fallback=old.handshake_first_fallback,
+        pinned_certs=old.pinned_certs,
+    )
+    from . import tlsctx
+
+    try:
+        tlsctx.server_context(opts.tls)
+    except tlsctx.TLSConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 def validate(opts: Options) -> None:
@@ -425,7 +503,8 @@ def send_signal(spec: str) -> str:
 # -- running ----------------------------------------------------------------------------
 
 async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
-    from .server import Server
+    from .server import MonitorError, Server
+    from .tlsctx import TLSConfigError
 
     log = Logger(debug=opts.debug, trace=opts.trace, logtime=opts.logtime, path=opts.log_file)
     srv = Server(opts, logger=log)
@@ -456,6 +535,16 @@ async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
     # Handlers are in place before the server is ready: a harness may signal at once.
     try:
         await srv.start()
+    except MonitorError as e:
+        log.fatal(f"Can't start monitoring: {e}")
+        with contextlib.suppress(Exception):
+            await srv.shutdown()
+        return 1
+    except TLSConfigError as e:
+        log.fatal(str(e))
+        with contextlib.suppress(Exception):
+            await srv.shutdown()
+        return 1
     except OSError as e:
         log.fatal(f"Error listening on port: {opts.host}:{opts.port}, {e.strerror or e}")
         with contextlib.suppress(Exception):
@@ -492,6 +581,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if cmd.action == "help":
         print(USAGE)
+        return 0
+    if cmd.action == "help_tls":
+        print(tls_usage())
         return 0
     if cmd.action == "version":
         print(f"pynats-server: v{const.__version__} (nats-server v{const.NATS_VERSION} protocol)")

@@ -64,6 +64,14 @@ class ClientConnection(Connection):
     # -- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._accepted(transport)
+        self.enqueue(wire.info(self.server.client_info(self)))
+        if not self._register():
+            return
+        self.flush()
+        self._start_timers()
+
+    def _accepted(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
         peer = transport.get_extra_info("peername") or ("", 0)
         self.host, self.port = str(peer[0]), int(peer[1])
@@ -74,18 +82,23 @@ class ClientConnection(Connection):
             except OSError:
                 pass
         self._set_label(self.cid)
-        srv = self.server
         self.debug("Client connection created")
-        self.enqueue(wire.info(srv.client_info(self)))
-        if not srv.add_client(self):
-            self.error(wire.E_MAX_CONNECTIONS)
-            self.send_err(wire.E_MAX_CONNECTIONS)
-            self.close_connection("Maximum Connections Exceeded")
-            return
-        self.flush()
+
+    def _register(self) -> bool:
+        """Count the client in; False (and closed) over max_connections or in shutdown."""
+        if self.server.add_client(self):
+            return True
+        self.error(wire.E_MAX_CONNECTIONS)
+        self.send_err(wire.E_MAX_CONNECTIONS)
+        self.close_connection("Maximum Connections Exceeded")
+        return False
+
+    def _start_timers(self) -> None:
+        """The auth and ping timers (for TLS clients: once the handshake is done)."""
+        srv = self.server
         if srv.opts.auth_required:
             self.parser.await_connect = True
-            self._auth_handle = srv.loop.call_later(srv.opts.auth_timeout, self._auth_timeout)
+            self._auth_handle = srv.loop.call_later(srv.opts.client_auth_timeout(), self._auth_timeout)
         self.set_ping_timer(self.ping_interval())
 
     def data_received(self, data: bytes) -> None:

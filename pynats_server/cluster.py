@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from . import const, ids, netutil
 from .auth import ClientPermissions
 from .dialer import Dialer, url_key
-from .monitor import go_duration, go_time, uptime
+from .monitor import go_duration, go_float, go_time, uptime
 from .options import Permissions, RouteURL
 from .protocol import wire
 from .route import RouteConnection, _Stop
@@ -79,6 +79,28 @@ class Cluster:
         self.closed_in_bytes = 0
         self.closed_out_msgs = 0
         self.closed_out_bytes = 0
+        # cluster { tls {} }: routes we accept and routes we dial (tlsctx builds both).
+        self.tls_server_context: Any = None
+        self.tls_client_context: Any = None
+        # The first host name among the configured routes: the name a certificate is
+        # checked against when a route is dialled by IP address (nats-server's routeTLSName).
+        self.tls_name = next((r.host for r in self.opts.routes if not netutil.is_ip(r.host)), "")
+        if self.opts.tls is not None:
+            from . import tlsctx
+
+            self.tls_server_context = tlsctx.server_context(self.opts.tls, route=True)
+            self.tls_client_context = tlsctx.route_client_context(self.opts.tls)
+
+    def new_connection(self, url: RouteURL | None = None, explicit: bool = False) -> RouteConnection:
+        """A route connection, with TLS when the cluster has it."""
+        if self.tls_server_context is None:
+            return RouteConnection(self, url=url, explicit=explicit)
+        from .tlsconn import TLSRouteConnection
+
+        name = ""
+        if url is not None:
+            name = self.tls_name if (netutil.is_ip(url.host) and self.tls_name) else url.host
+        return TLSRouteConnection(self, url=url, explicit=explicit, server_name=name)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -91,7 +113,7 @@ class Cluster:
         port = self.opts.port
         port = 0 if port == const.RANDOM_PORT else port
         self._listener = await srv.loop.create_server(
-            lambda: RouteConnection(self), host=self.host or None, port=port, reuse_address=True
+            self.new_connection, host=self.host or None, port=port, reuse_address=True
         )
         socks = self._listener.sockets
         self.port = socks[0].getsockname()[1]
@@ -102,6 +124,11 @@ class Cluster:
             self._local_ips.update(netutil.non_local_ips())
         self.running = True
         log.notice(f"Listening for route connections on {netutil.join_host_port(self.host, self.port)}")
+        if self.opts.tls is not None and self.opts.tls.insecure:
+            log.warn(
+                "TLS certificate chain and hostname of solicited routes will not be verified. "
+                "DO NOT USE IN PRODUCTION!"
+            )
 
     def solicit_routes(self) -> None:
         for url in self.opts.routes:
@@ -169,6 +196,8 @@ class Cluster:
             "port": port,
             "headers": not srv.opts.no_header_support,
             "auth_required": bool(self.opts.user),
+            "tls_required": self.opts.tls is not None,
+            "tls_verify": self.opts.tls is not None,
             "max_payload": srv.opts.max_payload,
             "cluster": self.name,
             "cluster_dynamic": self.dynamic,
@@ -187,7 +216,7 @@ class Cluster:
             "echo": True,
             "verbose": False,
             "pedantic": False,
-            "tls_required": False,
+            "tls_required": self.opts.tls is not None,
             "headers": not self.server.opts.no_header_support,
             "name": self.server.id,
             "cluster": self.name,
@@ -201,7 +230,19 @@ class Cluster:
 
     # -- handshake decisions -----------------------------------------------------------
 
-    def check_auth(self, co: dict[str, Any]) -> bool:
+    def check_auth(self, co: dict[str, Any], conn: RouteConnection | None = None) -> bool:
+        tls = self.opts.tls
+        if tls is not None and (tls.map or tls.check_known_urls) and conn is not None:
+            from . import certs
+
+            der = conn.peer_cert_der() if hasattr(conn, "peer_cert_der") else None
+            if not der:
+                return False
+            return certs.route_cert_allowed(
+                der, conn.peer_cert(), check_known_urls=tls.check_known_urls,  # type: ignore[attr-defined]
+                map_user=self.opts.user if tls.map else None,
+                route_hosts=[r.host for r in self.opts.routes], debug=conn.debug,
+            )
         if not self.opts.user:
             return True
         return co.get("user") == self.opts.user and co.get("pass") == (self.opts.password or "")
@@ -602,11 +643,13 @@ class Cluster:
             "name": self.name,
             "addr": self.host,
             "cluster_port": self.port,
-            "auth_timeout": self.opts.auth_timeout,
+            "auth_timeout": go_float(self.opts.route_auth_timeout()),
         }
         if self.opts.routes:
             out["urls"] = [netutil.join_host_port(r.host, r.port) for r in self.opts.routes]
-        out["tls_timeout"] = const.TLS_TIMEOUT
+        out["tls_timeout"] = go_float(self.opts.tls_timeout)
+        if self.opts.tls is not None:
+            out["tls_required"] = out["tls_verify"] = True
         out["pool_size"] = -1  # one connection per peer: what nats-server calls pooling disabled
         return out
 

@@ -18,7 +18,15 @@ from typing import Any
 
 from . import const
 from .conf import Token
-from .options import AccountConfig, ExportConfig, ImportConfig, Options, Permissions, User
+from .options import (
+    AccountConfig,
+    ExportConfig,
+    ImportConfig,
+    Options,
+    Permissions,
+    TLSOptions,
+    User,
+)
 
 _GO_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64", datetime: "time.Time",
              dict: "map[string]interface {}", list: "[]interface {}"}  # fmt: skip
@@ -31,14 +39,10 @@ _IGNORED = {
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
     "server_metadata", "feature_flags", "no_fast_producer_stall", "max_closed_clients",
     "write_timeout", "store_dir", "storedir", "default_js_domain", "gateway", "leaf", "leafnodes",
-    "websocket", "ws", "mqtt", "no_auth_user", "ocsp", "ocsp_cache", "allow_non_tls",
-    "proxies",
+    "websocket", "ws", "mqtt", "no_auth_user", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
 # Known to nats-server and refused whatever their value.
 _REFUSED = {
-    "tls": "TLS is not supported yet",
-    "https": "HTTPS monitoring is not supported",
-    "https_port": "HTTPS monitoring is not supported",
     **dict.fromkeys(
         (
             "operator",
@@ -247,6 +251,7 @@ class _Mapper:
                   "pidfile": ("pid_file", str), "pid_file": ("pid_file", str),
                   "ports_file_dir": ("ports_file_dir", str), "max_pending": ("max_pending", int),
                   "http_port": ("http_port", int), "monitor_port": ("http_port", int),
+                  "https_port": ("https_port", int), "allow_non_tls": ("allow_non_tls", bool),
                   "max_subscriptions": ("max_subscriptions", int),
                   "max_subs": ("max_subscriptions", int), "ping_max": ("ping_max", int),
                   "no_header_support": ("no_header_support", bool)}  # fmt: skip
@@ -259,6 +264,12 @@ class _Mapper:
                 o.host = host
         elif k == "http":
             o.http_host, o.http_port = _listen(tok)
+        elif k == "https":
+            o.http_host, o.https_port = _listen(tok)
+        elif k == "tls":
+            tls = self.tls(tok, client=True)
+            if tls is not None:
+                o.tls = tls
         elif k == "server_name":
             if " " in _want(tok, str):
                 self.error(tok, "server name cannot contain spaces")
@@ -636,6 +647,166 @@ class _Mapper:
             if auth.timeout:
                 o.auth_timeout = auth.timeout
 
+    # -- tls
+
+    def tls(self, tok: Token, *, client: bool) -> TLSOptions | None:
+        """nats-server's parseTLS (errors at the field) then GenTLSConfig (errors at the
+        block): the options, or None after recording the error."""
+        from .tlsctx import TLSConfigError, check_options, route_client_context, server_context
+
+        t = TLSOptions()
+        for key, v in _want(tok, dict).items():
+            k = key.lower()
+            try:
+                if not self.tls_key(t, k, key, v, client):
+                    return None
+            except _Bad as e:
+                self.errors.append(str(e))
+                return None
+        if t.cert_file and not t.key_file:
+            self.error(tok, "missing 'key_file' in TLS configuration")
+            return None
+        try:
+            check_options(t)
+        except TLSConfigError as e:
+            self.error(tok, str(e))
+            return None
+        try:
+            server_context(t, route=not client)
+            if not client:
+                route_client_context(t)
+        except TLSConfigError as e:
+            self.error(tok, str(e))
+            return None
+        return t
+
+    def tls_key(self, t: TLSOptions, k: str, key: str, v: Token, client: bool) -> bool:
+        bad = "error parsing tls config, "
+        files = {"cert_file": "cert_file", "key_file": "key_file", "ca_file": "ca_file"}
+        bools = ("insecure", "verify", "verify_and_map", "verify_cert_and_check_known_urls",
+                 "allow_insecure_cipher_suites")  # fmt: skip
+        if k in files:
+            if type(v.value) is not str:
+                self.error(v, f"{bad}expected '{k}' to be filename")
+                return False
+            setattr(t, files[k], v.value)
+        elif k in bools:
+            if type(v.value) is not bool:
+                self.error(v, f"{bad}expected '{k}' to be a boolean")
+                return False
+            on = v.value
+            if k == "insecure":
+                t.insecure = on
+            elif k == "verify":
+                t.verify = on
+            elif k == "verify_and_map":
+                t.verify = t.verify or on
+                t.map = on
+            elif k == "verify_cert_and_check_known_urls":
+                if on and client:
+                    self.error(v, "verify_cert_and_check_known_urls not supported in this context")
+                    return False
+                t.verify = t.verify or on
+                t.check_known_urls = on
+            else:
+                t.allow_insecure_ciphers = on
+        elif k in ("cipher_suites", "curve_preferences"):
+            items = _want(v, list)
+            if not items:
+                self.error(v, f"{bad}'{k}' cannot be empty")
+                return False
+            names = [str(_want(i, str)) for i in items]
+            from .tlsctx import CURVES, INSECURE_CIPHERS, SECURE_CIPHERS
+
+            for i, n in zip(items, names, strict=True):
+                if k == "cipher_suites" and n not in SECURE_CIPHERS and n not in INSECURE_CIPHERS:
+                    self.error(i, f"unrecognized cipher {n}")
+                    return False
+                if k == "curve_preferences" and n not in CURVES:
+                    self.error(i, f"unrecognized curve preference {n}")
+                    return False
+            if k == "cipher_suites":
+                t.ciphers = names
+            else:
+                t.curve_preferences = names
+        elif k == "timeout":
+            val = v.value
+            if type(val) in (int, float):
+                t.timeout = float(val)
+            elif type(val) is str:
+                try:
+                    t.timeout = go_parse_duration(val)
+                except ValueError as e:
+                    self.error(v, f"{bad}'timeout' {e}")
+                    return False
+            else:
+                self.error(v, f"{bad}'timeout' wrong type")
+                return False
+        elif k == "connection_rate_limit":
+            if type(v.value) is not int:
+                self.error(v, f"{bad}'connection_rate_limit' wrong type")
+                return False
+            t.rate_limit = v.value
+        elif k == "pinned_certs":
+            if type(v.value) is not list:
+                self.error(v, f"{bad}expected 'pinned_certs' to be a list of hex-encoded sha256 of DER "
+                              "encoded SubjectPublicKeyInfo")  # fmt: skip
+                return False
+            if v.value:
+                pins = set()
+                for i in v.value:
+                    e = str(_want(i, str)).lower()
+                    if not re.fullmatch(r"[a-f0-9]{64}", e):
+                        self.error(i, f"{bad}'pinned_certs' key {e} does not look like hex-encoded sha256 "
+                                      "of DER encoded SubjectPublicKeyInfo")  # fmt: skip
+                        return False
+                    pins.add(e)
+                t.pinned_certs = pins
+        elif k in ("handshake_first", "first", "immediate"):
+            val = v.value
+            if type(val) is bool:
+                t.handshake_first = val
+            elif type(val) is str:
+                low = val.lower()
+                if low in ("true", "on"):
+                    t.handshake_first = True
+                elif low in ("false", "off"):
+                    t.handshake_first = False
+                elif low in ("auto", "auto_fallback"):
+                    t.handshake_first, t.handshake_first_fallback = True, 0.05
+                else:
+                    try:
+                        t.handshake_first_fallback = go_parse_duration(val)
+                    except ValueError:
+                        self.error(v, f'field {_q(key)}\'s value {_q(val)} is invalid')
+                        return False
+                    t.handshake_first = True
+            else:
+                self.error(v, f"field {_q(key)} should be a boolean or a string, got {_go_type(val)}")
+                return False
+        elif k == "min_version":
+            val = v.value
+            if type(val) is not str:
+                self.error(v, f"error parsing tls config: 'min_version' wrong type: {_go_value(val)}")
+                return False
+            if val not in ("1.0", "1.1", "1.2", "1.3"):
+                self.error(v, f"error parsing tls config: unknown version: {val}")
+                return False
+            if val in ("1.0", "1.1"):
+                self.error(v, f"error parsing tls config: unsupported TLS version: TLS {val}")
+                return False
+            t.min_version = val
+        elif k in ("cert_store", "cert_match_by", "cert_match", "ca_certs_match", "cert_match_skip_invalid"):
+            self.error(v, f"{bad}'{k}': certificate stores are Windows only and not supported")
+            return False
+        elif k in ("ocsp_peer", "certs", "certificates"):
+            self.error(v, f"{bad}'{k}' is not supported by pynats-server")
+            return False
+        else:
+            self.error(v, f"{bad}unknown field {_q(key)}")
+            return False
+        return True
+
     # -- cluster
 
     def cluster(self, tok: Token) -> None:
@@ -683,7 +854,9 @@ class _Mapper:
         elif k == "routes":
             self.routes(tok)
         elif k == "tls":
-            self.error(tok, "TLS is not supported yet")
+            tls = self.tls(tok, client=False)
+            if tls is not None:
+                c.tls = tls
         elif k == "permissions":
             c.permissions = self.permissions(tok)
         elif k == "pool_size":

@@ -162,7 +162,7 @@ async def dial_route(cluster: Cluster, url: RouteURL, *, explicit: bool) -> Rout
         cluster.log.debug(f"Trying to connect to route on {netutil.join_host_port(url.host, url.port)} ({hp})")
         try:
             _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: RouteConnection(cluster, url=url, explicit=explicit), ip, url.port),
+                loop.create_connection(lambda: cluster.new_connection(url, explicit), ip, url.port),
                 const.DEFAULT_ROUTE_DIAL * 2,
             )
             assert isinstance(proto, RouteConnection)

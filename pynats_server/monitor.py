@@ -83,6 +83,22 @@ def go_float(v: float) -> float | int:
     return int(v) if float(v).is_integer() else v
 
 
+def _peer_certs(c: Any) -> list[dict[str, str]]:
+    """/connz?auth=1 tls_peer_certs: the leaf, and the rest of the chain where this Python's
+    ssl can show what the peer sent (3.13+)."""
+    from .certs import cert_sha256, spki_sha256, subject_of
+
+    ders = c.peer_chain_der()
+    return [{"subject": subject_of(d), "spki_sha256": spki_sha256(d), "cert_sha256": cert_sha256(d)} for d in ders]
+
+
+def _cert_not_after(path: str) -> str:
+    from .certs import first_cert_der, not_after
+
+    der = first_cert_der(path)
+    return go_time(not_after(der)) if der else "0001-01-01T00:00:00Z"
+
+
 def _rss() -> int:
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -152,22 +168,33 @@ class Monitor:
         self.port = 0
         self._srv: asyncio.AbstractServer | None = None
         self.req_stats: dict[str, int] = {}
+        self.scheme = "http"
         self._cpu_mark = (time.monotonic(), os.times())
 
     @property
     def url(self) -> str:
         h = "127.0.0.1" if netutil.is_unspecified(self.host) else self.host
-        return f"http://{netutil.join_host_port(h, self.port)}"
+        return f"{self.scheme}://{netutil.join_host_port(h, self.port)}"
 
     async def start(self) -> None:
         srv = self.server
-        port = srv.opts.http_port
+        opts = srv.opts
+        secure = not opts.http_port and bool(opts.https_port)
+        port = opts.https_port if secure else opts.http_port
         port = 0 if port == const.RANDOM_PORT else port
+        ctx = None
+        if secure:
+            from .tlsctx import server_context
+
+            assert opts.tls is not None
+            # The client TLS certificate, without asking browsers for one (as nats-server).
+            ctx = server_context(opts.tls, verify=False)
         self._srv = await srv.loop.create_server(
-            lambda: _HTTP(self), host=self.host or None, port=port, reuse_address=True
+            lambda: _HTTP(self), host=self.host or None, port=port, reuse_address=True, ssl=ctx
         )
         self.port = self._srv.sockets[0].getsockname()[1]
-        srv.log.notice(f"Starting http monitor on {netutil.join_host_port(self.host, self.port)}")
+        self.scheme = "https" if secure else "http"
+        srv.log.notice(f"Starting {self.scheme} monitor on {netutil.join_host_port(self.host, self.port)}")
 
     async def stop(self) -> None:
         if self._srv is not None:
@@ -254,15 +281,17 @@ class Monitor:
             "go": srv._info_base.get("go", ""),
             "host": opts.host,
             "port": srv.port,
+            "tls_required": opts.tls is not None and not opts.allow_non_tls,  # omitempty
+            "tls_verify": opts.tls is not None and opts.tls.verify,  # omitempty
             "connect_urls": srv.cluster.client_connect_urls() if srv.cluster is not None else [],  # omitempty
             "max_connections": opts.max_connections,
             "ping_interval": int(opts.ping_interval * 1e9),
             "ping_max": opts.ping_max,
             "http_host": self.host,
-            "http_port": self.port,
+            "http_port": self.port if self.scheme == "http" else 0,
             "http_base_path": "",
-            "https_port": 0,
-            "auth_timeout": go_float(opts.auth_timeout),
+            "https_port": opts.https_port,  # as configured (-1 stays -1), as nats-server shows it
+            "auth_timeout": go_float(opts.client_auth_timeout()),
             "max_control_line": opts.max_control_line,
             "max_payload": opts.max_payload,
             "max_pending": opts.max_pending,
@@ -272,7 +301,7 @@ class Monitor:
             "mqtt": {},
             "websocket": {},
             "jetstream": {},
-            "tls_timeout": go_float(const.TLS_TIMEOUT),
+            "tls_timeout": go_float(opts.tls_timeout),
             "write_deadline": int(opts.write_deadline * 1e9),
             "start": go_time(srv.start_time),
             "now": go_time(now),
@@ -302,11 +331,16 @@ class Monitor:
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
             "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
         }
-        if not v["connect_urls"]:
-            del v["connect_urls"]
+        if opts.tls is not None and opts.tls.cert_file:
+            v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
+        for k in ("tls_required", "tls_verify", "connect_urls"):
+            if not v[k]:
+                del v[k]
         return v
 
-    def conn_info(self, c: ClientConnection, *, closed: bool = False, subs: str = "") -> dict[str, Any]:
+    def conn_info(
+        self, c: ClientConnection, *, closed: bool = False, subs: str = "", auth: bool = False
+    ) -> dict[str, Any]:
         now = c.stop_time if closed and c.stop_time else time.time()
         pending = 0
         if not closed and c.transport is not None:
@@ -339,6 +373,15 @@ class Monitor:
         for k, v in (("name", c.name), ("lang", c.lang), ("version", c.version)):
             if v:
                 info[k] = v
+        tls = c.tls_state() if hasattr(c, "tls_state") else None
+        if tls is not None:
+            info["tls_version"], info["tls_cipher_suite"] = tls
+            if auth:
+                peers = _peer_certs(c)
+                if peers:
+                    info["tls_peer_certs"] = peers
+            if getattr(c, "tls_first", False):
+                info["tls_first"] = True
         if c.user:
             info["authorized_user"] = c.user
         if subs in ("1", "true"):
@@ -373,7 +416,8 @@ class Monitor:
         subs = q.get("subs", "")
         conns: list[dict[str, Any]] = []
         if state in ("open", "all", "any"):
-            conns.extend(self.conn_info(c, subs=subs) for c in srv.clients.values())
+            auth = q.get("auth", "") in ("1", "true")
+            conns.extend(self.conn_info(c, subs=subs, auth=auth) for c in srv.clients.values())
         if state in ("closed", "all", "any"):
             conns.extend(srv.closed_clients)
         if "cid" in q:

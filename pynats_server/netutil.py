@@ -18,6 +18,14 @@ def is_unspecified(host: str) -> bool:
         return False
 
 
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _is_global_unicast(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # Go's IP.IsGlobalUnicast: not loopback, link-local, multicast or unspecified.
     return not (ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified)

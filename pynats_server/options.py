@@ -7,6 +7,47 @@ from dataclasses import dataclass, field
 from . import const
 
 
+class _Default(float):
+    """A default number, told apart from the same number set on purpose.
+
+    nats-server reads an unset timeout as "work it out": the auth timeout becomes the TLS
+    timeout plus one second once TLS is configured, unless one was given."""
+
+
+AUTH_TIMEOUT_DEFAULT = _Default(const.AUTH_TIMEOUT)
+
+
+def is_default(v: float) -> bool:
+    return type(v) is _Default
+
+
+@dataclass
+class TLSOptions:
+    """A `tls {}` block (or the --tls flags): what the server's SSLContext is built from
+    (tlsctx.server_context), and the handshake rules around it."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    verify: bool = False  # require and verify client certificates
+    map: bool = False  # verify_and_map: the client certificate names the user
+    insecure: bool = False  # routes: do not verify the certificate of a route we dial
+    check_known_urls: bool = False  # routes: verify_cert_and_check_known_urls
+    timeout: float = 0.0  # 0: nats-server's default (2 s)
+    handshake_first: bool = False  # TLS before INFO (nats-server 2.10+)
+    handshake_first_fallback: float = 0.0  # >0: INFO after this long without a handshake
+    ciphers: list[str] | None = None  # Go cipher suite names (TLS 1.2; 1.3 suites are fixed)
+    curve_preferences: list[str] | None = None
+    allow_insecure_ciphers: bool = False
+    pinned_certs: set[str] | None = None  # hex SHA-256 of the peer's SubjectPublicKeyInfo
+    min_version: str = ""  # "1.2" or "1.3"
+    rate_limit: int = 0  # accepted, not enforced
+
+    @property
+    def handshake_timeout(self) -> float:
+        return self.timeout or const.TLS_TIMEOUT
+
+
 @dataclass
 class RouteURL:
     """A route to dial: `nats-route://[user:pass@]host:port`."""
@@ -86,7 +127,8 @@ class ClusterOptions:
     connect_retries: int = 0
     user: str | None = None
     password: str | None = None
-    auth_timeout: float = const.AUTH_TIMEOUT
+    auth_timeout: float = AUTH_TIMEOUT_DEFAULT
+    tls: TLSOptions | None = None
     ping_interval: float = 0.0  # 0: the server's ping_interval, capped at 30 s
     ping_max: int = 0
     routes: list[RouteURL] = field(default_factory=list)
@@ -97,6 +139,15 @@ class ClusterOptions:
     @property
     def enabled(self) -> bool:
         return bool(self.host) or self.port != 0
+
+    @property
+    def tls_timeout(self) -> float:
+        return self.tls.handshake_timeout if self.tls is not None else const.TLS_TIMEOUT
+
+    def route_auth_timeout(self) -> float:
+        if self.tls is not None and is_default(self.auth_timeout):
+            return self.tls_timeout + 1.0
+        return float(self.auth_timeout)
 
 
 @dataclass
@@ -122,7 +173,11 @@ class Options:
     password: str | None = None
     authorization: str | None = None  # token
     users: list[User] = field(default_factory=list)
-    auth_timeout: float = const.AUTH_TIMEOUT
+    auth_timeout: float = AUTH_TIMEOUT_DEFAULT
+
+    # Client TLS: None is plaintext. allow_non_tls lets plaintext clients in as well.
+    tls: TLSOptions | None = None
+    allow_non_tls: bool = False
 
     # Accounts (config file `accounts {}`); users name theirs in User.account.
     accounts: list[AccountConfig] = field(default_factory=list)
@@ -132,6 +187,7 @@ class Options:
     # Monitoring: 0 disables it, -1 picks a random port.
     http_host: str = ""
     http_port: int = 0
+    https_port: int = 0  # monitoring over TLS, with the client TLS certificate
 
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
@@ -156,3 +212,13 @@ class Options:
     @property
     def auth_required(self) -> bool:
         return bool(self.username or self.authorization or self.users)
+
+    @property
+    def tls_timeout(self) -> float:
+        return self.tls.handshake_timeout if self.tls is not None else const.TLS_TIMEOUT
+
+    def client_auth_timeout(self) -> float:
+        """nats-server's default auth timeout is the TLS timeout plus 1 s with TLS on."""
+        if self.tls is not None and is_default(self.auth_timeout):
+            return self.tls_timeout + 1.0
+        return float(self.auth_timeout)

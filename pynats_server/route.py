@@ -67,16 +67,23 @@ class RouteConnection(Connection):
     # -- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._accepted(transport)
+        self._start()
+
+    def _accepted(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
         peer = transport.get_extra_info("peername") or ("", 0)
         self.host, self.port = str(peer[0]), int(peer[1])
         self._set_label(self.rid)
+
+    def _start(self) -> None:
+        """CONNECT (when we dialled), INFO, timers: for TLS routes, after the handshake."""
         cl = self.cluster
         if self.did_solicit:
             self.debug("Route connect msg sent")
             self.enqueue(b"CONNECT " + wire.go_json(cl.connect_fields(self.url)) + b"\r\n")
         elif cl.opts.user:
-            self._auth_handle = self.server.loop.call_later(cl.opts.auth_timeout, self._auth_timeout)
+            self._auth_handle = self.server.loop.call_later(cl.opts.route_auth_timeout(), self._auth_timeout)
         # The accepting side must send INFO at once: 2.14 solicitors wait for it.
         self.enqueue(wire.info(cl.route_info()))
         self.flush()
@@ -137,7 +144,7 @@ class RouteConnection(Connection):
             self._close("Wrong Gateway", "wrong-port")
             return
         cl = self.cluster
-        if not cl.check_auth(co):
+        if not cl.check_auth(co, self):
             self.error(wire.E_AUTH_VIOLATION)
             self.send_err(wire.E_AUTH_VIOLATION)
             self._close("Authentication Failure", "auth")

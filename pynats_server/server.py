@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hmac
 import json
 import os
 import random
@@ -24,6 +25,10 @@ from .protocol import wire
 from .sublist import Subscription
 
 MAX_CLOSED_CLIENTS = 10_000
+
+
+class MonitorError(ValueError):
+    """Monitoring cannot start (nats-server: "Can't start monitoring: ...", fatal)."""
 
 
 class Server:
@@ -97,6 +102,8 @@ class Server:
         self.cluster: Any = None
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
+        # Built from opts.tls by tlsctx.server_context (again on a reload, later).
+        self.tls_context: Any = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -117,18 +124,24 @@ class Server:
             log.warn(
                 "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
             )
+        self.load_tls()
         if opts.pid_file:
             with open(opts.pid_file, "w", encoding="ascii") as f:
                 f.write(str(os.getpid()))
         self._start_accounts()
-        if opts.http_port:
+        if opts.http_port or opts.https_port:
             from .monitor import Monitor
 
             self.monitor = Monitor(self)
             await self.monitor.start()
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
+        client_cls: type[ClientConnection] = ClientConnection
+        if opts.tls is not None:
+            from .tlsconn import TLSClientConnection
+
+            client_cls = TLSClientConnection
         self._listener = await self.loop.create_server(
-            lambda: ClientConnection(self),
+            lambda: client_cls(self),
             host=opts.host or None,
             port=port,
             reuse_address=True,
@@ -139,6 +152,10 @@ class Server:
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
         self._build_info()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
+        if opts.tls is not None:
+            log.notice("TLS required for client connections")
+            if opts.tls.handshake_first and not opts.tls.handshake_first_fallback:
+                log.warn('Clients that are not using "TLS Handshake First" option will fail to connect')
         if netutil.is_unspecified(opts.host):
             log.debug(f'Get non local IPs for "{opts.host}"')
             for url in self._client_urls:
@@ -192,6 +209,19 @@ class Server:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
+
+    def load_tls(self) -> None:
+        """(Re)build the SSLContexts from the options; tlsctx.TLSConfigError if refused."""
+        from . import tlsctx
+
+        opts = self.opts
+        self.tls_context = tlsctx.server_context(opts.tls) if opts.tls is not None else None
+        if opts.https_port and opts.http_port:
+            raise MonitorError(
+                f"can't specify both HTTP ({opts.http_port}) and HTTPs ({opts.https_port}) ports"
+            )
+        if opts.https_port and opts.tls is None:
+            raise MonitorError("TLS cert and key required for HTTPS")
 
     # -- addresses --------------------------------------------------------------------
 
@@ -253,14 +283,20 @@ class Server:
             "port": port,
             "headers": not opts.no_header_support,
             "auth_required": opts.auth_required,
+            "tls_required": opts.tls is not None and not opts.allow_non_tls,
+            "tls_verify": opts.tls is not None and opts.tls.verify,
+            "tls_available": opts.tls is not None and opts.allow_non_tls,
             "max_payload": opts.max_payload,
             "api_lvl": 4,
             "xkey": self.xkey,
         }
 
-    def client_info(self, c: ClientConnection, *, ldm: bool = False) -> dict[str, Any]:
-        """The INFO fields for client `c`, in nats-server's order."""
+    def client_info(self, c: ClientConnection, *, ldm: bool = False, tls_first: bool = False) -> dict[str, Any]:
+        """The INFO fields for client `c`, in nats-server's order. The INFO that follows a
+        handshake_first handshake says tls_required, even with allow_non_tls."""
         fields = dict(self._info_base)
+        if tls_first:
+            fields["tls_required"] = True
         fields["client_id"] = c.cid
         fields["client_ip"] = c.host
         if self.cluster is not None:
@@ -355,7 +391,11 @@ class Server:
     def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
         """Authenticate a CONNECT; sets the client's account, user and permissions."""
         c.perms = None
-        user = authenticate(self.opts, co)
+        tls = self.opts.tls
+        if tls is not None and tls.map and self.opts.users:
+            user = self._tls_mapped_user(c, co)
+        else:
+            user = authenticate(self.opts, co)
         if user is False:
             return False
         acc = self.global_account
@@ -372,6 +412,27 @@ class Server:
                 c.perms = ClientPermissions(perms)
         c.bind_account(acc)
         return True
+
+    def _tls_mapped_user(self, c: ClientConnection, co: dict[str, Any]) -> User | bool:
+        """verify_and_map: the user named by the client's certificate (its password, if it
+        has one, must still match), as nats-server's processClientOrLeafAuthentication."""
+        from . import certs
+
+        der = c.peer_cert_der() if hasattr(c, "peer_cert_der") else None
+        if not der:
+            c.debug("User required in cert, no TLS connection state")
+            return False
+        users = {u.user: u for u in self.opts.users}
+        name = certs.map_certificate(der, c.peer_cert(), certs.find_by_name_or_dn(list(users)), c.debug)
+        if name is None:
+            return False
+        if co.get("user"):
+            self.log.warn(f"User {certs._goq(str(co['user']))} found in connect proto, but user required from cert")
+        co["user"] = name
+        u = users[name]
+        if not hmac.compare_digest(u.password.encode(), str(co.get("pass") or "").encode()):
+            return False
+        return u
 
     def local_interest(self, acc: Account, sub: Subscription, delta: int) -> None:
         """A local subscription in `acc` came or went: tell the routes."""
@@ -421,11 +482,14 @@ class Server:
 
     def ports(self) -> dict[str, list[str]]:
         opts = self.opts
-        p: dict[str, list[str]] = {"nats": netutil.listen_urls("nats", opts.host, self.port)}
+        nats = "tls" if opts.tls is not None and not opts.allow_non_tls else "nats"
+        p: dict[str, list[str]] = {"nats": netutil.listen_urls(nats, opts.host, self.port)}
         if self.monitor is not None:
-            p["monitoring"] = netutil.listen_urls("http", self.monitor.host, self.monitor.port)
+            scheme = "https" if opts.https_port else "http"
+            p["monitoring"] = netutil.listen_urls(scheme, self.monitor.host, self.monitor.port)
         if self.cluster is not None and self.cluster.port:
-            p["cluster"] = netutil.listen_urls("nats", self.cluster.host, self.cluster.port)
+            scheme = "tls" if opts.cluster.tls is not None else "nats"
+            p["cluster"] = netutil.listen_urls(scheme, self.cluster.host, self.cluster.port)
         return p
 
     def _ports_file_path(self) -> str:

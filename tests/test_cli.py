@@ -309,7 +309,7 @@ def test_module_entry_point() -> None:
     assert const.__version__ in r.stdout
 
 
-@pytest.mark.parametrize("args", [["--tls"], ["-js"], ["--jetstream"], ["--tlscert", "x.pem"], ["-ms", "8443"]])
+@pytest.mark.parametrize("args", [["-js"], ["--jetstream"]])
 def test_unsupported_flags_are_clear(args: list[str]) -> None:
     r = run("-p", "-1", "-a", "127.0.0.1", *args)
     assert r.returncode != 0
