@@ -176,9 +176,13 @@ class RouteConnection(Connection):
         self._close("Parse Error", "error")
 
     def on_ping(self) -> None:
+        if self.log.trace_enabled:
+            self.trace("<<- [PING]")
         self.send_proto(wire.PONG)
 
     def on_pong(self) -> None:
+        if self.log.trace_enabled:
+            self.trace("<<- [PONG]")
         self.got_pong()
 
     def on_ok(self) -> None:
@@ -211,7 +215,8 @@ class RouteConnection(Connection):
         (cluster.py)."""
         d = self.ping_interval() * (self.server.opts.ping_max + 1)
         self.clear_ping_timer()
-        self._ping_handle = self.server.loop.call_later(d, self._stale_before_info)
+        if d > 0:
+            self._ping_handle = self.server.loop.call_later(d, self._stale_before_info)
 
     def _stale_before_info(self) -> None:
         self._ping_handle = None
@@ -419,7 +424,7 @@ class RouteConnection(Connection):
     ) -> None:
         """`<<- [RMSG $G foo + reply q 2]` and its payload, as nats-server traces them."""
         parts = [op, account, subject]
-        if queues:
+        if queues is not None:  # `+ reply` or `|`, even with no queue names after it
             parts += ([b"+", reply] if reply else [b"|"]) + list(queues)
         elif reply:
             parts.append(reply)

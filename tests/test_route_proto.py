@@ -574,7 +574,8 @@ async def test_ops_not_acted_on_are_logged_and_counted(tmp_path) -> None:  # typ
         sid = low_id()
         p = await connect_only_peer(s, sid)
         await p.send(
-            b"RMSG $G foo 2\r\nok\r\nRMSG $G foo + rep q 0\r\n\r\nRMSG NOACC foo 2\r\nzz\r\n+OK\r\nA+ foo\r\nA- foo\r\n"
+            b"RMSG $G foo 2\r\nok\r\nRMSG $G foo + rep q 0\r\n\r\nRMSG $G foo + rep 1\r\nx\r\n"
+            b"RMSG NOACC foo 2\r\nzz\r\n+OK\r\nA+ foo\r\nA- foo\r\n"
             b"RS+ $G dup\r\nRS+ $G dup\r\nRS- $G nope\r\nRS- NOACC x\r\nRS+ NOACC y\r\nPING\r\n"
         )
         await p.expect(b"PONG\r\n")
@@ -588,7 +589,8 @@ async def test_ops_not_acted_on_are_logged_and_counted(tmp_path) -> None:  # typ
         }
     text = log.read_text()
     for line in (
-        "<<- [RMSG $G foo 2]", '<<- MSG_PAYLOAD: ["ok"]', "<<- [RMSG $G foo + rep q 0]", "<<- [RMSG NOACC foo 2]",
+        "<<- [RMSG $G foo 2]", '<<- MSG_PAYLOAD: ["ok"]', "<<- [RMSG $G foo + rep q 0]", "<<- [RMSG $G foo + rep 1]",
+        "<<- [RMSG NOACC foo 2]", "<<- [PING]",
         '[DBG] 127.0.0.1:', 'Unknown account "NOACC" for routed message on subject: "foo"',
         "Ignoring +OK on a route", "<<- [A+ foo]", "Ignoring A+ foo", "Ignoring A- foo",
         "Ignoring duplicate RS+ $G dup", "Ignoring RS- $G nope", 'Unknown account "NOACC" for subject "x"',
