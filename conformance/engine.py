@@ -351,7 +351,10 @@ async def _peer(ctx: CaseContext, conn: Conn, step: Step) -> None:
     then send CONNECT and INFO. On a connection the server dialled (``accept``): send our INFO
     at once, then read the server's CONNECT (stored as ``<as>_connect``) and its INFO.
     Options: id=, name=, cluster=, port=, urls=a,b, as=, headers=false, user=, pass= (route
-    credentials in the CONNECT).
+    credentials in the CONNECT), and ``send=`` for the peer that sends its handshake in parts
+    (opened connections only): ``send=connect`` reads the server's INFO and sends only
+    CONNECT; ``send=info`` later sends only the INFO (it reads nothing; its default id= is the
+    one the CONNECT had).
     """
     opts = {k: Template.parse(v).render(ctx.var).decode() for k, v in step.arg.items()}
     pid = opts.get("id") or ctx.var(f"id:{step.conn}")
@@ -371,6 +374,12 @@ async def _peer(ctx: CaseContext, conn: Conn, step: Step) -> None:
         extra_info["headers"] = False
     info = peer_info(pid, name, cluster, port, urls, extra_info)
     creds: dict[str, object] = {k: opts[k] for k in ("user", "pass") if k in opts}
+    send = opts.get("send", "both")
+    if send != "both" and accepted:
+        raise Mismatch("peer send= is for connections the case opened, not accepted ones")
+    if send == "info":
+        await conn.send(info)
+        return
     if accepted:
         lst = ctx.listeners[ctx.conn_listener[step.conn]]
         for _ in range(4):
@@ -390,4 +399,4 @@ async def _peer(ctx: CaseContext, conn: Conn, step: Step) -> None:
     else:
         obj, line = await conn.expect_info()
         ctx.vars[capture] = RawJSON(line[5:-2].decode().strip(), obj)
-        await conn.send(peer_connect(pid, cluster, creds) + info)
+        await conn.send(peer_connect(pid, cluster, creds) + (info if send == "both" else b""))

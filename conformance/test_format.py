@@ -55,6 +55,9 @@ def test_parse_step_forms() -> None:
     assert parse_step("r1 open route", 1).arg == "route"
     assert parse_step("r1 accept l1", 1).arg == "l1"
     assert parse_step("r1 peer id={{id:x}} name=a", 1).arg == {"id": "{{id:x}}", "name": "a"}
+    assert parse_step("r1 peer send=connect", 1).arg == {"send": "connect"}
+    with pytest.raises(FormatError):
+        parse_step("r1 peer send=ping", 1)
     assert parse_step("autopong off", 1).arg is False
     assert parse_step("signal ldm", 1).arg == "SIGUSR2"
     a = parse_step("assert {{x}} == y", 1).arg

@@ -174,6 +174,8 @@ def parse_step(text: str, lineno: int, path: str = "<text>") -> Step:
                 if not eq:
                     raise ValueError(f"peer option {tok!r} must be key=value")
                 opts[k] = v
+            if opts.get("send", "both") not in ("both", "connect", "info"):
+                raise ValueError("peer send= takes both, connect or info")
             step.arg = opts
         elif op == "pause":
             step.arg = parse_duration(raw_arg)

@@ -2,7 +2,11 @@
 interest propagation and the client URLs learned from peers (connect_urls).
 
 Rules, and where they differ from nats-server on purpose:
-- A route is registered when the peer's INFO arrives. An INFO carrying our own server id is
+- A connection is a route from the peer's CONNECT on, as in nats-server: its interest and
+  messages count at once (route.py). It is registered (by the id in the INFO: sent our
+  interest, gossiped, listed in /routez, checked for duplicates) when the peer's INFO
+  arrives; a peer that never sends one gets no PINGs and is closed as stale after
+  ping_max + 1 ping intervals, as nats-server 2.14 does. An INFO carrying our own server id is
   a route to ourselves: dropped silently (one debug line) and never dialled again. A URL
   whose addresses are our own route listener is recognised before dialling.
 - Duplicates: of two connections between the same pair of servers, both sides keep the one
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -101,6 +106,8 @@ class Cluster:
         if url is not None:
             name = self.tls_name if (netutil.is_ip(url.host) and self.tls_name) else url.host
         return TLSRouteConnection(self, url=url, explicit=explicit, server_name=name)
+        # What routes received and did not act on, by kind (each also logged): route.py.
+        self.ignored: Counter[str] = Counter()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -276,12 +283,25 @@ class Cluster:
         if not conn.info_received:
             self._first_info(conn, info, sid)
             return
+        theirs = str(info.get("cluster", ""))
+        their_dynamic = bool(info.get("cluster_dynamic"))
+        if theirs and theirs != self.name and not self.dynamic and not their_dynamic:
+            # Two configured names that differ: nats-server closes the route, whenever the
+            # INFO comes. (Generated names converge instead: accept_cluster_name.)
+            conn.outcome = "conflict"
+            conn.close_connection("Cluster Name Conflict")
+            raise _stop()
         if sid and sid != conn.remote_id:
             self._gossip(info, sid)
             return
-        theirs = str(info.get("cluster", ""))
         if theirs and theirs != self.name:
-            self.accept_cluster_name(theirs, bool(info.get("cluster_dynamic")), sid)
+            self.accept_cluster_name(theirs, their_dynamic, sid)
+        changed = [k for k in _FIXED_AT_FIRST_INFO if k in info and info[k] != conn.remote_info.get(k)]
+        if info.get("ldm") and "connect_urls" in changed:
+            changed.remove("connect_urls")  # the lame duck mode handling below removes them
+        if changed:
+            # nats-server takes these from the first INFO only; so do we, and say so.
+            conn.ignored("INFO changes", f'Ignoring changed {", ".join(changed)} in an INFO from route "{sid}"')
         if info.get("ldm") and not conn.lame_duck:
             # The peer is in lame duck mode: its clients are about to move; stop
             # advertising its URLs to ours.
@@ -297,6 +317,7 @@ class Cluster:
             # A 2.14 pinned-account connection: never registered. The Go side sends its
             # own -ERR and closes; we close it later in case it does not.
             conn.outcome = "pinned"
+            conn.withdraw_remote_interest()
             conn.debug(f'Ignoring dedicated route for account "{info.get("route_account")}"')
             srv.loop.call_later(10.0, conn.close_connection, "Route Removed")
             return
@@ -320,6 +341,7 @@ class Cluster:
             conn.close_connection("Duplicate Server Name")
             raise _stop()
         conn.info_received = True
+        conn.set_first_ping_timer(const.FIRST_ROUTE_PING_INTERVAL)
         conn.remote_id = sid
         conn.remote_name = name
         conn.headers = bool(info.get("headers")) and not srv.opts.no_header_support
@@ -367,6 +389,8 @@ class Cluster:
             self._drop_duplicate(conn)
             return
         conn.debug(f'Holding duplicate remote route "{rid}" until the peer picks one')
+        # Its interest (sent from its CONNECT on) leaves the indexes until it is promoted.
+        conn.withdraw_remote_interest()
         self.standby.setdefault(rid, []).append(conn)
 
     def _drop_duplicate(self, conn: RouteConnection) -> None:
@@ -448,6 +472,7 @@ class Cluster:
             if not waiting:
                 del self.standby[rid]
         if not conn.registered:
+            conn.drop_remote_interest()  # a connection never registered may have had some
             return
         self._unregister(conn)
         if (
@@ -702,6 +727,11 @@ def _route_perms_info(p: Permissions) -> tuple[dict[str, list[str]], dict[str, l
         return out
 
     return side(p.publish_allow, p.publish_deny), side(p.subscribe_allow, p.subscribe_deny)
+
+
+# INFO fields nats-server reads from a route's first INFO only (a later INFO changing them is
+# ignored; a changed cluster name closes the route).
+_FIXED_AT_FIRST_INFO = ("server_name", "headers", "connect_urls", "host", "port", "max_payload", "proto", "version")
 
 
 def _runs_our_rule(info: dict[str, Any]) -> bool:

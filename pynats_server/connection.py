@@ -181,7 +181,7 @@ class Connection(asyncio.Protocol):
         self.debug(f"{self.kind_name} Ping Timer")
         if not self._should_skip_ping():
             if self.pings_out + 1 > self.ping_max():
-                self.debug(f"Stale {self.kind_name} Connection - Closing")
+                self.debug("Stale Client Connection - Closing")  # nats-server's words, for every kind
                 self.send_err(wire.E_STALE_CONNECTION)
                 self.close_connection("Stale Connection")
                 return

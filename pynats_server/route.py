@@ -3,6 +3,11 @@
 Membership decisions (registering, duplicates, gossip, reconnects) belong to cluster.py;
 this module turns bytes into calls on the cluster and keeps the remote interest this
 route told us about.
+
+As in nats-server, a connection is a route from its CONNECT on: the interest it sends goes
+into the account indexes at once and its messages are delivered, before (or without) an
+INFO. Only a connection held as a duplicate (cluster.py) has its interest withdrawn. An op
+that is received and not acted on says so at debug level and is counted (Cluster.ignored).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import const
-from .connection import Connection
+from .connection import Connection, go_quote
 from .delivery import build_plan, deliver_routed_msg
 from .options import RouteURL
 from .protocol import wire
@@ -49,6 +54,9 @@ class RouteConnection(Connection):
         self.headers = False
         self.registered = False
         self.registered_once = False
+        # Whether the peer's interest (rsubs) is in the account indexes: from the CONNECT
+        # on, except while the connection is held as a duplicate or is a pinned-account one.
+        self.live = True
         self.info_received = False
         self.lame_duck = False
         self.connect_urls: list[str] = []
@@ -63,6 +71,8 @@ class RouteConnection(Connection):
         self._last_acc: Any = None
         self._dirty = cluster.server.dirty
         self._auth_handle: asyncio.TimerHandle | None = None
+        if self.log.trace_enabled:
+            self.parser.set_rmsg_handler(self._traced_rmsg)
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -87,7 +97,7 @@ class RouteConnection(Connection):
         # The accepting side must send INFO at once: 2.14 solicitors wait for it.
         self.enqueue(wire.info(cl.route_info()))
         self.flush()
-        self.set_first_ping_timer(const.FIRST_ROUTE_PING_INTERVAL)
+        self._watch_for_stale()
         self.notice("Route connection created")
         cl.track(self)
 
@@ -175,10 +185,55 @@ class RouteConnection(Connection):
         self._close("Parse Error", "error")
 
     def on_ping(self) -> None:
+        if self.log.trace_enabled:
+            self.trace("<<- [PING]")
         self.send_proto(wire.PONG)
 
     def on_pong(self) -> None:
+        if self.log.trace_enabled:
+            self.trace("<<- [PONG]")
         self.got_pong()
+
+    def on_ok(self) -> None:
+        self.ignored("+OK", "Ignoring +OK on a route")
+
+    def on_account_sub(self, plus: bool, arg: bytes) -> None:
+        op = "A+" if plus else "A-"
+        text = arg.decode(errors="replace")
+        if self.log.trace_enabled:
+            self.trace(f"<<- [{op} {text}]")
+        # nats-server acts on A+/A- only on gateway connections.
+        self.ignored(op, f"Ignoring {op} {text}: account interest is for gateways")
+
+    def ignored(self, what: str, text: str, *, error: bool = False) -> None:
+        """Something received and not acted on: one log line and a count."""
+        self.cluster.ignored[what] += 1
+        if error:
+            self.error(text)
+        elif self.log.debug_enabled:
+            self.debug(text)
+
+    # -- keep-alive before the INFO -------------------------------------------------------
+
+    def _watch_for_stale(self) -> None:
+        """Until the peer's INFO: no PINGs, and a close as stale after ping_max + 1 intervals.
+
+        nats-server 2.14 does this (its routes negotiate compression in the INFOs, and it
+        pings only after that), so a peer that sends CONNECT and never an INFO is closed;
+        2.9 pings it and keeps it while it answers. The first INFO starts the usual PINGs
+        (cluster.py)."""
+        d = self.ping_interval() * (self.server.opts.ping_max + 1)
+        self.clear_ping_timer()
+        if d > 0:
+            self._ping_handle = self.server.loop.call_later(d, self._stale_before_info)
+
+    def _stale_before_info(self) -> None:
+        self._ping_handle = None
+        if self.closed:
+            return
+        self.debug("Stale Client Connection - Closing")
+        self.send_err(wire.E_STALE_CONNECTION)
+        self.close_connection("Stale Connection")
 
     def _auth_timeout(self) -> None:
         self._auth_handle = None
@@ -210,8 +265,12 @@ class RouteConnection(Connection):
             self.trace(f"<<- [RS+ {arg.decode(errors='replace')}]")
         acc = self._accounts.get(account)
         if acc is None:
-            # An account we do not have: logged and ignored, as nats-server does.
-            self.error(f'Unknown account "{account.decode(errors="replace")}" for remote subject "{subject.decode(errors="replace")}"')
+            # An account we do not have: logged (at error level) and ignored, as nats-server does.
+            self.ignored(
+                "RS+ unknown account",
+                f'Unknown account "{account.decode(errors="replace")}" for remote subject "{subject.decode(errors="replace")}"',
+                error=True,
+            )
             return
         if not self.cluster.can_export(subject):
             self.debug(f'Can not export "{subject.decode(errors="replace")}", ignoring remote subscription request')
@@ -221,17 +280,19 @@ class RouteConnection(Connection):
         old = self.rsubs.get(key)
         if old is not None:
             if queue is not None:
-                if self.registered:
+                if self.live:
                     sl.update_weight(old, weight)
                 else:
                     old.qw = weight
+            else:
+                self.ignored("RS+ duplicate", f"Ignoring duplicate RS+ {arg.decode(errors='replace')}")
             return
         if not is_valid_subject(subject):
             self.error(f"Could not insert subscription: invalid subject {subject!r}")
             self.send_err(wire.E_INVALID_SUBSCRIPTION)
             return
         sub = Subscription(self, subject, queue, is_route=True, weight=weight)
-        if self.registered:
+        if self.live:
             sl.insert(sub)
         self.rsubs[key] = sub
 
@@ -248,29 +309,52 @@ class RouteConnection(Connection):
             raise ProtocolError(None, "Protocol Violation", f"processRemoteUnsub parse error: {arg!r}")
         if self.log.trace_enabled:
             self.trace(f"<<- [RS- {arg.decode(errors='replace')}]")
+        acc = self._accounts.get(account)
+        if acc is None:
+            self.ignored(
+                "RS- unknown account",
+                f'Unknown account "{account.decode(errors="replace")}" for subject "{subject.decode(errors="replace")}"',
+            )
+            return
         sub = self.rsubs.pop((account, subject, queue), None)
-        if sub is not None:
-            sub.closed = True
-            acc = self._accounts.get(account)
-            if self.registered and acc is not None:
-                acc.sublist.remove(sub)
+        if sub is None:
+            self.ignored("RS- unknown", f"Ignoring RS- {arg.decode(errors='replace')}: no such remote interest")
+            return
+        sub.closed = True
+        if self.live:
+            acc.sublist.remove(sub)
 
     def install_remote_interest(self) -> None:
-        """The route was registered: what the peer told us so far goes into the indexes."""
+        """What the peer told us goes (back) into the indexes (a held duplicate was promoted)."""
+        if self.live:
+            return
+        self.live = True
         accounts = self._accounts
         for (account, _, _), sub in self.rsubs.items():
             acc = accounts.get(account)
             if acc is not None:
                 acc.sublist.insert(sub)
 
+    def withdraw_remote_interest(self) -> None:
+        """Out of the indexes, kept in rsubs: a duplicate on hold must not get messages."""
+        if not self.live:
+            return
+        self.live = False
+        accounts = self._accounts
+        for (account, _, _), sub in self.rsubs.items():
+            acc = accounts.get(account)
+            if acc is not None:
+                acc.sublist.remove(sub)
+
     def drop_remote_interest(self) -> None:
         accounts = self._accounts
         for (account, _, _), sub in self.rsubs.items():
             sub.closed = True
             acc = accounts.get(account)
-            if self.registered and acc is not None:
+            if self.live and acc is not None:
                 acc.sublist.remove(sub)
         self.rsubs.clear()
+        self.live = False
 
     # -- messages -----------------------------------------------------------------------
 
@@ -283,7 +367,7 @@ class RouteConnection(Connection):
         else:
             acc = self._last_acc = self._accounts.get(account)
             self._last_acc_name = account
-        if acc is None or not self.info_received:
+        if acc is None:
             self._dropped(account, subject)
             return
         if queues is None:
@@ -318,8 +402,10 @@ class RouteConnection(Connection):
         szb: bytes,
         msg: Any,
     ) -> None:
+        if self.log.trace_enabled:
+            self._trace_routed(b"HMSG", account, subject, reply, queues, hdb, szb, msg)
         acc = self._accounts.get(account)
-        if acc is None or not self.info_received:
+        if acc is None:
             self._dropped(account, subject)
         else:
             if hdr == 0:
@@ -328,12 +414,42 @@ class RouteConnection(Connection):
                 deliver_routed_msg(self, acc, subject, reply, queues, szb, hdr, hdb, msg)
 
     def _dropped(self, account: bytes, subject: bytes) -> None:
-        if not self.info_received:
-            return  # issue 10: to be handled as nats-server does
-        self.debug(
+        self.ignored(
+            "RMSG unknown account",
             f'Unknown account "{account.decode(errors="replace")}" for routed message on '
-            f'subject: "{subject.decode(errors="replace")}"'
+            f'subject: "{subject.decode(errors="replace")}"',
         )
+
+    def _traced_rmsg(
+        self, account: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None, szb: bytes, msg: Any
+    ) -> None:
+        """on_rmsg when tracing (the parser is given this one instead, see __init__)."""
+        self._trace_routed(b"RMSG", account, subject, reply, queues, None, szb, msg)
+        self.on_rmsg(account, subject, reply, queues, szb, msg)
+
+    def _trace_routed(
+        self,
+        op: bytes,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdb: bytes | None,
+        szb: bytes,
+        msg: Any,
+    ) -> None:
+        """`<<- [RMSG $G foo + reply q 2]` and its payload, as nats-server traces them."""
+        parts = [op, account, subject]
+        if queues is not None:  # `+ reply` or `|`, even with no queue names after it
+            parts += ([b"+", reply] if reply else [b"|"]) + list(queues)
+        elif reply:
+            parts.append(reply)
+        if hdb is not None:
+            parts.append(hdb)
+        parts.append(szb)
+        self.trace(f"<<- [{bytes(b' '.join(parts)).decode(errors='replace')}]")
+        if len(msg) > 2:  # nats-server traces no empty payload
+            self.trace(f"<<- MSG_PAYLOAD: [{go_quote(bytes(msg[:-2]))}]")
 
     def send_msg(
         self,

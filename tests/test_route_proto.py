@@ -419,3 +419,186 @@ async def test_peer_lame_duck_removes_its_urls(srv: Server) -> None:
     await p.send(peer_info(sid, CLUSTER, 7001, connect_urls=["10.9.9.9:4222"], ldm=True))
     info = await c1.expect_info()
     assert "10.9.9.9:4222" not in info["connect_urls"]
+
+
+# -- Handshake orderings (conformance/cases/route_order.txt) ----------------------------------
+
+
+async def connect_only_peer(srv: Server, sid: str) -> RawPeer:
+    """A peer that sends CONNECT and no INFO (nats-server's own route tests write them so)."""
+    p = await RawPeer.connect("127.0.0.1", srv.cluster.port)  # type: ignore[union-attr]
+    await p.expect_info()
+    await p.send(peer_connect(sid, CLUSTER))
+    return p
+
+
+async def test_connect_only_peer_is_a_route_both_ways(srv: Server) -> None:
+    """nats-server honours a CONNECT-only peer's RS+ and RMSG (both 2.9 and 2.14)."""
+    sid = low_id()
+    p = await connect_only_peer(srv, sid)
+    await p.send(b"RS+ $G foo\r\nPING\r\n")
+    await p.expect(b"PONG\r\n")
+    c = await client(srv)
+    await c.send(b"SUB bar 1\r\nPUB foo 2\r\nok\r\nPING\r\n")
+    await c.expect(b"PONG\r\n")
+    await p.expect(b"RMSG $G foo 2\r\nok\r\n")
+    # Not registered: not told our interest, not in the route table.
+    await p.expect_nothing(0.2)
+    assert sid not in srv.cluster.routes  # type: ignore[union-attr]
+    await p.send(b"RMSG $G bar 2\r\nhi\r\nRMSG $G bar rep 2\r\nho\r\nHMSG $G bar 12 14\r\nNATS/1.0\r\n\r\nhe\r\n")
+    await c.expect(b"MSG bar 1 2\r\nhi\r\nMSG bar 1 rep 2\r\nho\r\nHMSG bar 1 12 14\r\nNATS/1.0\r\n\r\nhe\r\n")
+    # Its interest goes with it.
+    p.close()
+    await wait_for(lambda: not srv.sublist.match(b"foo"), what="interest dropped")
+
+
+async def test_connect_only_send_once_one_hop_and_queue_weights(srv: Server) -> None:
+    p = await connect_only_peer(srv, low_id("1"))
+    await p.send(b"RS+ $G foo\r\nRS+ $G *\r\nRS+ $G >\r\nRS+ $G foo q 1\r\nPING\r\n")
+    await p.expect(b"PONG\r\n")
+    c = await client(srv)
+    await c.send(b"PUB foo 2\r\nok\r\nPING\r\n")
+    await c.expect(b"PONG\r\n")
+    await p.expect(b"RMSG $G foo | q 2\r\nok\r\n")
+    await p.expect_nothing(0.2)
+    # A queue weight from a CONNECT-only peer counts: its member is repeated by the weight.
+    await c.send(b"SUB foo q 5\r\nPING\r\n")
+    await c.expect(b"PONG\r\n")
+    await p.send(b"RS+ $G foo q 3\r\nPING\r\n")
+    await p.expect(b"PONG\r\n")
+    (name, members), = srv.sublist.match(b"foo").qsubs
+    assert name == b"q" and sum(s.is_route for s in members) == 3 and len(members) == 4
+    # One hop: its messages do not go on to a registered route with the same interest.
+    r = await route_peer(srv, low_id("2"), 7002)
+    await r.send(b"RS+ $G foo\r\nPING\r\n")
+    await r.read_until(b"PONG\r\n")
+    await p.send(b"RMSG $G foo 2\r\nhi\r\nPING\r\n")
+    await p.expect(b"PONG\r\n")
+    await r.expect_nothing(0.2)
+    assert b"RMSG" not in r.buf
+
+
+async def test_connect_only_then_info_registers_and_keeps_early_interest(srv: Server) -> None:
+    c = await client(srv)
+    await c.send(b"SUB loc 1\r\nPING\r\n")
+    await c.expect(b"PONG\r\n")
+    sid = low_id()
+    p = await connect_only_peer(srv, sid)
+    await p.send(b"RS+ $G early\r\nRS+ $G eq g 2\r\nPING\r\n")
+    await p.expect(b"PONG\r\n")
+    await p.send(peer_info(sid, CLUSTER, 7001))
+    await p.expect(b"RS+ $G loc\r\n")
+    assert srv.cluster.routes[sid] is not None  # type: ignore[union-attr]
+    # The early interest is the same subscriptions: installed once, removed by one RS-.
+    r = srv.sublist.match(b"early")
+    assert len(r.routes) == 1
+    await p.send(b"RS- $G early\r\nRS- $G eq g\r\nPING\r\n")
+    await p.read_until(b"PONG\r\n")
+    assert not srv.sublist.match(b"early") and not srv.sublist.match(b"eq")
+
+
+async def test_two_connect_only_connections_with_one_id(srv: Server) -> None:
+    """Both are routes until INFOs arrive (as in nats-server); then one registers and the other
+    is held (a peer that is not pynats-server decides which it keeps): no message goes to the
+    held one, and it takes over when the first one goes."""
+    sid = high_id()
+    c = await client(srv)
+    await c.send(b"SUB foo 1\r\nPING\r\n")
+    await c.expect(b"PONG\r\n")
+    p1 = await connect_only_peer(srv, sid)
+    p2 = await connect_only_peer(srv, sid)
+    for p in (p1, p2):
+        await p.send(b"RS+ $G foo\r\nPING\r\n")
+        await p.expect(b"PONG\r\n")
+    await c.send(b"PUB foo 2\r\nhi\r\n")
+    await c.expect(b"MSG foo 1 2\r\nhi\r\n")
+    await p1.expect(b"RMSG $G foo 2\r\nhi\r\n")
+    await p2.expect(b"RMSG $G foo 2\r\nhi\r\n")
+    await p1.send(b"RMSG $G foo 2\r\np1\r\n")
+    await c.expect(b"MSG foo 1 2\r\np1\r\n")
+    await p2.send(b"RMSG $G foo 2\r\np2\r\n")
+    await c.expect(b"MSG foo 1 2\r\np2\r\n")
+    await p1.send(peer_info(sid, CLUSTER, 7001))
+    await p1.expect(b"RS+ $G foo\r\n")
+    await p2.send(peer_info(sid, CLUSTER, 7001) + b"PING\r\n")
+    await p2.expect(b"PONG\r\n")
+    cl = srv.cluster
+    assert cl is not None
+    held = cl.standby[sid]
+    assert len(held) == 1 and held[0] is not cl.routes[sid] and not held[0].live
+    await c.send(b"PUB foo 2\r\nh2\r\nPING\r\n")
+    await c.read_until(b"PONG\r\n")
+    await p1.expect(b"RMSG $G foo 2\r\nh2\r\n")
+    await p2.expect_nothing(0.2)
+    assert len(srv.sublist.match(b"foo").routes) == 1
+    p1.close()
+    await p2.expect(b"RS+ $G foo\r\n")
+    await c.send(b"PUB foo 2\r\nh3\r\n")
+    await p2.expect(b"RMSG $G foo 2\r\nh3\r\n")
+
+
+async def test_a_peer_that_never_sends_info_is_closed_as_stale() -> None:
+    """As nats-server 2.14: no PING before the INFO, closed after ping_max + 1 intervals."""
+    opts = _opts()
+    opts.ping_interval, opts.ping_max = 0.3, 1
+    async with Server(opts) as s:
+        p = await connect_only_peer(s, low_id("1"))
+        await p.send(b"PING\r\n")
+        await p.expect(b"PONG\r\n")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await p.expect_closed(3) == b"-ERR 'Stale Connection'\r\n"
+        assert loop.time() - t0 > 0.4
+        # With an INFO, the usual PINGs start.
+        q = await route_peer(s, low_id("2"), 7002)
+        await q.read_until(b"PING\r\n", timeout=3)
+        await q.send(b"PONG\r\n")
+
+
+async def test_later_info_with_another_cluster_name_closes(srv: Server) -> None:
+    sid = low_id()
+    p = await route_peer(srv, sid)
+    await p.send(peer_info(sid, "OTHER", 7777))
+    assert await p.expect_closed() == b""
+    await wait_for(lambda: sid not in srv.cluster.routes, what="route removed")  # type: ignore[union-attr]
+
+
+async def test_ops_not_acted_on_are_logged_and_counted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Nothing a route receives goes without a trace: the RMSG itself at -V (as nats-server),
+    a debug line and a count for what is not acted on."""
+    log = tmp_path / "s.log"
+    opts = _opts()
+    opts.no_log, opts.debug, opts.trace, opts.log_file = False, True, True, str(log)
+    async with Server(opts) as s:
+        assert s.cluster is not None
+        sid = low_id()
+        p = await connect_only_peer(s, sid)
+        await p.send(
+            b"RMSG $G foo 2\r\nok\r\nRMSG $G foo + rep q 0\r\n\r\nRMSG $G foo + rep 1\r\nx\r\n"
+            b"RMSG NOACC foo 2\r\nzz\r\n+OK\r\nA+ foo\r\nA- foo\r\n"
+            b"RS+ $G dup\r\nRS+ $G dup\r\nRS- $G nope\r\nRS- NOACC x\r\nRS+ NOACC y\r\nPING\r\n"
+        )
+        await p.expect(b"PONG\r\n")
+        await p.send(peer_info(sid, CLUSTER, 7777))
+        await wait_for(lambda: sid in s.cluster.routes, what="registered")  # type: ignore[union-attr]
+        await p.send(peer_info(sid, CLUSTER, 7777, server_name="renamed", headers=False) + b"PING\r\n")
+        await p.read_until(b"PONG\r\n")
+        assert dict(s.cluster.ignored) == {
+            "RMSG unknown account": 1, "+OK": 1, "A+": 1, "A-": 1, "RS+ duplicate": 1, "RS- unknown": 1,
+            "RS- unknown account": 1, "RS+ unknown account": 1, "INFO changes": 1,
+        }
+    text = log.read_text()
+    for line in (
+        "<<- [RMSG $G foo 2]", '<<- MSG_PAYLOAD: ["ok"]', "<<- [RMSG $G foo + rep q 0]", "<<- [RMSG $G foo + rep 1]",
+        "<<- [RMSG NOACC foo 2]", "<<- [PING]",
+        '[DBG] 127.0.0.1:', 'Unknown account "NOACC" for routed message on subject: "foo"',
+        "Ignoring +OK on a route", "<<- [A+ foo]", "Ignoring A+ foo", "Ignoring A- foo",
+        "Ignoring duplicate RS+ $G dup", "Ignoring RS- $G nope", 'Unknown account "NOACC" for subject "x"',
+        '[ERR] ', 'Unknown account "NOACC" for remote subject "y"',
+        f'Ignoring changed server_name, headers in an INFO from route "{sid}"',
+    ):
+        assert line in text, line
+    # An empty payload has no MSG_PAYLOAD line (nats-server's rule).
+    lines = text.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.endswith("<<- [RMSG $G foo + rep q 0]"))
+    assert "MSG_PAYLOAD" not in lines[i + 1]

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import signal
+import tempfile
+from pathlib import Path
 
 from ..conn import Conn
 from ..context import CaseContext
@@ -203,8 +205,8 @@ async def log_file(ctx: CaseContext) -> None:
     doc="--ports_file_dir: <exe>_<pid>.ports with nats/monitoring/cluster URLs",
 )
 async def ports_file(ctx: CaseContext) -> None:
-    d = ctx.workdir / f"ports-{id(ctx)}"
-    d.mkdir()
+    # A fresh directory per run: a name from id(ctx) was reused by a later target's run.
+    d = Path(tempfile.mkdtemp(prefix="ports-", dir=ctx.workdir))
     s = await ctx.start_server(args=["--ports_file_dir", str(d)], http=True, cluster=True)
     assert ctx.target.path is not None
     f = d / f"{ctx.target.path.name}_{s.pid}.ports"

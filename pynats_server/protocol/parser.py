@@ -208,6 +208,8 @@ class Parser:
         "_pa",
         "_on_pub",
         "_on_rmsg",
+        "_on_ok",
+        "_on_account_sub",
         "_after_line",
         "_fast",
         "_pedantic",
@@ -244,6 +246,9 @@ class Parser:
         self._pa: tuple[Any, ...] = ()
         self._on_pub = getattr(handler, "on_pub", None)
         self._on_rmsg = getattr(handler, "on_rmsg", None)
+        # Ops a route ignores; a handler that wants to say so (log, count) has these.
+        self._on_ok = getattr(handler, "on_ok", None)
+        self._on_account_sub = getattr(handler, "on_account_sub", None)
         self._after_line = 0
         self._run_i = 0
 
@@ -269,6 +274,9 @@ class Parser:
 
     def set_pub_handler(self, fn: Any) -> None:
         self._on_pub = fn
+
+    def set_rmsg_handler(self, fn: Any) -> None:
+        self._on_rmsg = fn
 
     # -- entry point ------------------------------------------------------------------
 
@@ -604,7 +612,7 @@ class Parser:
         elif op == OP_HPUB:
             h.on_hpub(pa[1], pa[2], pa[3], pa[4], pa[5], msg)
         elif op == OP_RMSG or op == OP_LMSG:
-            h.on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], msg)
+            self._on_rmsg(pa[1], pa[2], pa[3], pa[4], pa[5], msg)
         elif op == OP_HMSG:
             h.on_rhmsg(pa[1], pa[2], pa[3], pa[4], pa[5], pa[6], pa[7], msg)
 
@@ -715,7 +723,8 @@ class Parser:
             h.on_ping()
         elif code == OP_PONG:
             h.on_pong()
-        # +OK is ignored.
+        elif self._on_ok is not None:
+            self._on_ok()  # +OK: nothing to do
 
     def _check_pedantic(self, subject: bytes) -> None:
         for t in subject.split(b"."):
@@ -760,7 +769,9 @@ class Parser:
             self._state = _PAYLOAD
             self._need = self._pa[-1] + 2
         elif code == OP_ASUB or code == OP_AUNSUB:
-            pass  # gateway interest; never sent to a route that is not a gateway
+            # Gateway interest; never sent to a route that is not a gateway.
+            if self._on_account_sub is not None:
+                self._on_account_sub(code == OP_ASUB, arg)
 
     def _pub_args(self, arg: bytes) -> None:
         args = split_pub_args(arg)
