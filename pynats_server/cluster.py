@@ -84,6 +84,8 @@ class Cluster:
         self.closed_in_bytes = 0
         self.closed_out_msgs = 0
         self.closed_out_bytes = 0
+        # What routes received and did not act on, by kind (each also logged): route.py.
+        self.ignored: Counter[str] = Counter()
         # cluster { tls {} }: routes we accept and routes we dial (tlsctx builds both).
         self.tls_server_context: Any = None
         self.tls_client_context: Any = None
@@ -106,8 +108,6 @@ class Cluster:
         if url is not None:
             name = self.tls_name if (netutil.is_ip(url.host) and self.tls_name) else url.host
         return TLSRouteConnection(self, url=url, explicit=explicit, server_name=name)
-        # What routes received and did not act on, by kind (each also logged): route.py.
-        self.ignored: Counter[str] = Counter()
 
     # -- lifecycle --------------------------------------------------------------------
 
