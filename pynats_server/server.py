@@ -14,11 +14,11 @@ from dataclasses import replace
 from typing import Any
 
 from . import const, ids, netutil
-from .auth import ClientPermissions, authenticate
+from .auth import Authenticator, plaintext_passwords
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
-from .options import Options, User
+from .options import Options
 from .protocol import wire
 from .sublist import Sublist, Subscription
 
@@ -43,6 +43,7 @@ class Server:
         if overrides:
             opts = replace(opts, **overrides)
         self.opts = opts
+        self.auth = Authenticator(opts)
         self.log = logger or Logger(
             debug=opts.debug,
             trace=opts.trace,
@@ -97,6 +98,8 @@ class Server:
             log.notice(f"  Cluster:  {self.cluster_name()}")
         log.notice(f"  Name:     {self.name}")
         log.notice(f"  ID:       {self.id}")
+        if plaintext_passwords(opts):
+            log.warn("Plaintext passwords detected, use nkeys or bcrypt")
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warn(
                 "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
@@ -221,17 +224,23 @@ class Server:
             "host": host,
             "port": port,
             "headers": not opts.no_header_support,
-            "auth_required": opts.auth_required,
+            "auth_required": self.auth.required,
             "max_payload": opts.max_payload,
             "api_lvl": 4,
             "xkey": self.xkey,
         }
 
-    def client_info(self, c: ClientConnection, *, ldm: bool = False) -> dict[str, Any]:
-        """The INFO fields for client `c`, in nats-server's order."""
+    def client_info(self, c: ClientConnection, *, ldm: bool = False, first: bool = False) -> dict[str, Any]:
+        """The INFO fields for client `c`, in nats-server's order. The `first` INFO (on
+        connect) carries the nonce, and says no auth is required when no_auth_user is set."""
         fields = dict(self._info_base)
         fields["client_id"] = c.cid
         fields["client_ip"] = c.host
+        if first:
+            if c.nonce:
+                fields["nonce"] = c.nonce.decode()
+            if self.auth.no_auth_user:
+                fields["auth_required"] = False
         if self.cluster is not None:
             fields["cluster"] = self.cluster.name
             fields["connect_urls"] = self.cluster.client_connect_urls()
@@ -318,16 +327,6 @@ class Server:
         self.closed_out_bytes += c.out_bytes
         if self.monitor is not None:
             self.closed_clients.append(self.monitor.conn_info(c, closed=True))
-
-    def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
-        """Authenticate a CONNECT; sets the client's user and permissions."""
-        c.perms = None
-        user = authenticate(self.opts, co)
-        if user is False:
-            return False
-        if isinstance(user, User) and user.permissions is not None:
-            c.perms = ClientPermissions(user.permissions)
-        return True
 
     def local_interest(self, sub: Subscription, delta: int) -> None:
         """A local subscription came or went: tell the routes."""

@@ -158,6 +158,11 @@ class ProtocolError(Exception):
         self.detail = detail
 
 
+class Hold(Exception):  # noqa: N818  (a signal, not an error)
+    """Raised by a handler to stop parsing after the op it is handling (a CONNECT whose
+    bcrypt check runs elsewhere). The rest of the read is kept; resume() parses it."""
+
+
 def unknown_op(detail: str = "") -> ProtocolError:
     return ProtocolError(wire.E_UNKNOWN_OP, "Protocol Violation", detail)
 
@@ -215,6 +220,7 @@ class Parser:
         "in_msgs",
         "in_bytes",
         "_run_i",
+        "_held",
     )
 
     def __init__(
@@ -246,6 +252,7 @@ class Parser:
         self._on_rmsg = getattr(handler, "on_rmsg", None)
         self._after_line = 0
         self._run_i = 0
+        self._held = b""
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -287,7 +294,21 @@ class Parser:
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        self._parse(data)
+        try:
+            self._parse(data)
+        except Hold:
+            # Every op is dispatched from a complete line: what follows it is kept.
+            self._held = data[self._after_line :]
+
+    def hold_more(self, data: bytes) -> None:
+        """Bytes that arrived while on hold: parsed after the held ones."""
+        self._held += data
+
+    def resume(self) -> None:
+        """Parse what was held back (the handler may hold again)."""
+        held, self._held = self._held, b""
+        if held:
+            self.feed(held)
 
     # -- the main loop ----------------------------------------------------------------
 
@@ -617,8 +638,11 @@ class Parser:
         complete it (`complete` False). Raises for a byte no op can continue with.
         """
         first = buf[pos : pos + 1]
-        if self.await_connect and first not in (b"C", b"c"):
-            raise ProtocolError(wire.E_AUTH_VIOLATION, "Authentication Failure")
+        if self._await_connect and first not in (b"C", b"c"):
+            # nats-server lets a client with no_auth_user start without CONNECT.
+            allow = getattr(self.handler, "on_op_before_connect", None)
+            if allow is None or not allow():
+                raise ProtocolError(wire.E_AUTH_VIOLATION, "Authentication Failure")
         head = buf[pos : min(end, pos + 8)].upper()
         lh = len(head)
         prefix_of_some = False
