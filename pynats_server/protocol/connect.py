@@ -150,15 +150,22 @@ _WS = r"[\t\n\f\r ]"
 _PREFIX_PAT = re.compile(rf'"?{_WS}*(?:auth_token[^\t\n\f\r ]*?|pass[^\t\n\f\r ]*?)"?{_WS}*[:=]{_WS}*"?([^",\r\n}}]*)')
 _EXACT_PAT = re.compile(rf'(?:^|[^A-Za-z0-9_])"?{_WS}*(?:proxy_sig|nkey|sig)"?{_WS}*[:=]{_WS}*"?([^",\r\n}}]*)')
 _SECRETS = ("pass", "auth_token", "sig", "proxy_sig")
+# For CONNECTs that are not JSON: any letter case, and a quoted value runs to its end quote.
+_TOLERANT_PAT = re.compile(
+    rf'"?{_WS}*(?:auth_token[^\t\n\f\r ]*?|pass[^\t\n\f\r ]*?|proxy_sig|nkey|sig)"?{_WS}*[:=]{_WS}*'
+    r'(?:"((?:[^"\\]|\\.)*)"?|([^",\r\n}]*))',
+    re.I,
+)
 
 
 def _redact_with(pat: re.Pattern[str], text: str) -> str:
     out = []
     last = 0
     for m in pat.finditer(text):
-        out.append(text[last : m.start(1)])
+        g = 2 if pat.groups == 2 and m.group(1) is None else 1  # the value's group
+        out.append(text[last : m.start(g)])
         out.append("[REDACTED]")
-        last = m.end(1)
+        last = m.end(g)
     out.append(text[last:])
     return "".join(out)
 
@@ -180,10 +187,7 @@ def redact_connect(arg: bytes) -> str:
     try:
         co = parse_connect(arg)
     except ValueError:
-        # Not decodable: Go's patterns, made case-insensitive.
-        return _redact_with(
-            re.compile(_EXACT_PAT.pattern, re.I), _redact_with(re.compile(_PREFIX_PAT.pattern, re.I), text)
-        )
+        return _redact_with(_TOLERANT_PAT, text)
     secrets = [k for k in _SECRETS if co.get(k)]
     if not secrets:
         return out
