@@ -122,6 +122,15 @@ def _q(s: str) -> str:  # Go's %q, for the printable strings of a config file
     return json.dumps(s, ensure_ascii=False)
 
 
+def _go_map(v: Any) -> str:  # Go's %v of a map (nats-server's shows pointers in their place)
+    from .conf import unwrap
+
+    v = unwrap(v)
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(x)}" for k, x in sorted(v.items())) + "]"
+    return _go_value(v)
+
+
 def _go_value(v: Any) -> str:  # Go's %v
     if isinstance(v, bool):
         return str(v).lower()
@@ -377,7 +386,7 @@ class _Mapper:
         from . import nkeys_util
 
         if type(tok.value) is not list:
-            raise _Bad(f"{tok.source}: Expected users field to be an array, got {_go_value(tok.value)}")
+            raise _Bad(f"{tok.source}: Expected users field to be an array, got {_go_map(tok.value)}")
         out = []
         for t in tok.value:
             if type(t.value) is not dict:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import const, ids, netutil
-from .auth import Authenticator, plaintext_passwords
+from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
@@ -87,6 +87,9 @@ class Server:
 
     async def start(self) -> None:
         """Bind the listeners and start serving; returns when the server is ready."""
+        problem = validate(self.opts)
+        if problem:
+            raise ValueError(problem)
         self.loop = asyncio.get_running_loop()
         self._shutdown_done = asyncio.Event()
         opts = self.opts
