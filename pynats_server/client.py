@@ -427,10 +427,8 @@ class ClientConnection(Connection):
     # -- handler: messages ------------------------------------------------------------
 
     def _pub_fast(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
-        """PUB on the planned path (delivery.py): the hot path."""
-        if reply and reply.startswith(RESERVED_REPLY_PREFIXES) and reserved_reply(reply):
-            self._reply_violation(reply)
-            return
+        """PUB on the planned path (delivery.py): the hot path. The parser sends PUBs with
+        a reserved reply subject to on_pub instead."""
         r = self._cache_get(subject)
         if r is None:
             # Reserved subjects are refused before they are matched, so never cached by us.

@@ -93,8 +93,12 @@ _SKIP = 2  # inside a PING/PONG/+OK line, waiting for its newline
 
 # The usual PUB line, for the fast path: tokens without whitespace, single spaces, a size
 # of 1 to 9 digits (nats-server's parseSize), CRLF.
-_PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
-_CRLF_PUB_LINE = re.compile(rb"\r\nPUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
+# A reply subject with a prefix nats-server reserves (`_R_.`, `$JS.ACK.`, `_GR_.` and more)
+# is not taken here: such PUBs go the general way, to the handler's on_pub, which refuses
+# them. So the fast handler needs no check of its own.
+_OK_REPLY = rb"(?!_R_\.|\$JS\.ACK\.[^ \t\r\n]|_GR_\.[^ \t\r\n])"
+_PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:" + _OK_REPLY + rb"([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
+_CRLF_PUB_LINE = re.compile(rb"\r\nPUB ([^ \t\r\n]+) (?:" + _OK_REPLY + rb"([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 _RMSG_LINE = re.compile(rb"RMSG ([^ \t\r\n]+) ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 
 # Size tokens seen, parsed (a dict lookup costs a third of int()); bounded.
@@ -124,6 +128,9 @@ _OK_SIZES: dict[int, dict[bytes, int]] = {}
 _PLAIN: set[bytes] = set()
 _PLAIN_TOKEN = re.compile(rb"[^ \t\r\n]{1,1024}")
 _WHITESPACE = re.compile(rb"[\t\r\n]")
+# A reply the split run leaves to the general path: a reserved one (see _OK_REPLY) or one
+# holding whitespace. Anchored and possessive, so that sre scans the reply once.
+_NOT_FAST_REPLY = re.compile(rb"_R_\.|\$JS\.ACK\..|_GR_\..|[^\t\r\n]*+[\t\r\n]")
 CRLF = b"\r\n"
 
 
@@ -453,7 +460,7 @@ class Parser:
                     reply = None
                 elif len(toks) == 4:
                     op, subject, reply, szb = toks
-                    if not reply or len(reply) > 1024 or _WHITESPACE.search(reply):
+                    if not reply or len(reply) > 1024 or _NOT_FAST_REPLY.match(reply):
                         return i
                 else:
                     return i
