@@ -423,6 +423,11 @@ def validate(opts: Options) -> None:
         raise UsageError(
             f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})"
         )
+    from .auth import validate as validate_auth
+
+    problem = validate_auth(opts)
+    if problem:
+        raise UsageError(problem)
     if opts.cluster.routes and not opts.cluster.enabled:
         # nats-server solicits routes without a cluster listener only from a config file;
         # from the command line a cluster listener is needed for others to route back.

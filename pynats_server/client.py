@@ -6,17 +6,30 @@ Message delivery itself (matching, queue picks, routes) lives in delivery.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import socket
 import time
 from random import random
 from typing import TYPE_CHECKING, Any
 
 from . import const
+from .auth import (
+    RESERVED_REPLY_PREFIXES,
+    RESERVED_SUBJECT_PREFIXES,
+    ClientPermissions,
+    Identity,
+    Verdict,
+    bcrypt_matches,
+    reserved_reply,
+    reserved_subject,
+)
 from .connection import Connection, go_quote
 from .delivery import build_plan, deliver_client_msg, no_responders
 from .protocol import wire
-from .protocol.parser import CLIENT, Parser, ProtocolError
+from .protocol.connect import ConnectError, parse_connect, redact_connect
+from .protocol.parser import CLIENT, Hold, Parser, ProtocolError
 from .sublist import InvalidSubject, Subscription
 
 if TYPE_CHECKING:
@@ -45,10 +58,15 @@ class ClientConnection(Connection):
         self.lang = ""
         self.version = ""
         self.user = ""
+        # The CONNECT options so far: each CONNECT is decoded onto them, as nats-server does.
+        self.co: dict[str, Any] = {"verbose": True, "pedantic": True, "echo": True}
+        self.ident = Identity()  # who the client authenticated as (logs, /connz)
+        self.nonce = b""  # the INFO nonce an nkey user signs
+        self._auth_pending = False  # a bcrypt check runs; the rest of the input waits
         self.connect_received = False
         self.first_pong_sent = False
         self._auth_handle: asyncio.TimerHandle | None = None
-        self._ncs = ""  # the "v1.2:python:name" part of log lines
+        self._ncs = ""  # the `"v1.2:python:name" - "$G/user:bob"` part of log lines
         self._sub_ops = 0
         self.closed_subs = 0
         self.account = server.global_account
@@ -58,14 +76,17 @@ class ClientConnection(Connection):
         # Shadow subscriptions of a subscription, in the accounts we import streams from.
         self.shadows: dict[Subscription, list[tuple[Any, Subscription]]] = {}
         self._dirty = server.dirty
-        self.perms: Any = None  # auth.ClientPermissions of the authenticated user, if any
+        self.perms: ClientPermissions | None = None  # the authenticated user's, if any
+        # The same object when deliveries to this client need a check (a subscribe deny
+        # filter, replies to record): its subscriptions then take the general path.
+        self.perm_filter: ClientPermissions | None = None
         self.parser.pedantic = True
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._accepted(transport)
-        self.enqueue(wire.info(self.server.client_info(self)))
+        self.enqueue(wire.info(self.server.client_info(self, first=True)))
         if not self._register():
             return
         self.flush()
@@ -83,6 +104,8 @@ class ClientConnection(Connection):
                 pass
         self._set_label(self.cid)
         self.debug("Client connection created")
+        if self.server.auth.nonce_required:
+            self.nonce = base64.urlsafe_b64encode(os.urandom(11)).rstrip(b"=")
 
     def _register(self) -> bool:
         """Count the client in; False (and closed) over max_connections or in shutdown."""
@@ -96,18 +119,24 @@ class ClientConnection(Connection):
     def _start_timers(self) -> None:
         """The auth and ping timers (for TLS clients: once the handshake is done)."""
         srv = self.server
-        if srv.opts.auth_required:
+        if srv.auth.required:
             self.parser.await_connect = True
             self._auth_handle = srv.loop.call_later(srv.opts.client_auth_timeout(), self._auth_timeout)
         self.set_ping_timer(self.ping_interval())
 
     def data_received(self, data: bytes) -> None:
+        if self._auth_pending:
+            self.parser.hold_more(data)
+            return
+        self._process(self.parser.feed, data)
+
+    def _process(self, fn: Any, *args: Any) -> None:
         srv = self.server
         n_msgs = self.parser.in_msgs
         n_subs = self._sub_ops
         srv.reading = True
         try:
-            self.parser.feed(data)
+            fn(*args)
         except ProtocolError as e:
             self._protocol_error(e)
         finally:
@@ -125,6 +154,8 @@ class ClientConnection(Connection):
                 self.error(e.detail)
             elif e.err == wire.E_UNKNOWN_OP:
                 self.error(f"Client parser ERROR, {e.detail}")
+            elif e.err == wire.E_AUTH_VIOLATION:
+                self.error(_AUTH_ERROR)  # an op before CONNECT
             self.send_err(e.err)
         elif e.detail:
             self.error(e.detail)
@@ -134,7 +165,7 @@ class ClientConnection(Connection):
 
     def on_connect(self, arg: bytes) -> None:
         if self.log.trace_enabled:
-            self.trace(f"<<- [CONNECT {_redact(arg)}]")
+            self.trace(f"<<- [CONNECT {redact_connect(arg)}]")
         if self._auth_handle is not None:
             self._auth_handle.cancel()
             self._auth_handle = None
@@ -144,50 +175,143 @@ class ClientConnection(Connection):
         self.rtt = max(time.time() - self.start, 1e-9)
         self.set_first_ping_timer(const.FIRST_CLIENT_PING_INTERVAL)
         try:
-            co = parse_connect(arg)
+            co = parse_connect(arg, self.co)
+        except ConnectError as e:
+            raise ProtocolError(None, "Protocol Violation", str(e)) from None
         except ValueError as e:
             raise ProtocolError(None, "Protocol Violation", f"bad CONNECT: {e}") from None
         first = not self.connect_received
         self.connect_received = True
-        self.verbose = bool(co.get("verbose", True))
-        self.pedantic = bool(co.get("pedantic", True))
-        self.echo = bool(co.get("echo", True))
-        self.headers = bool(co.get("headers", False)) and not srv.opts.no_header_support
-        self.no_responders = bool(co.get("no_responders", False))
-        proto = co.get("protocol", 0)
-        self.name = str(co.get("name") or "")
-        self.lang = str(co.get("lang") or "")
-        self.version = str(co.get("version") or "")
+        self.verbose = co["verbose"]
+        self.pedantic = co["pedantic"]
+        self.echo = co["echo"]
+        self.headers = bool(co.get("headers")) and not srv.opts.no_header_support
+        self.no_responders = bool(co.get("no_responders"))
+        self.name = co.get("name", "")
+        self.lang = co.get("lang", "")
+        self.version = co.get("version", "")
         self.parser.pedantic = self.pedantic
         self.parser.headers = self.headers
         if not first:
-            # A second CONNECT re-authenticates from scratch, as 2.14 does.
+            # A second CONNECT re-authenticates, as 2.14 does.
             self._drop_all_subs()
-        if not srv.check_auth(self, co):
-            self.error(f"{wire.E_AUTH_VIOLATION}{_user_suffix(co)}")
-            self.send_err(wire.E_AUTH_VIOLATION)
-            self.close_connection("Authentication Failure")
+        tls = srv.opts.tls
+        if tls is not None and tls.map and srv.auth.users:
+            # verify_and_map: the client certificate names the user.
+            name = srv.tls_mapped_user(self, co)
+            verdict = Verdict(False, Identity()) if name is None else srv.auth.check({**co, "user": name}, self.nonce)
+        else:
+            verdict = srv.auth.check(co, self.nonce)
+        if verdict.bcrypt is not None:
+            self._check_bcrypt(verdict, first)
+        if not self._finish_connect(verdict, first):
             raise _Closed()
-        if co.get("account") or co.get("new_account"):
-            self.send_err(wire.E_AUTH_VIOLATION)
-            self.close_connection("Authentication Failure")
-            raise _Closed()
-        self.user = str(co.get("user") or "")
+
+    def _check_bcrypt(self, verdict: Verdict, first: bool) -> None:
+        """Run the bcrypt check in a thread (tens to hundreds of ms) and hold the rest of
+        this client's input until it is done, so that its ops keep their order."""
+        assert verdict.bcrypt is not None
+        self._auth_pending = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        fut = self.server.loop.run_in_executor(None, bcrypt_matches, *verdict.bcrypt)
+        fut.add_done_callback(lambda f: self._bcrypt_done(f, verdict, first))
+        raise Hold()
+
+    def _bcrypt_done(self, fut: asyncio.Future[bool], verdict: Verdict, first: bool) -> None:
+        self._auth_pending = False
+        if self.closed:
+            return
+        try:
+            ok = bool(fut.result())
+        except Exception:
+            ok = False
+        verdict.ok = ok
+        verdict.bcrypt = None
+        if not self._finish_connect(verdict, first):
+            self.server.flush_dirty()
+            return
+        if self.transport is not None:
+            self.transport.resume_reading()
+        self._process(self.parser.resume)
+
+    def _finish_connect(self, v: Verdict, first: bool) -> bool:
+        """The rest of CONNECT once authentication is decided; False when it closed."""
+        co = self.co
+        if v.debug:
+            self.debug(v.debug)
+        if not v.ok:
+            self._auth_violation(v.ident)
+            return False
+        acc = self._user_account(v.user)
+        if acc is None or co.get("account") or co.get("new_account"):
+            self._auth_violation(v.ident)
+            return False
+        self.ident = v.ident
+        self.user = v.ident.user
+        self._set_perms(v.user, acc)
+        self.bind_account(acc)
         self.parser.await_connect = False
         if first:
-            self._ncs = _client_ncs(self.version, self.lang, self.name)
+            self._ncs = _client_ncs(self.version, self.lang, self.name, acc.name, v.ident.label())
+        proto = co.get("protocol", 0)
         if not 0 <= proto <= 1:
             self.send_err(wire.E_BAD_CLIENT_PROTOCOL)
             self.close_connection("Bad Client Protocol Version")
-            raise _Closed()
+            return False
         self.protocol = proto
         if self.no_responders and not self.headers:
             self.send_err(wire.E_NO_RESPONDERS_NEEDS_HEADERS)
             self.close_connection("No Responders Requires Headers")
-            raise _Closed()
+            return False
         if self.verbose:
             self.send_proto(wire.OK)
         self._choose_pub_handler()
+        return True
+
+    def _auth_violation(self, ident: Identity) -> None:
+        if ident.raw:
+            self.error(f"{_AUTH_ERROR} - {ident.describe()}")
+        else:
+            self.error(_AUTH_ERROR)
+        self.send_err(wire.E_AUTH_VIOLATION)
+        self.close_connection("Authentication Failure")
+
+    def on_op_before_connect(self) -> bool:
+        """An op other than CONNECT came first while auth is required: nats-server lets
+        it through as the no_auth_user, if that is a users-list user (no password check)."""
+        u = self.server.auth.no_auth_entry()
+        if u is None:
+            return False
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
+        self.connect_received = True
+        self.parser.await_connect = False
+        acc = self._user_account(u)
+        if acc is None:
+            return False
+        self.ident = Identity(user=u.user)
+        self.user = u.user
+        self.co["user"] = u.user
+        self._set_perms(u, acc)
+        self.bind_account(acc)
+        self._choose_pub_handler()
+        return True
+
+    def _user_account(self, u: Any) -> Any:
+        """The account a user belongs to (None: it names one that does not exist)."""
+        srv = self.server
+        if u is None or not u.account:
+            return srv.global_account
+        return srv.accounts.get(u.account)
+
+    def _set_perms(self, u: Any, acc: Any) -> None:
+        perms = u.permissions if u is not None else None
+        if perms is None and u is not None:
+            perms = acc.default_permissions
+        self.perms = ClientPermissions(perms) if perms is not None else None
+        self.perm_filter = self.perms if self.perms is not None and self.perms.filters_delivery else None
 
     def _choose_pub_handler(self) -> None:
         """The planned path unless the connection needs per-message extras (verbose +OK,
@@ -209,7 +333,7 @@ class ClientConnection(Connection):
 
     def log_prefix(self) -> str:
         if self._ncs:
-            return f'{self._label} - "{self._ncs}"'
+            return f"{self._label} - {self._ncs}"
         return self._label
 
     def on_info(self, arg: bytes) -> None:
@@ -272,6 +396,9 @@ class ClientConnection(Connection):
             self.trace(f"<<- [SUB {(subject + q + b' ' + sid).decode(errors='replace')}]")
         self._sub_ops += 1
         srv = self.server
+        if queue == _SYS_GROUP or (self.perms is not None and not self._sub_allowed(subject, queue)):
+            self._sub_violation(subject, queue, sid)
+            return
         max_subs = srv.opts.max_subscriptions
         if max_subs > 0 and len(self.subs) >= max_subs:
             self.error(wire.E_MAX_SUBSCRIPTIONS)
@@ -281,14 +408,6 @@ class ClientConnection(Connection):
             # A duplicate sid is ignored; the first subscription stays.
             if self.verbose:
                 self.send_proto(wire.OK)
-            return
-        if self.perms is not None and not self.perms.can_subscribe(subject, queue):
-            s = subject.decode(errors="replace")
-            text = f'Permissions Violation for Subscription to "{s}"'
-            if queue is not None:
-                text += f' using queue "{queue.decode(errors="replace")}"'
-            self.error(f"Subscription Violation - {_user_label(self.user)}Subject \"{s}\"")
-            self.send_err(text)
             return
         sub = Subscription(self, subject, queue, sid)
         acc = self.account
@@ -321,6 +440,27 @@ class ClientConnection(Connection):
                 continue
             srv.local_interest(exporter, shadow, 1)
             self.shadows.setdefault(sub, []).append((exporter, shadow))
+
+    def _sub_allowed(self, subject: bytes, queue: bytes | None) -> bool:
+        perms = self.perms
+        assert perms is not None
+        ok = perms.can_subscribe(subject, queue)
+        if perms.filters_delivery and self.perm_filter is None:
+            # The deny filter was just loaded: from now on every delivery to this client
+            # is checked. Plans already built hold none of its wildcard subscriptions that
+            # overlap a denied subject (those are added after this point).
+            self.perm_filter = perms
+        return ok
+
+    def _sub_violation(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        s = _q(subject)
+        sd = sid.decode(errors="replace")
+        if queue is not None:
+            self.send_err(f"Permissions Violation for Subscription to {s} using queue {_q(queue)}")
+            self.error(f"Subscription Violation - Subject {s}, Queue: {_q(queue)}, SID {sd}")
+        else:
+            self.send_err(f"Permissions Violation for Subscription to {s}")
+            self.error(f"Subscription Violation - Subject {s}, SID {sd}")
 
     def on_unsub(self, sid: bytes, max_msgs: int) -> None:
         if self.log.trace_enabled:
@@ -373,9 +513,14 @@ class ClientConnection(Connection):
     # -- handler: messages ------------------------------------------------------------
 
     def _pub_fast(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
-        """PUB on the planned path (delivery.py): the hot path."""
+        """PUB on the planned path (delivery.py): the hot path. The parser sends PUBs with
+        a reserved reply subject to on_pub instead."""
         r = self._cache_get(subject)
         if r is None:
+            # Reserved subjects are refused before they are matched, so never cached by us.
+            if subject.startswith(RESERVED_SUBJECT_PREFIXES) and reserved_subject(subject):
+                self._pub_violation(subject)
+                return
             r = self._match_miss(subject)
         plan = r.plan
         if plan is None:
@@ -412,7 +557,7 @@ class ClientConnection(Connection):
     def on_pub(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
         if self.log.trace_enabled:
             self._trace_pub(b"PUB", subject, reply, None, szb, msg)
-        if self.perms is not None and not self._pub_allowed(subject):
+        if self._pub_refused(subject, reply):
             return
         if self.verbose:
             self.send_proto(wire.OK)
@@ -423,7 +568,7 @@ class ClientConnection(Connection):
     ) -> None:
         if self.log.trace_enabled:
             self._trace_pub(b"HPUB", subject, reply, hdb, szb, msg)
-        if self.perms is not None and not self._pub_allowed(subject):
+        if self._pub_refused(subject, reply):
             return
         if self.verbose:
             self.send_proto(wire.OK)
@@ -438,13 +583,32 @@ class ClientConnection(Connection):
         self.trace(f"<<- [{b' '.join(parts).decode(errors='replace')}]")
         self.trace(f"<<- MSG_PAYLOAD: [{go_quote(bytes(msg[:-2]))}]")
 
-    def _pub_allowed(self, subject: bytes) -> bool:
-        if self.perms.can_publish(subject):
+    def _pub_refused(self, subject: bytes, reply: bytes | None) -> bool:
+        """nats-server's checks before a client's message is delivered, in its order."""
+        if subject.startswith(b"_GR_.") and len(subject) > 5:
+            self._pub_violation(subject)
             return True
-        s = subject.decode(errors="replace")
-        self.error(f"Publish Violation - {_user_label(self.user)}Subject \"{s}\"")
-        self.send_err(wire.permissions_violation_pub(subject))
+        perms = self.perms
+        if perms is not None and perms.checks_publish and not perms.can_publish(subject):
+            self._pub_violation(subject)
+            return True
+        if subject.startswith(b"$NRG."):
+            self._pub_violation(subject)
+            return True
+        if reply and reply.startswith(RESERVED_REPLY_PREFIXES) and reserved_reply(reply):
+            self._reply_violation(reply)
+            return True
         return False
+
+    def _pub_violation(self, subject: bytes) -> None:
+        s = _q(subject)
+        self.send_err(f"Permissions Violation for Publish to {s}")
+        self.error(f"Publish Violation - Subject {s}")
+
+    def _reply_violation(self, reply: bytes) -> None:
+        r = _q(reply)
+        self.send_err(f"Permissions Violation for Publish with Reply of {r}")
+        self.error(f"Publish Violation - Reply {r}")
 
     # -- closing ----------------------------------------------------------------------
 
@@ -464,38 +628,6 @@ class ClientConnection(Connection):
         self.server.remove_client(self)
 
 
-_BOOL_FIELDS = ("verbose", "pedantic", "tls_required", "echo", "headers", "no_responders", "new_account")
-_STR_FIELDS = ("auth_token", "user", "pass", "nkey", "sig", "jwt", "name", "lang", "version", "account")
-
-
-def parse_connect(arg: bytes) -> dict[str, Any]:
-    """CONNECT JSON with Go's unmarshalling rules: `null` is all defaults, a field of the
-    wrong type is an error, a null field keeps its default, unknown fields are ignored."""
-    co = json.loads(arg)
-    if co is None:
-        return {}
-    if not isinstance(co, dict):
-        raise ValueError("CONNECT is not an object")
-    for k in _BOOL_FIELDS:
-        v = co.get(k)
-        if v is None:
-            co.pop(k, None)
-        elif type(v) is not bool:
-            raise ValueError(f"{k} is not a bool")
-    for k in _STR_FIELDS:
-        v = co.get(k)
-        if v is None:
-            co.pop(k, None)
-        elif type(v) is not str:
-            raise ValueError(f"{k} is not a string")
-    v = co.get("protocol")
-    if v is None:
-        co.pop("protocol", None)
-    elif type(v) is not int:
-        raise ValueError("protocol is not an integer")
-    return co
-
-
 class _Closed(ProtocolError):
     """Raised from a handler after it closed the connection itself, to stop parsing."""
 
@@ -503,33 +635,38 @@ class _Closed(ProtocolError):
         super().__init__(None, "")
 
 
-def _client_ncs(version: str, lang: str, name: str) -> str:
+def _client_ncs(version: str, lang: str, name: str, account: str, auth_label: str) -> str:
+    """`"v1.2:python:name" - "$G/user:bob"`: how nats-server 2.14 names a client in logs."""
     ncs = f"v{version}" if version else ""
     if lang:
         ncs = f"{ncs}:{lang}" if version else lang
     if name:
         ncs = f"{ncs}:{name}" if (version or lang) else name
-    return ncs
+    parts = [_q(ncs.encode())] if ncs else []
+    if auth_label:
+        parts.append(_q(f"{account}/{auth_label}".encode()))
+    return " - ".join(parts)
 
 
-def _user_label(user: str) -> str:
-    return f'User "{user}", ' if user else ""
+def _q(b: bytes) -> str:
+    """Go's %q of a subject or name (printable text as is; quotes, backslashes and
+    control characters escaped)."""
+    out = []
+    for ch in b.decode(errors="replace"):
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
-def _user_suffix(co: dict[str, Any]) -> str:
-    user = co.get("user")
-    return f' - User "{user}"' if user else ""
-
-
-def _redact(arg: bytes) -> str:
-    text = arg.decode(errors="replace")
-    try:
-        co = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(co, dict) and any(k in co for k in ("pass", "auth_token", "sig", "nkey")):
-        for k in ("pass", "auth_token", "sig", "nkey"):
-            if k in co:
-                co[k] = "[REDACTED]"
-        return json.dumps(co, separators=(",", ":"))
-    return text
+_AUTH_ERROR = "authentication error"  # nats-server's ErrAuthentication
+_SYS_GROUP = b"_sys_"  # a queue name reserved for the system

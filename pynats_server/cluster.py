@@ -238,6 +238,8 @@ class Cluster:
     # -- handshake decisions -----------------------------------------------------------
 
     def check_auth(self, co: dict[str, Any], conn: RouteConnection | None = None) -> bool:
+        from .auth import compare_passwords
+
         tls = self.opts.tls
         if tls is not None and (tls.map or tls.check_known_urls) and conn is not None:
             from . import certs
@@ -252,7 +254,8 @@ class Cluster:
             )
         if not self.opts.user:
             return True
-        return co.get("user") == self.opts.user and co.get("pass") == (self.opts.password or "")
+        # A bcrypt hash is checked with bcrypt (inline: routes connect rarely).
+        return co.get("user") == self.opts.user and compare_passwords(self.opts.password or "", str(co.get("pass") or ""))
 
     def accept_cluster_name(self, theirs: str, their_dynamic: bool, remote_id: str) -> bool:
         """Compare a peer's cluster name with ours; a generated name adopts the peer's.

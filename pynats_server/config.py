@@ -24,6 +24,7 @@ from .options import (
     ImportConfig,
     Options,
     Permissions,
+    ResponsePermission,
     TLSOptions,
     User,
 )
@@ -39,7 +40,7 @@ _IGNORED = {
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
     "server_metadata", "feature_flags", "no_fast_producer_stall", "max_closed_clients",
     "write_timeout", "store_dir", "storedir", "default_js_domain", "gateway", "leaf", "leafnodes",
-    "websocket", "ws", "mqtt", "no_auth_user", "ocsp", "ocsp_cache", "proxies",
+    "websocket", "ws", "mqtt", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
 # Known to nats-server and refused whatever their value.
 _REFUSED = {
@@ -102,7 +103,7 @@ class _Auth:
     password: str | None = None
     token: str | None = None
     timeout: float | None = None
-    users: list[User] | None = None
+    users: list[User] | None = None  # users and nkey users; [] when `users: []`
     default_permissions: Permissions | None = None
     unsupported: str = ""  # auth callouts, ...
 
@@ -123,6 +124,15 @@ def _want(tok: Token, typ: type) -> Any:
 
 def _q(s: str) -> str:  # Go's %q, for the printable strings of a config file
     return json.dumps(s, ensure_ascii=False)
+
+
+def _go_map(v: Any) -> str:  # Go's %v of a map (nats-server's shows pointers in their place)
+    from .conf import unwrap
+
+    v = unwrap(v)
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(x)}" for k, x in sorted(v.items())) + "]"
+    return _go_value(v)
 
 
 def _go_value(v: Any) -> str:  # Go's %v
@@ -290,6 +300,8 @@ class _Mapper:
             self.lame_duck(k, tok)
         elif k == "authorization":
             self.authorization(tok)
+        elif k == "no_auth_user":
+            o.no_auth_user = _want(tok, str)
         elif k == "cluster":
             self.cluster(tok)
         elif k == "jetstream":
@@ -390,8 +402,9 @@ class _Mapper:
                 self.error(t, f"Can not have {what} and accounts")
                 continue
             for u in users:
-                if any(x.user == u.user for x in o.users):
-                    self.error(t, f"Duplicate user {_q(u.user)} detected")
+                key = u.nkey or u.user
+                if any((x.nkey or x.user) == key for x in o.users):
+                    self.error(t, f"Duplicate {'nkey' if u.nkey else 'user'} {_q(key)} detected")
                     continue
                 u.account = name
                 if u.permissions is None:
@@ -527,55 +540,138 @@ class _Mapper:
             elif k == "timeout":
                 auth.timeout = self.auth_timeout(key, t)
             elif k == "users":
-                auth.users = self.users(t)
+                try:
+                    auth.users = self.users(t)
+                except _Bad as e:
+                    self.errors.append(str(e))
             elif k in ("default_permission", "default_permissions", "permissions"):
                 auth.default_permissions = self.permissions(t)
             elif k in ("auth_callout", "auth_hook"):
-                auth.unsupported = "auth callouts are not supported"
+                auth.unsupported = "auth callout is not supported"
             elif k == "proxy_required":
                 if _want(t, bool):
                     auth.unsupported = "proxy_required is not supported"
             else:
                 self.unknown(key, t)
+        if auth.default_permissions is not None:
+            # nats-server's applyDefaultPermissions: for users without their own.
+            for u in auth.users or ():
+                if u.permissions is None:
+                    u.permissions = auth.default_permissions
         return auth
 
     def users(self, tok: Token) -> list[User]:
+        """nats-server's parseUsers: user/password entries and nkey entries."""
+        from . import nkeys_util
+
+        if type(tok.value) is not list:
+            raise _Bad(f"{tok.source}: Expected users field to be an array, got {_go_map(tok.value)}")
         out = []
-        for t in _want(tok, list):
-            u = User(user="")
-            for key, v in _want(t, dict).items():
+        for t in tok.value:
+            if type(t.value) is not dict:
+                self.error(t, f"Expected user entry to be a map/struct, got {_go_value(t.value)}")
+                continue
+            u = User()
+            last = t
+            for key, v in t.value.items():
+                last = v
                 k = key.lower()
-                if k in ("user", "username"):
+                if k == "nkey":
+                    u.nkey = _want(v, str)
+                elif k in ("user", "username"):
                     u.user = _want(v, str)
                 elif k in ("pass", "password"):
-                    pw = _want(v, str)
-                    if pw.startswith("$2"):
-                        self.error(v, "bcrypt passwords are not supported yet")
-                    u.password = pw
-                elif k == "permissions":
+                    u.password = _want(v, str)
+                elif k in ("permission", "permissions", "authorization"):
                     u.permissions = self.permissions(v)
-                elif k == "account":
-                    u.account = _want(v, str)
-                elif k in ("nkey", "allowed_connection_types", "proxied"):
-                    self.error(v, f"user {k} is not supported yet")
+                elif k in ("allowed_connection_types", "connection_types", "clients"):
+                    u.allowed_connection_types = self.connection_types(v)
+                elif k == "proxy_required":
+                    if _want(v, bool):
+                        self.error(v, "proxy_required is not supported")
                 else:
                     self.unknown(key, v)
+            if not u.nkey and not u.user:
+                raise _Bad(f"{last.source}: User entry requires a user")
+            if u.nkey:
+                if not nkeys_util.is_valid_user_key(u.nkey):
+                    raise _Bad(f"{last.source}: Not a valid public nkey for a user")
+                if u.user or u.password:
+                    raise _Bad(f"{last.source}: Nkey users do not take usernames or passwords")
             out.append(u)
         return out
 
+    def connection_types(self, tok: Token) -> set[str]:
+        from .auth import CONNECTION_TYPES
+
+        v = tok.value
+        if type(v) is str:
+            names = [v]
+        elif type(v) is list:
+            names = []
+            for t in v:
+                if type(t.value) is str:
+                    names.append(t.value)
+                else:
+                    self.error(t, f"error parsing allowed connection types: unsupported type in array {_go_type(t.value)}")
+        else:
+            raise _Bad(f"{tok.source}: error parsing allowed connection types: unsupported type {_go_type(v)}")
+        unknown = [n.upper() for n in names if n.upper() not in CONNECTION_TYPES]
+        if unknown:
+            self.error(tok, "invalid connection types [" + " ".join(_q(n) for n in unknown) + "]")
+        return {n.upper() for n in names if n.upper() in CONNECTION_TYPES}
+
     def permissions(self, tok: Token) -> Permissions:
+        """nats-server's parseUserPermissions."""
+        if type(tok.value) is not dict:
+            raise _Bad(f"{tok.source}: Expected permissions to be a map/struct, got {_go_value(tok.value)}")
         p = Permissions()
-        for key, v in _want(tok, dict).items():
+        for key, v in tok.value.items():
             k = key.lower()
             if k in ("publish", "pub", "import"):
                 p.publish_allow, p.publish_deny = self.perm_lists(v)
             elif k in ("subscribe", "sub", "export"):
                 p.subscribe_allow, p.subscribe_deny = self.perm_lists(v)
-            elif k in ("allow_responses", "allow_response"):
-                self.error(v, "allow_responses is not supported yet")
+            elif k in ("allow_responses", "publish_allow_responses"):
+                if type(v.value) is bool:
+                    p.response = ResponsePermission() if v.value else None
+                else:
+                    p.response = self.allow_responses(v)
             else:
-                self.unknown(key, v)
+                self.unknown_in(v, f"Unknown field {_q(key)} parsing permissions")
+        if p.response is not None and p.publish_allow is None:
+            p.publish_allow = []  # responses only, unless publishing was allowed too
         return p
+
+    def allow_responses(self, tok: Token) -> ResponsePermission | None:
+        if type(tok.value) is not dict:
+            self.error(tok, "error parsing response permissions, expected a boolean or a map")
+            return None
+        rp = ResponsePermission()
+        for key, v in tok.value.items():
+            k = key.lower()
+            if k in ("max", "max_msgs", "max_messages", "max_responses"):
+                n = _want(v, int)
+                if n != 0:  # 0 keeps the default; negative is no limit
+                    rp.max_msgs = n
+            elif k in ("expires", "expiration", "ttl"):
+                if type(v.value) is not str:
+                    self.error(v, "error parsing expires, not a duration string")
+                    return None
+                try:
+                    ttl = go_parse_duration(v.value)
+                except ValueError as e:
+                    self.error(v, f"error parsing expires: {e}")
+                    return None
+                if ttl != 0:
+                    rp.expires = ttl
+            else:
+                self.unknown_in(v, f"Unknown field {_q(key)} parsing permissions")
+        return rp
+
+    def unknown_in(self, tok: Token, reason: str) -> None:
+        if not tok.used:
+            self.error(tok, reason)
 
     def perm_lists(self, tok: Token) -> tuple[list[str] | None, list[str] | None]:
         """`"a"`, `["a", "b"]` (allow) or `{allow: ..., deny: ...}`."""
@@ -585,20 +681,50 @@ class _Mapper:
             for key, t in v.items():
                 k = key.lower()
                 if k == "allow":
-                    allow = self.subject_list(t)
+                    allow = self.subject_list(t, t.source)
                 elif k == "deny":
-                    deny = self.subject_list(t)
+                    deny = self.subject_list(t, t.source)
                 else:
-                    self.unknown(key, t)
+                    self.unknown_in(
+                        t,
+                        f"Unknown field name {_q(key)} parsing subject permissions, only "
+                        "'allow' or 'deny' are permitted",
+                    )
             return allow, deny
-        return self.subject_list(tok), None
+        # nats-server reports problems in this form without a position.
+        return self.subject_list(tok, ""), None
 
-    @staticmethod
-    def subject_list(tok: Token) -> list[str]:
+    def subject_list(self, tok: Token, where: str) -> list[str] | None:
+        """nats-server's parsePermSubjects: a subject or an array of subjects, each a valid
+        subject or `subject queue`."""
+        from .protocol.subjects import is_valid_subject
+
+        at = f"{where}: " if where else ""
         v = tok.value
-        if isinstance(v, list):
-            return [str(_want(t, str)) for t in v]
-        return [str(_want(tok, str))]
+        if type(v) is str:
+            subjects = [v]
+        elif type(v) is list:
+            subjects = []
+            for t in v:
+                if type(t.value) is not str:
+                    self.errors.append(f"{t.source}: Subject in permissions array cannot be cast to string")
+                    return None
+                subjects.append(t.value)
+        else:
+            self.errors.append(
+                f"{at}Expected subject permissions to be a subject, or array of subjects, got {_go_type(v)}"
+            )
+            return None
+        for s in subjects:
+            if not is_valid_subject(s.encode()):
+                parts = s.split()
+                if len(parts) != 2:
+                    self.errors.append(f"{at}subject {_q(s)} is not a valid subject")
+                    return None
+                if not is_valid_subject(parts[0].encode()):
+                    self.errors.append(f"{at}subject {_q(parts[0])} is not a valid subject")
+                    return None
+        return subjects
 
     def auth_timeout(self, key: str, tok: Token) -> float:
         v = tok.value
@@ -624,28 +750,32 @@ class _Mapper:
 
     def authorization(self, tok: Token) -> None:
         auth = self.auth_block(tok)
+        o = self.opts
         if (auth.user or auth.password) and auth.token:
             self.error(tok, "Cannot have a user/pass and token")
-        elif auth.unsupported:
+            return
+        if auth.unsupported:
             self.error(tok, auth.unsupported)
-        elif auth.user and auth.default_permissions is not None and not auth.users:
-            # A single user with permissions is a one-entry users list.
-            self.opts.users = [User(auth.user, auth.password or "", auth.default_permissions), *self.opts.users]
-            if auth.timeout:
-                self.opts.auth_timeout = auth.timeout
-        elif auth.users and (auth.user or auth.token):
-            self.error(tok, "Can not have a single user/pass and a users array")
-        else:
-            o = self.opts
-            o.username, o.password, o.authorization = auth.user, auth.password, auth.token
-            if auth.users:
-                for u in auth.users:
-                    if u.permissions is None:
-                        u.permissions = auth.default_permissions
-                # Users of accounts {} may already be there (the blocks come in any order).
-                o.users = auth.users + o.users
-            if auth.timeout:
-                o.auth_timeout = auth.timeout
+            return
+        if auth.users is not None:
+            if auth.user:
+                self.error(tok, "Can not have a single user/pass and a users array")
+                return
+            if auth.token:
+                self.error(tok, "Can not have a token and a users array")
+                return
+        # A single user's permissions apply to nobody: nats-server ignores them.
+        o.username, o.password, o.authorization = auth.user, auth.password, auth.token
+        if auth.timeout:
+            o.auth_timeout = auth.timeout
+        seen = {u.nkey or u.user for u in o.users}
+        for u in auth.users or ():
+            name = u.nkey or u.user
+            if name in seen:
+                self.error(tok, f"Duplicate {'nkey' if u.nkey else 'user'} {_q(name)} detected")
+                return
+            seen.add(name)
+        o.users = o.users + list(auth.users or ())
 
     # -- tls
 

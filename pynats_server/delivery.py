@@ -53,7 +53,9 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
     (callbacks) always take the general path."""
     plan = []
     for sub in r.psubs:
-        if sub.max or sub.closed or sub.client.internal:
+        # A client whose deliveries need a check (permissions: a deny filter, replies to
+        # record) takes the general path: the check is never paid by anyone else.
+        if sub.max or sub.closed or sub.client.internal or sub.client.perm_filter is not None:
             return False
         prefix = sub.prefix or sub.msg_prefix(subject)
         plan.append((sub.client, sub.client.out, prefix, sub))
@@ -65,7 +67,7 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
     for _, members in r.qsubs:
         group = []
         for sub in members:
-            if sub.is_route or sub.max or sub.closed or sub.client.internal:
+            if sub.is_route or sub.max or sub.closed or sub.client.internal or sub.client.perm_filter is not None:
                 return False
             group.append((sub.client, sub.client.out, sub.prefix or sub.msg_prefix(subject), sub))
         qplan.append(group)
@@ -99,11 +101,15 @@ def _auto_unsub(sub: Any) -> bool:
 
 def _to_sub(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes,
             msg: Any, tail: bytes) -> bool:
-    """One delivery on the general path; False when the subscription's limit stopped it."""
+    """One delivery on the general path; False when the subscriber's permissions or the
+    subscription's limit stopped it."""
+    d = sub.client
+    pf = d.perm_filter
+    if pf is not None and pf.denies_delivery(subject):
+        return False
     sub.nm += 1
     if sub.max and not _auto_unsub(sub):
         return False
-    d = sub.client
     out = d.out
     if not out:
         dirty.append(d)
@@ -116,6 +122,8 @@ def _to_sub(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, szb
         out.append(line)
         out.append(b"")
         out.append(body)
+    if pf is not None and reply:
+        pf.track_reply(reply)
     return True
 
 
@@ -231,6 +239,10 @@ def deliver_routed_msg(
             if not any_queue and qname not in queues:  # type: ignore[operator]
                 continue
             local = [s for s in members if not s.is_route and not s.closed and not s.client.closed]
-            if local and _to_sub(dirty, local[int(random() * len(local))], subject, reply, szb, hdr, hdb, msg, tail):
-                delivered = True
+            n = len(local)
+            start = int(random() * n)
+            for i in range(n):  # the next member when one may not receive it
+                if _to_sub(dirty, local[(start + i) % n], subject, reply, szb, hdr, hdb, msg, tail):
+                    delivered = True
+                    break
     return delivered

@@ -31,6 +31,7 @@ class InternalClient:
     echo = True
     headers = True
     no_responders = False
+    perm_filter = None  # internal subscribers have no permissions to check
 
     def __init__(self, server: Server, account: Account, kind: str = "Account") -> None:
         self.server = server

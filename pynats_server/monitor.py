@@ -382,8 +382,9 @@ class Monitor:
                     info["tls_peer_certs"] = peers
             if getattr(c, "tls_first", False):
                 info["tls_first"] = True
-        if c.user:
-            info["authorized_user"] = c.user
+        if c.ident.raw:
+            # nats-server's getRawAuthUser: the nkey, the user, or "[REDACTED]" for a token.
+            info["authorized_user"] = c.ident.raw
         if subs in ("1", "true"):
             info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
         elif subs == "detail":
@@ -423,6 +424,9 @@ class Monitor:
         if "cid" in q:
             cid = int(q["cid"])
             conns = [c for c in conns if c["cid"] == cid]
+        if q.get("auth", "") not in ("1", "t", "T", "true", "TRUE", "True"):
+            # Who a client authenticated as is shown only with auth=true, as in nats-server.
+            conns = [{k: v for k, v in c.items() if k != "authorized_user"} for c in conns]
         sort = q.get("sort", "cid")
         keys = {
             "cid": ("cid", False),

@@ -68,21 +68,41 @@ class RouteURL:
 
 
 @dataclass
+class ResponsePermission:
+    """`allow_responses`: the user may publish to the reply subjects of messages it
+    received, up to `max_msgs` responses each within `expires` seconds (0: the defaults,
+    1 and 2 minutes; negative: no limit)."""
+
+    max_msgs: int = 1
+    expires: float = 120.0
+
+
+@dataclass
 class Permissions:
-    """A user's allow and deny lists (subscribe entries may be `subject queue`)."""
+    """A user's allow and deny lists (subscribe entries may be `subject queue`).
+
+    None is no list. An empty publish allow list allows nothing (as in nats-server);
+    empty deny lists and an empty subscribe allow list are no lists."""
 
     publish_allow: list[str] | None = None
     publish_deny: list[str] | None = None
     subscribe_allow: list[str] | None = None
     subscribe_deny: list[str] | None = None
+    response: ResponsePermission | None = None
 
 
 @dataclass
 class User:
-    user: str
+    """A users-list entry: a user name and password (plain text or a bcrypt hash), or an
+    nkey (a public user key `U...`, authenticated by signing the INFO nonce)."""
+
+    user: str = ""
     password: str = ""
     permissions: Permissions | None = None
-    account: str = ""  # the account the user belongs to ("": the global account)
+    nkey: str = ""
+    # Upper-case connection types (STANDARD, WEBSOCKET, ...); empty: any.
+    allowed_connection_types: set[str] = field(default_factory=set)
+    account: str = ""  # the account the user is bound to ("": the global account)
 
 
 @dataclass
@@ -168,11 +188,13 @@ class Options:
     write_deadline: float = const.DEFAULT_WRITE_DEADLINE
     no_header_support: bool = False
 
-    # Simple authentication (full users and permissions are a later addition).
+    # Authentication: one user/password, or a token, or a users list (users and nkeys).
+    # A password or token may be a bcrypt hash.
     username: str | None = None
     password: str | None = None
     authorization: str | None = None  # token
     users: list[User] = field(default_factory=list)
+    no_auth_user: str = ""  # the user a client that sends no credentials becomes
     auth_timeout: float = AUTH_TIMEOUT_DEFAULT
 
     # Client TLS: None is plaintext. allow_non_tls lets plaintext clients in as well.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hmac
 import json
 import os
 import random
@@ -16,11 +15,11 @@ from typing import Any
 
 from . import const, ids, netutil
 from .accounts import Account, build_accounts
-from .auth import ClientPermissions, authenticate
+from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
-from .options import Options, User
+from .options import Options
 from .protocol import wire
 from .sublist import Subscription
 
@@ -49,6 +48,7 @@ class Server:
         if overrides:
             opts = replace(opts, **overrides)
         self.opts = opts
+        self.auth = Authenticator(opts)
         self.log = logger or Logger(
             debug=opts.debug,
             trace=opts.trace,
@@ -109,6 +109,9 @@ class Server:
 
     async def start(self) -> None:
         """Bind the listeners and start serving; returns when the server is ready."""
+        problem = validate(self.opts)
+        if problem:
+            raise ValueError(problem)
         self.loop = asyncio.get_running_loop()
         self._shutdown_done = asyncio.Event()
         opts = self.opts
@@ -120,6 +123,8 @@ class Server:
             log.notice(f"  Cluster:  {self.cluster_name()}")
         log.notice(f"  Name:     {self.name}")
         log.notice(f"  ID:       {self.id}")
+        if plaintext_passwords(opts):
+            log.warn("Plaintext passwords detected, use nkeys or bcrypt")
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warn(
                 "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
@@ -282,7 +287,7 @@ class Server:
             "host": host,
             "port": port,
             "headers": not opts.no_header_support,
-            "auth_required": opts.auth_required,
+            "auth_required": self.auth.required,
             "tls_required": opts.tls is not None and not opts.allow_non_tls,
             "tls_verify": opts.tls is not None and opts.tls.verify,
             "tls_available": opts.tls is not None and opts.allow_non_tls,
@@ -291,14 +296,22 @@ class Server:
             "xkey": self.xkey,
         }
 
-    def client_info(self, c: ClientConnection, *, ldm: bool = False, tls_first: bool = False) -> dict[str, Any]:
-        """The INFO fields for client `c`, in nats-server's order. The INFO that follows a
-        handshake_first handshake says tls_required, even with allow_non_tls."""
+    def client_info(self, c: ClientConnection, *, ldm: bool = False, first: bool = False,
+                    tls_first: bool = False) -> dict[str, Any]:
+        """The INFO fields for client `c`, in nats-server's order. The `first` INFO (on
+        connect) carries the nonce, and says no auth is required when no_auth_user is set;
+        the INFO that follows a handshake_first handshake says tls_required, even with
+        allow_non_tls."""
         fields = dict(self._info_base)
         if tls_first:
             fields["tls_required"] = True
         fields["client_id"] = c.cid
         fields["client_ip"] = c.host
+        if first:
+            if c.nonce:
+                fields["nonce"] = c.nonce.decode()
+            if self.auth.no_auth_user:
+                fields["auth_required"] = False
         if self.cluster is not None:
             fields["cluster"] = self.cluster.name
             fields["connect_urls"] = self.cluster.client_connect_urls()
@@ -388,51 +401,21 @@ class Server:
         if self.monitor is not None:
             self.closed_clients.append(self.monitor.conn_info(c, closed=True))
 
-    def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
-        """Authenticate a CONNECT; sets the client's account, user and permissions."""
-        c.perms = None
-        tls = self.opts.tls
-        if tls is not None and tls.map and self.opts.users:
-            user = self._tls_mapped_user(c, co)
-        else:
-            user = authenticate(self.opts, co)
-        if user is False:
-            return False
-        acc = self.global_account
-        if isinstance(user, User):
-            if user.account:
-                found = self.accounts.get(user.account)
-                if found is None:
-                    return False
-                acc = found
-            perms = user.permissions
-            if perms is None and acc.default_permissions is not None:
-                perms = acc.default_permissions
-            if perms is not None:
-                c.perms = ClientPermissions(perms)
-        c.bind_account(acc)
-        return True
-
-    def _tls_mapped_user(self, c: ClientConnection, co: dict[str, Any]) -> User | bool:
-        """verify_and_map: the user named by the client's certificate (its password, if it
-        has one, must still match), as nats-server's processClientOrLeafAuthentication."""
+    def tls_mapped_user(self, c: ClientConnection, co: dict[str, Any]) -> str | None:
+        """verify_and_map: the user named by the client's certificate, as nats-server's
+        processClientOrLeafAuthentication (its password, if it has one, is then checked
+        as usual)."""
         from . import certs
 
         der = c.peer_cert_der() if hasattr(c, "peer_cert_der") else None
         if not der:
             c.debug("User required in cert, no TLS connection state")
-            return False
-        users = {u.user: u for u in self.opts.users}
+            return None
+        users = {u.user: u for u in self.opts.users if not u.nkey}
         name = certs.map_certificate(der, c.peer_cert(), certs.find_by_name_or_dn(list(users)), c.debug)
-        if name is None:
-            return False
-        if co.get("user"):
+        if name is not None and co.get("user"):
             self.log.warn(f"User {certs._goq(str(co['user']))} found in connect proto, but user required from cert")
-        co["user"] = name
-        u = users[name]
-        if not hmac.compare_digest(u.password.encode(), str(co.get("pass") or "").encode()):
-            return False
-        return u
+        return name
 
     def local_interest(self, acc: Account, sub: Subscription, delta: int) -> None:
         """A local subscription in `acc` came or went: tell the routes."""

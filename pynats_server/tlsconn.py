@@ -338,7 +338,7 @@ class TLSClientConnection(_TLSMixin, ClientConnection):
         if tls.handshake_first:
             self.tls_first = True
         else:
-            self.enqueue(wire.info(srv.client_info(self)))
+            self.enqueue(wire.info(srv.client_info(self, first=True)))
         if not self._register():
             return
         self.flush()
@@ -365,7 +365,7 @@ class TLSClientConnection(_TLSMixin, ClientConnection):
         if self.closed:
             return
         self.tls_first = False
-        self.enqueue(wire.info(self.server.client_info(self)))
+        self.enqueue(wire.info(self.server.client_info(self, first=True)))
         self.flush()
         if self.server.opts.allow_non_tls:
             self._peek_start()
@@ -416,7 +416,7 @@ class TLSClientConnection(_TLSMixin, ClientConnection):
 
     def _established(self) -> None:
         if self.tls_first:
-            self.enqueue(wire.info(self.server.client_info(self, tls_first=True)))
+            self.enqueue(wire.info(self.server.client_info(self, first=True, tls_first=True)))
             self.flush()
         self._start_timers()
         self._tls_log_complete()

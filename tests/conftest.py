@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -30,6 +31,8 @@ from typing import Any
 import pytest
 
 from pynats_server import Server
+from pynats_server.log import Logger
+from pynats_server.options import Permissions, User
 
 TARGET = os.environ.get("PYNATS_TEST_TARGET", "pynats")
 
@@ -276,12 +279,32 @@ class RawClient:
 class ServerHandle:
     """A running server: pynats embedded in the test's loop, or a nats-server process."""
 
-    def __init__(self, host: str, port: int, *, srv: Server | None = None, http_port: int = 0) -> None:
+    def __init__(
+        self, host: str, port: int, *, srv: Server | None = None, http_port: int = 0,
+        log: Callable[[], str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.srv = srv
         self.http_port = http_port
         self.clients: list[RawClient] = []
+        self._log = log
+
+    def log_lines(self) -> list[str]:
+        """The log so far (start the server with capture_log=True), each line as
+        `[LVL] text` with the client's `host:port - cid:N - ` prefix dropped (ports and
+        client ids differ between servers)."""
+        assert self._log is not None, "start the server with capture_log=True"
+        out = []
+        for line in self._log().splitlines():
+            m = re.match(r"(?:\[\d+\] )?(?:\S+ \S+ )?(\[[A-Z]{3}\]) (?:\S+:\d+ - cid:\d+ - )?(.*)", line)
+            if m:
+                out.append(f"{m.group(1)} {m.group(2)}")
+        return out
+
+    async def wait_log(self, line: str, timeout: float = TIMEOUT) -> list[str]:
+        """Wait until `line` (exact, as log_lines() shows it) has been logged."""
+        return await wait_for(lambda: line in self.log_lines() and self.log_lines(), timeout, f"log line {line!r}")
 
     @property
     def url(self) -> str:
@@ -330,6 +353,35 @@ def _go_duration(seconds: float) -> str:
     return f"{int(round(seconds * 1000))}ms"
 
 
+def _go_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def _go_perms(p: Permissions) -> str:
+    parts = []
+    for name, allow, deny in (("publish", p.publish_allow, p.publish_deny),
+                              ("subscribe", p.subscribe_allow, p.subscribe_deny)):
+        sides = []
+        if allow is not None:
+            sides.append(f"allow: {_go_list(allow)}")
+        if deny is not None:
+            sides.append(f"deny: {_go_list(deny)}")
+        if sides:
+            parts.append(f"{name}: {{ {', '.join(sides)} }}")
+    if p.response is not None:
+        parts.append(f'allow_responses: {{ max: {p.response.max_msgs}, expires: "{_go_duration(p.response.expires)}" }}')
+    return "{ " + ", ".join(parts) + " }"
+
+
+def _go_user(u: User) -> str:
+    fields = [f"nkey: {json.dumps(u.nkey)}"] if u.nkey else [f"user: {json.dumps(u.user)}", f"password: {json.dumps(u.password)}"]
+    if u.permissions is not None:
+        fields.append(f"permissions: {_go_perms(u.permissions)}")
+    if u.allowed_connection_types:
+        fields.append(f"allowed_connection_types: {_go_list(sorted(u.allowed_connection_types))}")
+    return "{ " + ", ".join(fields) + " }"
+
+
 def go_config(opts: dict[str, Any]) -> tuple[str, list[str]]:
     """pynats Options keywords -> (nats-server config text, extra command-line flags)."""
     lines: list[str] = []
@@ -349,6 +401,14 @@ def go_config(opts: dict[str, Any]) -> tuple[str, list[str]]:
             auth.append(f'password: "{v}"')
         elif k == "authorization":
             auth.append(f'token: "{v}"')
+        elif k == "users":
+            auth.append("users: [ " + ", ".join(_go_user(u) for u in v) + " ]")
+        elif k == "no_auth_user":
+            lines.append(f"no_auth_user: {json.dumps(v)}")
+        elif k == "debug":
+            flags += ["-D"] if v else []
+        elif k == "trace":
+            flags += ["-V"] if v else []
         elif k == "auth_timeout":
             auth.append(f"timeout: {v}")
         elif k == "http_port":
@@ -392,7 +452,12 @@ class GoServer:
         text = await wait_for(ready, what="nats-server to start")
         port = int(re.search(r"Listening for client connections on [^ ]+:(\d+)", text).group(1))
         http = re.search(r"Starting http monitor on [^ ]+:(\d+)", text)
-        return ServerHandle("127.0.0.1", port, http_port=int(http.group(1)) if http else 0)
+
+        def read_log() -> str:
+            with open(log) as f:
+                return f.read()
+
+        return ServerHandle("127.0.0.1", port, http_port=int(http.group(1)) if http else 0, log=read_log)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -414,12 +479,17 @@ async def start_server() -> AsyncIterator[StartServer]:
     handles: list[ServerHandle] = []
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(**opts: Any) -> ServerHandle:
+    async def start(*, capture_log: bool = False, **opts: Any) -> ServerHandle:
+        """`capture_log`: keep the server's log for ServerHandle.log_lines()."""
         if TARGET == "pynats":
-            srv = Server(**opts)
+            buf = io.StringIO()
+            logger = None
+            if capture_log:
+                logger = Logger(debug=opts.get("debug", False), trace=opts.get("trace", False), stream=buf)
+            srv = Server(logger=logger, **opts)
             await srv.start()
             mon = srv.monitor.port if srv.monitor is not None else 0
-            h = ServerHandle("127.0.0.1", srv.port, srv=srv, http_port=mon)
+            h = ServerHandle("127.0.0.1", srv.port, srv=srv, http_port=mon, log=buf.getvalue)
             cleanups.append(srv.shutdown)
         else:
             exe = go_binary(TARGET)

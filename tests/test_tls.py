@@ -361,7 +361,7 @@ async def test_verify_and_map(tls_certs: Certs, cert: str, users: list[str], exp
             return
         nc = await nats.connect(srv.client_url, tls=tls_certs.client_ctx(cert), allow_reconnect=False)
         await nc.flush()
-        conns = srv.monitor.connz({})["connections"]
+        conns = srv.monitor.connz({"auth": "true"})["connections"]
         assert conns[0]["authorized_user"] == expect
         assert conns[0]["tls_version"] in ("1.2", "1.3")
         await nc.close()

@@ -93,8 +93,12 @@ _SKIP = 2  # inside a PING/PONG/+OK line, waiting for its newline
 
 # The usual PUB line, for the fast path: tokens without whitespace, single spaces, a size
 # of 1 to 9 digits (nats-server's parseSize), CRLF.
-_PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
-_CRLF_PUB_LINE = re.compile(rb"\r\nPUB ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
+# A reply subject with a prefix nats-server reserves (`_R_.`, `$JS.ACK.`, `_GR_.` and more)
+# is not taken here: such PUBs go the general way, to the handler's on_pub, which refuses
+# them. So the fast handler needs no check of its own.
+_OK_REPLY = rb"(?!_R_\.|\$JS\.ACK\.[^ \t\r\n]|_GR_\.[^ \t\r\n])"
+_PUB_LINE = re.compile(rb"PUB ([^ \t\r\n]+) (?:" + _OK_REPLY + rb"([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
+_CRLF_PUB_LINE = re.compile(rb"\r\nPUB ([^ \t\r\n]+) (?:" + _OK_REPLY + rb"([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 _RMSG_LINE = re.compile(rb"RMSG ([^ \t\r\n]+) ([^ \t\r\n]+) (?:([^ \t\r\n]+) )?([0-9]{1,9})\r\n")
 
 # Size tokens seen, parsed (a dict lookup costs a third of int()); bounded.
@@ -124,6 +128,9 @@ _OK_SIZES: dict[int, dict[bytes, int]] = {}
 _PLAIN: set[bytes] = set()
 _PLAIN_TOKEN = re.compile(rb"[^ \t\r\n]{1,1024}")
 _WHITESPACE = re.compile(rb"[\t\r\n]")
+# A reply the split run leaves to the general path: a reserved one (see _OK_REPLY) or one
+# holding whitespace. Anchored and possessive, so that sre scans the reply once.
+_NOT_FAST_REPLY = re.compile(rb"_R_\.|\$JS\.ACK\..|_GR_\..|[^\t\r\n]*+[\t\r\n]")
 CRLF = b"\r\n"
 
 
@@ -156,6 +163,11 @@ class ProtocolError(Exception):
         self.err = err
         self.reason = reason
         self.detail = detail
+
+
+class Hold(Exception):  # noqa: N818  (a signal, not an error)
+    """Raised by a handler to stop parsing after the op it is handling (a CONNECT whose
+    bcrypt check runs elsewhere). The rest of the read is kept; resume() parses it."""
 
 
 def unknown_op(detail: str = "") -> ProtocolError:
@@ -217,6 +229,7 @@ class Parser:
         "in_msgs",
         "in_bytes",
         "_run_i",
+        "_held",
     )
 
     def __init__(
@@ -251,6 +264,7 @@ class Parser:
         self._on_account_sub = getattr(handler, "on_account_sub", None)
         self._after_line = 0
         self._run_i = 0
+        self._held = b""
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -295,7 +309,21 @@ class Parser:
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        self._parse(data)
+        try:
+            self._parse(data)
+        except Hold:
+            # Every op is dispatched from a complete line: what follows it is kept.
+            self._held = data[self._after_line :]
+
+    def hold_more(self, data: bytes) -> None:
+        """Bytes that arrived while on hold: parsed after the held ones."""
+        self._held += data
+
+    def resume(self) -> None:
+        """Parse what was held back (the handler may hold again)."""
+        held, self._held = self._held, b""
+        if held:
+            self.feed(held)
 
     # -- the main loop ----------------------------------------------------------------
 
@@ -440,7 +468,7 @@ class Parser:
                     reply = None
                 elif len(toks) == 4:
                     op, subject, reply, szb = toks
-                    if not reply or len(reply) > 1024 or _WHITESPACE.search(reply):
+                    if not reply or len(reply) > 1024 or _NOT_FAST_REPLY.match(reply):
                         return i
                 else:
                     return i
@@ -625,8 +653,11 @@ class Parser:
         complete it (`complete` False). Raises for a byte no op can continue with.
         """
         first = buf[pos : pos + 1]
-        if self.await_connect and first not in (b"C", b"c"):
-            raise ProtocolError(wire.E_AUTH_VIOLATION, "Authentication Failure")
+        if self._await_connect and first not in (b"C", b"c"):
+            # nats-server lets a client with no_auth_user start without CONNECT.
+            allow = getattr(self.handler, "on_op_before_connect", None)
+            if allow is None or not allow():
+                raise ProtocolError(wire.E_AUTH_VIOLATION, "Authentication Failure")
         head = buf[pos : min(end, pos + 8)].upper()
         lh = len(head)
         prefix_of_some = False
