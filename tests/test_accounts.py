@@ -11,6 +11,7 @@ import nats
 import pytest
 from cluster_util import GoServer, free_port, go_binary, wait_for
 from conftest import RawClient
+from tls_util import make_certs
 
 from pynats_server import ClusterOptions, Options, RouteURL, Server
 from pynats_server.config import apply_config_file
@@ -330,8 +331,9 @@ accounts {
     await asyncio.sleep(0)
 
 
-def node_config(name: str, port: int, routes: list[int]) -> str:
-    """Accounts and an authorized cluster block, as one config file for either server."""
+def node_config(name: str, port: int, routes: list[int], tls: str = "") -> str:
+    """Accounts and an authorized cluster block (TLS when `tls` is given), as one config file
+    for either server."""
     route_list = ", ".join(f'"nats-route://ruser:rpass@127.0.0.1:{p}"' for p in routes)
     return ACCOUNTS + f"""
 server_name: {name}
@@ -340,26 +342,35 @@ cluster {{
   listen: "127.0.0.1:{port}"
   authorization {{ user: ruser, password: rpass, timeout: 2 }}
   routes: [{route_list}]
+  {tls}
 }}
 """
 
 
-async def test_accounts_across_pynats_and_both_nats_server_builds(tmp_path: Path) -> None:
-    """pynats-server, nats-server 2.14 and 2.9 in one authorized mesh with two accounts, a
-    stream import and a service import; clients on every node, every direction."""
+@pytest.mark.parametrize("with_tls", [False, True], ids=["plain", "tls"])
+async def test_accounts_across_pynats_and_both_nats_server_builds(tmp_path: Path, with_tls: bool) -> None:
+    """pynats-server, nats-server 2.14 and 2.9 in one authorized mesh (TLS routes too) with
+    two accounts, a stream import and a service import; clients on every node, every direction."""
+    tls = ""
+    if with_tls:
+        certs = make_certs(tmp_path)
+        cert, key = certs.pair("node")
+        tls = f'tls {{ cert_file: "{cert}", key_file: "{key}", ca_file: "{certs.ca_file}" }}'
     b14, b29 = go_binary("go214"), go_binary("go29")
     p_py, p14, p29 = free_port(), free_port(), free_port()
     gos = []
     for name, binary, port, routes in (("g14", b14, p14, []), ("g29", b29, p29, [p14])):
         conf = tmp_path / f"{name}.conf"
-        conf.write_text(node_config(name, port, routes))
+        conf.write_text(node_config(name, port, routes, tls))
         gos.append(await GoServer(binary, "-c", str(conf)).start())
-    opts = options(tmp_path, node_config("py", p_py, [p14]))
+    opts = options(tmp_path, node_config("py", p_py, [p14], tls))
     py = Server(opts)
     await py.start()
     try:
         assert py.cluster is not None
         await wait_for(lambda: len(py.cluster.routes) == 2, timeout=15, what="a full mesh")
+        if with_tls:
+            assert all(r.tls_state() is not None for r in py.cluster.routes.values())
         urls = [f"127.0.0.1:{py.port}", gos[0].client_url, gos[1].client_url]
         for i, first in enumerate(urls):
             for last in urls[i + 1:] + urls[:i]:
