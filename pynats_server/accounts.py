@@ -72,19 +72,21 @@ class ServiceExport(ExportAuth):
         self.threshold = threshold
 
 
-class StreamImport:
-    """Messages on `from_` in `acc` reach this account on `to` (mapped by `tr` if wildcards)."""
+class _Import:
+    """`from_` -> `to` with the account on the other side: a literal `to`, the same subject
+    (`use_pub`, wildcards on both sides), or a transform of the wildcard tokens."""
 
-    __slots__ = ("acc", "from_", "to", "tr", "rtr", "use_pub")
+    __slots__ = ("acc", "from_", "to", "tr", "use_pub")
 
-    def __init__(self, acc: Account, from_: str, to: str) -> None:
+    kind = ""
+
+    def __init__(self, acc: Account, from_: str, to: str, wildcards: bool) -> None:
         self.acc = acc
         self.from_ = from_
         self.to = to
         self.tr: SubjectTransform | None = None
-        self.rtr: SubjectTransform | None = None
         self.use_pub = False
-        if has_wildcard(from_):
+        if wildcards:
             if to == from_:
                 self.use_pub = True
             else:
@@ -92,18 +94,29 @@ class StreamImport:
                     self.tr = SubjectTransform(from_, to)
                 except TransformError as e:
                     raise AccountError(
-                        f"failed to create mapping transform for stream import subject from "
+                        f"failed to create mapping transform for {self.kind} import subject from "
                         f"{from_!r} to {to!r}: {e}"
                     ) from None
 
-    def deliver_subject(self, subject: bytes) -> bytes:
-        """The subject an importing subscriber sees for a message on `subject`."""
+    def map(self, subject: bytes) -> bytes:
+        """The subject on the other side for a message on `subject`."""
         if self.tr is not None:
             mapped = self.tr.transform(subject.decode())
             return mapped.encode() if mapped is not None else subject
         if self.use_pub:
             return subject
         return self.to.encode()
+
+
+class StreamImport(_Import):
+    """Messages on `from_` in `acc` reach this account on `to`."""
+
+    __slots__ = ("rtr",)
+    kind = "stream"
+
+    def __init__(self, acc: Account, from_: str, to: str) -> None:
+        super().__init__(acc, from_, to, has_wildcard(from_))
+        self.rtr: SubjectTransform | None = None
 
 
 class ShadowSubscription(Subscription):
@@ -118,57 +131,24 @@ class ShadowSubscription(Subscription):
         self.max = origin.max
 
     def msg_prefix(self, subject: bytes) -> bytes:
-        mapped = self.imp.deliver_subject(subject)
-        if self.literal:
-            p = self.prefix = b"MSG " + mapped + b" " + self.sid + b" "
-            return p
-        pc = self.pcache
-        if pc is None:
-            pc = self.pcache = {}
-        p = pc.get(subject)
-        if p is None:
-            if len(pc) >= 256:
-                pc.clear()
-            p = pc[subject] = b"MSG " + mapped + b" " + self.sid + b" "
-        return p
+        # The prefix names the importer's subject (cached by it: plans keep literal ones).
+        return Subscription.msg_prefix(self, self.imp.map(subject))
 
     def deliver_subject(self, subject: bytes) -> bytes:
-        return self.imp.deliver_subject(subject)
+        return self.imp.map(subject)
 
 
-class ServiceImport:
+class ServiceImport(_Import):
     """Requests on `from_` in this account go to `to` in `acc` (the exporter)."""
 
-    __slots__ = ("acc", "from_", "to", "tr", "use_pub", "export", "share")
+    __slots__ = ("export", "share")
+    kind = "service"
 
     def __init__(self, acc: Account, from_: str, to: str, export: ServiceExport | None,
                  share: bool = False) -> None:
-        self.acc = acc
-        self.from_ = from_
-        self.to = to
-        self.tr: SubjectTransform | None = None
-        self.use_pub = False
+        super().__init__(acc, from_, to, has_wildcard(to))
         self.export = export
         self.share = share
-        if has_wildcard(to):
-            if to == from_:
-                self.use_pub = True
-            else:
-                try:
-                    self.tr = SubjectTransform(from_, to)
-                except TransformError as e:
-                    raise AccountError(
-                        f"failed to create mapping transform for service import subject from "
-                        f"{from_!r} to {to!r}: {e}"
-                    ) from None
-
-    def target(self, subject: bytes) -> bytes:
-        if self.tr is not None:
-            mapped = self.tr.transform(subject.decode())
-            return mapped.encode() if mapped is not None else subject
-        if self.use_pub:
-            return subject
-        return self.to.encode()
 
 
 class ResponseImport:
@@ -330,7 +310,7 @@ class Account:
         if _depth >= _MAX_IMPORT_DEPTH:
             return False
         exporter = si.acc
-        to = si.target(subject)
+        to = si.map(subject)
         nrr: bytes | None = None
         if reply:
             se = si.export
