@@ -19,6 +19,7 @@ from .auth import ClientPermissions, authenticate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
+from .monitor import ClosedConn, Monitoring
 from .options import Options, User
 from .protocol import wire
 from .sublist import Subscription
@@ -72,7 +73,7 @@ class Server:
             self.system_account.is_system = True
         self.sublist = self.global_account.sublist  # the global account's index
         self.clients: dict[int, ClientConnection] = {}
-        self.closed_clients: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
+        self.closed_clients: collections.deque[ClosedConn] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
         self.dirty: list[Connection] = []
         self.reading = False
         self.throttled = False  # a route is backed up: publishers are paused
@@ -93,7 +94,8 @@ class Server:
         self.shutting_down = False
         self.lame_duck = False
         self._shutdown_done: asyncio.Event | None = None
-        self.monitor: Any = None
+        self.monitoring = Monitoring(self)  # the data of /varz, /connz ... and of $SYS requests
+        self.monitor: Any = None  # the HTTP listener (-m)
         self.cluster: Any = None
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
@@ -349,8 +351,7 @@ class Server:
         self.closed_in_bytes += c.in_bytes
         self.closed_out_msgs += c.out_msgs
         self.closed_out_bytes += c.out_bytes
-        if self.monitor is not None:
-            self.closed_clients.append(self.monitor.conn_info(c, closed=True))
+        self.closed_clients.append(self.monitoring.closed_conn(c))
 
     def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
         """Authenticate a CONNECT; sets the client's account, user and permissions."""
