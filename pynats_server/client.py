@@ -161,6 +161,8 @@ class ClientConnection(Connection):
             raise _Closed()
         self.user = str(co.get("user") or "")
         self.parser.await_connect = False
+        if srv.sysacc is not None:
+            srv.sysacc.client_connected(self)  # $SYS.ACCOUNT.<acc>.CONNECT, if anyone listens
         if first:
             self._ncs = _client_ncs(self.version, self.lang, self.name)
         if not 0 <= proto <= 1:

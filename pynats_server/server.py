@@ -23,6 +23,7 @@ from .monitor import ClosedConn, Monitoring
 from .options import Options, User
 from .protocol import wire
 from .sublist import Subscription
+from .sysacc import SystemServices
 
 MAX_CLOSED_CLIENTS = 10_000
 
@@ -99,6 +100,8 @@ class Server:
         self.cluster: Any = None
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
+        # The system account's requests and events (sysacc.py); none without a system account.
+        self.sysacc: SystemServices | None = SystemServices(self) if self.system_account is not None else None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class Server:
             self.cluster = Cluster(self)
             await self.cluster.start()
             self._build_info()
+        if self.sysacc is not None:
+            self.sysacc.start()
         self.running = True
         self._write_ports_file()
         log.notice("Server is ready")
@@ -166,6 +171,9 @@ class Server:
         self.shutting_down = True
         self.running = False
         self.log.notice("Initiating Shutdown...")
+        if self.sysacc is not None:
+            self.sysacc.shutdown_event()
+            self.sysacc.stop()
         if self._listener is not None:
             self._listener.close()
         if self.cluster is not None:
@@ -289,6 +297,8 @@ class Server:
             return
         self.log.notice("Entering lame duck mode, stop accepting new clients")
         self.lame_duck = True
+        if self.sysacc is not None:
+            self.sysacc.shutdown_event(lame_duck=True)
         self._listener.close()
         opts = self.opts
         grace = abs(opts.lame_duck_grace_period)
@@ -352,6 +362,8 @@ class Server:
         self.closed_out_msgs += c.out_msgs
         self.closed_out_bytes += c.out_bytes
         self.closed_clients.append(self.monitoring.closed_conn(c))
+        if self.sysacc is not None:
+            self.sysacc.client_closed(c)
 
     def check_auth(self, c: ClientConnection, co: dict[str, Any]) -> bool:
         """Authenticate a CONNECT; sets the client's account, user and permissions."""
@@ -384,6 +396,12 @@ class Server:
     def mark_dirty(self, c: Connection) -> None:
         self.dirty.append(c)
         if not self.reading and not self._flush_scheduled and self.loop is not None:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_soon)
+
+    def schedule_flush(self) -> None:
+        """Flush what was queued outside a read (timers, closes) once this callback is done."""
+        if self.dirty and not self.reading and not self._flush_scheduled and self.loop is not None:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_soon)
 
