@@ -651,6 +651,8 @@ class SystemServices:
         if self.client is None:
             return
         acc = c.account
+        if c.connect_received:
+            self._conns_update(acc)  # before the DISCONNECT, in nats-server's order
         subject = f"$SYS.ACCOUNT.{acc.name}.DISCONNECT"
         if self.interest(subject):
             now = c.stop_time or time.time()
@@ -661,8 +663,6 @@ class SystemServices:
                 "received": {"msgs": c.out_msgs, "bytes": c.out_bytes},
                 "reason": c.close_reason,
             })  # fmt: skip
-        if c.connect_received:
-            self._conns_update(acc)
         self.server.schedule_flush()
 
     def _conns_update(self, acc: Account) -> None:
