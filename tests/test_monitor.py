@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import TARGET, ServerHandle, wait_for
+from conftest import ServerHandle, wait_for
 
 from pynats_server.monitor import go_duration, go_float, go_time, uptime
 
