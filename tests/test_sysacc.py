@@ -297,6 +297,23 @@ async def test_shutdown_event_reaches_a_listener(tmp_path: Path) -> None:
     await nc.close()
 
 
+async def test_lame_duck_event(tmp_path: Path) -> None:
+    srv = Server(options(tmp_path, lame_duck_grace_period=0.5, lame_duck_duration=1.0))
+    await srv.start()
+    nc = await connect(srv.client_url, "sys", allow_reconnect=False)
+    try:
+        sub = await nc.subscribe("$SYS.SERVER.*.LAMEDUCK")
+        await nc.flush()
+        ldm = asyncio.create_task(srv.lame_duck_mode())
+        m = await sub.next_msg(timeout=3)
+        assert m.subject == f"$SYS.SERVER.{srv.id}.LAMEDUCK"
+        assert json.loads(m.data)["id"] == srv.id
+        await asyncio.wait_for(ldm, 10)
+    finally:
+        await nc.close()
+        await srv.shutdown()
+
+
 async def test_system_traffic_never_reaches_global_clients() -> None:
     """A server without accounts: `$G` clients subscribed to everything see none of the
     system account's requests, answers or events."""
