@@ -505,21 +505,18 @@ class SystemServices:
             self._z_nodata(reply, hdr, body, ldm)
 
     def _z_nodata(self, reply: bytes | None, hdr: bytes, body: bytes, fn: Callable[[dict[str, Any]], Any]) -> None:
-        """An action (kick, ldm): nats-server answers `{"server": ...}` alone, or with an error."""
-        if not self.running:
+        """An action (kick, ldm): nats-server answers `{"server": ...}` alone, or with an error.
+        Without a reply subject nothing happens, as there (zReq returns first)."""
+        if not self.running or not reply:
             return
-        if reply:
-            o = self._options("KICK", reply, body)
-            if o is None:
-                return
+        if self._options("KICK", reply, body) is None:
+            return
         try:
             fn({})
         except MonitorError as e:
-            if reply:
-                self._respond(reply, error=(500, str(e)), with_data=False)
+            self._respond(reply, error=(500, str(e)), with_data=False)
             return
-        if reply:
-            self._respond(reply, with_data=False)
+        self._respond(reply, with_data=False)
 
     # -- STATSZ ---------------------------------------------------------------------------
 
