@@ -32,7 +32,6 @@ internal receive queue: a handler never runs inside a delivery loop.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -74,8 +73,6 @@ ACCOUNT_KINDS = ("SUBSZ", "CONNZ", "LEAFZ", "JSZ", "INFO", "STATZ", "CONNS")
 CONNECT_TYPE = "io.nats.server.advisory.v1.client_connect"
 DISCONNECT_TYPE = "io.nats.server.advisory.v1.client_disconnect"
 ACCOUNT_CONNS_TYPE = "io.nats.server.advisory.v1.account_connections"
-
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # Request body structs, as nats-server names them (errors quote these names).
 _F = gojson.FILTER
@@ -127,12 +124,6 @@ class _Skip(Exception):
     """The request is not for this server (nats-server's errSkipZreq): no answer."""
 
 
-def server_hash(name: str) -> str:
-    """nats-server's 8-character hash of a server name (getHash)."""
-    b = hashlib.sha256(name.encode()).digest()
-    return "".join(_DIGITS[x % 62] for x in b[:8])
-
-
 def _split(hdr: int, msg: bytes) -> tuple[bytes, bytes]:
     """(header block, payload) of a message as delivered (payload + CRLF, header first)."""
     if hdr > 0:
@@ -159,7 +150,6 @@ class SystemServices:
         self.client: InternalClient | None = None
         self.running = False
         self.seq = 0
-        self.hash = server_hash(server.name)
         # Remote servers heard from (their STATSZ): id -> [last seq, when].
         self.servers: dict[str, list[Any]] = {}
         self._own: set[Subscription] = set()
