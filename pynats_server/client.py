@@ -252,6 +252,9 @@ class ClientConnection(Connection):
         self._set_perms(v.user, acc)
         self.bind_account(acc)
         self.parser.await_connect = False
+        sysacc = self.server.sysacc
+        if sysacc is not None:
+            sysacc.client_connected(self)  # $SYS.ACCOUNT.<acc>.CONNECT, if anyone listens
         if first:
             self._ncs = _client_ncs(self.version, self.lang, self.name, acc.name, v.ident.label())
         proto = co.get("protocol", 0)
@@ -296,6 +299,8 @@ class ClientConnection(Connection):
         self.co["user"] = u.user
         self._set_perms(u, acc)
         self.bind_account(acc)
+        if self.server.sysacc is not None:
+            self.server.sysacc.client_connected(self)
         self._choose_pub_handler()
         return True
 

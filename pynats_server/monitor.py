@@ -1,7 +1,9 @@
-"""HTTP monitoring (`-m PORT`): /varz, /connz, /routez, /subsz, /healthz and friends.
+"""Monitoring: /varz, /connz, /routez, /subsz, /healthz and friends.
 
-The JSON keeps nats-server's key names, order and types, so
-tools and harnesses that poll nats-server read ours the same way.
+`Monitoring` computes the data; the HTTP listener (`-m PORT`, `Monitor`) and the system
+account's requests (sysacc.py: `$SYS.REQ.SERVER.PING.VARZ` ...) both serve it, so the two
+always agree. The JSON keeps nats-server's key names, order and types, so tools and harnesses
+that poll nats-server read ours the same way.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import datetime as dt
 import json
 import os
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import const, netutil
+from .protocol.subjects import is_valid_literal_subject, match_literal, subjects_collide
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .client import ClientConnection
     from .server import Server
+    from .sublist import Sublist
 
 _MAX_REQUEST = 16 * 1024
 
@@ -110,6 +116,581 @@ def _rss() -> int:
     return 0
 
 
+
+class MonitorError(ValueError):
+    """A request nats-server refuses; the text is nats-server's."""
+
+
+# -- options: what the HTTP query strings and the system requests' JSON bodies carry --------
+
+
+@dataclass
+class ConnzOptions:
+    sort: str = ""
+    auth: bool = False  # include the user (and account) of each connection
+    subscriptions: bool = False
+    subscriptions_detail: bool = False
+    offset: int = 0
+    limit: int = 0
+    cid: int = 0
+    state: int = 0  # 0 open, 1 closed, 2 all (nats-server's ConnState)
+    user: str = ""
+    acc: str = ""
+    filter_subject: str = ""
+    mqtt_client: str = ""
+
+
+@dataclass
+class SubszOptions:
+    offset: int = 0
+    limit: int = 0
+    subscriptions: bool = False
+    account: str = ""
+    test: str = ""
+
+
+@dataclass
+class RoutezOptions:
+    subscriptions: bool = False
+    subscriptions_detail: bool = False
+
+
+@dataclass
+class AccountStatzOptions:
+    accounts: list[str] | None = None
+    include_unused: bool = False
+
+
+OPEN, CLOSED, ALL = 0, 1, 2
+_STATES = {"": OPEN, "open": OPEN, "closed": CLOSED, "any": ALL, "all": ALL}
+DEFAULT_LIST_SIZE = 1024
+# Sort keys (nats-server's SortOpt): the raw value and whether it sorts descending.
+_SORTS = {
+    "": ("cid", False), "cid": ("cid", False), "start": ("cid", False), "subs": ("subs", True),
+    "pending": ("pending", True), "msgs_to": ("out_msgs", True), "msgs_from": ("in_msgs", True),
+    "bytes_to": ("out_bytes", True), "bytes_from": ("in_bytes", True), "last": ("last", True),
+    "idle": ("idle", True), "uptime": ("uptime", False), "stop": ("stop", True),
+    "reason": ("reason", False), "rtt": ("rtt", True),
+}  # fmt: skip
+
+
+def _zero() -> dict[str, int]:
+    return {"msgs": 0, "bytes": 0}
+
+
+class ClosedConn:
+    """What /connz?state=closed keeps of a closed client (nats-server's closedClient)."""
+
+    __slots__ = ("info", "account", "user", "subs", "sort")
+
+    def __init__(self, info: dict[str, Any], account: str, user: str, subs: list[dict[str, Any]],
+                 sort: dict[str, Any]) -> None:
+        self.info = info
+        self.account = account
+        self.user = user
+        self.subs = subs
+        self.sort = sort
+
+
+class Monitoring:
+    """The monitoring data of one server, computed on demand."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.req_stats: dict[str, int] = {}  # HTTP requests per path (/varz http_req_stats)
+        self._cpu_mark = (time.monotonic(), os.times())
+        # Message totals of the clients that have gone, per account (account statz).
+        self._closed_acc: dict[str, list[int]] = {}
+
+    # -- /varz ------------------------------------------------------------------------
+
+    def _cpu(self) -> float:
+        now, t = time.monotonic(), os.times()
+        then, t0 = self._cpu_mark
+        self._cpu_mark = (now, t)
+        wall = now - then
+        if wall <= 0:
+            return 0.0
+        used = (t.user - t0.user) + (t.system - t0.system)
+        return round(100.0 * used / wall, 2)
+
+    def usage(self) -> tuple[int, int, float]:
+        """(resident memory, cores, cpu percent since the last call)."""
+        return _rss(), os.cpu_count() or 1, go_float(self._cpu())
+
+    def varz(self) -> dict[str, Any]:
+        srv = self.server
+        opts = srv.opts
+        http = srv.monitor
+        now = time.time()
+        im, ib, om, ob = srv.totals()
+        cluster: dict[str, Any] = {}
+        if srv.cluster is not None:
+            cluster = srv.cluster.varz()
+        routes = len(srv.cluster.routes) if srv.cluster is not None else 0
+        mem, cores, cpu = self.usage()
+        v: dict[str, Any] = {
+            "server_id": srv.id,
+            "server_name": srv.name,
+            "version": const.NATS_VERSION,
+            "proto": 1,
+            "git_commit": "",
+            "go": srv._info_base.get("go", ""),
+            "host": opts.host,
+            "port": srv.port,
+        }
+        if srv.auth.required:
+            v["auth_required"] = True
+        if opts.tls is not None and not opts.allow_non_tls:
+            v["tls_required"] = True
+        if opts.tls is not None and opts.tls.verify:
+            v["tls_verify"] = True
+        urls = srv.cluster.client_connect_urls() if srv.cluster is not None else []
+        if urls:
+            v["connect_urls"] = urls
+        v.update({
+            "max_connections": opts.max_connections,
+            "ping_interval": int(opts.ping_interval * 1e9),
+            "ping_max": opts.ping_max,
+            "http_host": http.host if http is not None else opts.http_host,
+            "http_port": (http.port if http.scheme == "http" else 0) if http is not None else opts.http_port,
+            "http_base_path": "",
+            "https_port": opts.https_port,  # as configured (-1 stays -1), as nats-server shows it
+            "auth_timeout": go_float(opts.client_auth_timeout()),
+            "max_control_line": opts.max_control_line,
+            "max_payload": opts.max_payload,
+            "max_pending": opts.max_pending,
+            "cluster": cluster,
+            "gateway": {},
+            "leaf": {},
+            "mqtt": {},
+            "websocket": {},
+            "jetstream": {},
+            "tls_timeout": go_float(opts.tls_timeout),
+            "write_deadline": int(opts.write_deadline * 1e9),
+            "start": go_time(srv.start_time),
+            "now": go_time(now),
+            "uptime": uptime(now - srv.start_time),
+            "mem": mem,
+            "cores": cores,
+            "gomaxprocs": cores,
+            "cpu": cpu,
+            "connections": len(srv.clients),
+            "total_connections": srv.total_connections,
+            "routes": routes,
+            "remotes": routes,
+            "leafnodes": 0,
+            "in_msgs": im,
+            "out_msgs": om,
+            "in_bytes": ib,
+            "out_bytes": ob,
+            "slow_consumers": srv.slow_consumers,
+            "stale_connections": 0,
+            "stalled_clients": 0,
+            "subscriptions": self.num_subscriptions(),
+            "http_req_stats": dict(self.req_stats),
+            "config_load_time": go_time(srv.start_time),
+            "config_digest": "",
+            "feature_flags": {},
+            "system_account": srv.system_account.name if srv.system_account is not None else "",
+            "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
+            "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
+        })  # fmt: skip
+        if opts.tls is not None and opts.tls.cert_file:
+            v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
+        return v
+
+    def num_subscriptions(self) -> int:
+        """Every account's subscriptions: clients', routes' and the server's own (internal)."""
+        return sum(a.sublist.count for a in self.server.accounts.values())
+
+    # -- /connz -----------------------------------------------------------------------
+
+    def conn_info(self, c: ClientConnection, *, closed: bool = False, auth: bool = False,
+                  subs: bool = False, detail: bool = False) -> dict[str, Any]:
+        now = c.stop_time if closed and c.stop_time else time.time()
+        pending = 0
+        if not closed and c.transport is not None:
+            pending = c.transport.get_write_buffer_size()
+        info: dict[str, Any] = {
+            "cid": c.cid,
+            "kind": "Client",
+            "type": "nats",
+            "ip": c.host,
+            "port": c.port,
+            "start": go_time(c.start),
+            "last_activity": go_time(c.last_activity),
+        }
+        if closed:
+            info["stop"] = go_time(now)
+            info["reason"] = c.close_reason
+        info.update(
+            {
+                "rtt": go_duration(c.rtt),
+                "uptime": uptime(now - c.start),
+                "idle": uptime(now - c.last_activity),
+                "pending_bytes": pending,
+                "in_msgs": c.in_msgs,
+                "out_msgs": c.out_msgs,
+                "in_bytes": c.in_bytes,
+                "out_bytes": c.out_bytes,
+                "subscriptions": c.closed_subs if closed else len(c.subs),
+            }
+        )
+        for k, v in (("name", c.name), ("lang", c.lang), ("version", c.version)):
+            if v:
+                info[k] = v
+        tls = c.tls_state() if hasattr(c, "tls_state") else None
+        if tls is not None:
+            info["tls_version"], info["tls_cipher_suite"] = tls
+            if auth:
+                peers = _peer_certs(c)
+                if peers:
+                    info["tls_peer_certs"] = peers
+            if getattr(c, "tls_first", False):
+                info["tls_first"] = True
+        if auth:
+            _auth_fields(info, c.ident.raw, c.account.name)
+        if c.subs:
+            if detail:
+                # /connz leaves the account out of each detail (nats-server newClientSubDetail).
+                info["subscriptions_list_detail"] = [self._sub_detail(s, c.cid) for s in c.subs.values()]
+            elif subs:
+                info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
+        if auth:
+            info["name_tag"] = c.account.name
+        return info
+
+    def closed_conn(self, c: ClientConnection) -> ClosedConn:
+        """Keep what /connz shows of a client that just closed (its subscriptions still listed)."""
+        acc = c.account.name
+        tot = self._closed_acc.get(acc)
+        if tot is None:
+            tot = self._closed_acc[acc] = [0, 0, 0, 0]
+        tot[0] += c.in_msgs
+        tot[1] += c.in_bytes
+        tot[2] += c.out_msgs
+        tot[3] += c.out_bytes
+        subs = [self._sub_detail(s, c.cid) for s in c.subs.values()]
+        return ClosedConn(self.conn_info(c, closed=True), acc, c.ident.raw, subs, _sort_values(c, closed=True))
+
+    def _sub_detail(self, s: Any, cid: int, account: str = "") -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if account:
+            d["account"] = account
+            d["account_tag"] = account
+        d["subject"] = s.subject.decode(errors="replace")
+        if s.queue:
+            d["qgroup"] = s.queue.decode(errors="replace")
+        d["sid"] = s.sid.decode(errors="replace")
+        d["msgs"] = s.nm
+        if s.max:
+            d["max"] = s.max
+        d["cid"] = cid
+        return d
+
+    def connz(self, o: ConnzOptions | None = None) -> dict[str, Any]:
+        """nats-server's Connz: raises MonitorError with its text for options it refuses."""
+        srv = self.server
+        o = o or ConnzOptions()
+        if o.sort not in _SORTS:
+            raise MonitorError(f"invalid sorting option: {o.sort}")
+        if o.sort == "stop" and o.state != CLOSED:
+            raise MonitorError("sort by stop only valid on closed connections")
+        if o.sort == "reason" and o.state != CLOSED:
+            raise MonitorError("sort by reason only valid on closed connections")
+        offset = max(o.offset, 0)
+        limit = o.limit if o.limit > 0 else DEFAULT_LIST_SIZE
+        if o.cid > 0:
+            limit = 1
+        filt = ""
+        if o.filter_subject and o.filter_subject != ">":
+            if not o.acc:
+                raise MonitorError("filter by subject only valid with account filtering")
+            filt = o.filter_subject
+        now = time.time()
+        out: dict[str, Any] = {"server_id": srv.id, "now": go_time(now), "num_connections": 0, "total": 0,
+                               "offset": offset, "limit": limit, "connections": []}
+        if o.acc and o.acc not in srv.accounts:
+            # nats-server answers before it fills in its id, with no list at all.
+            out["server_id"] = ""
+            out["connections"] = None
+            return out
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        if o.state in (OPEN, ALL):
+            for c in srv.clients.values():
+                if o.cid and c.cid != o.cid:
+                    continue
+                if o.acc and c.account.name != o.acc:
+                    continue
+                if o.user and c.ident.raw != o.user:
+                    continue
+                if filt and not any(subjects_collide(filt.encode(), s.subject) for s in c.subs.values()):
+                    continue
+                info = self.conn_info(c, auth=o.auth, subs=o.subscriptions, detail=o.subscriptions_detail)
+                rows.append((info, _sort_values(c)))
+        if o.state in (CLOSED, ALL) and not (o.cid and rows):
+            for cc in srv.closed_clients:
+                if o.cid and cc.info["cid"] != o.cid:
+                    continue
+                if o.acc and cc.account != o.acc:
+                    continue
+                if o.user and cc.user != o.user:
+                    continue
+                info = cc.info
+                if cc.subs and (o.subscriptions or o.subscriptions_detail) or o.auth:
+                    info = dict(info)
+                    if o.auth:
+                        _auth_fields(info, cc.user, cc.account)
+                    if cc.subs and o.subscriptions_detail:
+                        info["subscriptions_list_detail"] = cc.subs
+                    elif cc.subs and o.subscriptions:
+                        info["subscriptions_list"] = [d["subject"] for d in cc.subs]
+                    if o.auth and cc.account != const.GLOBAL_ACCOUNT:
+                        info["name_tag"] = cc.account
+                sort = dict(cc.sort)
+                sort["idle"] = now - sort["last"]
+                rows.append((info, sort))
+        key, desc = _SORTS[o.sort]
+        if key == "uptime":
+            rows.sort(key=lambda r: (r[1]["stop"] or now) - r[1]["start"])
+        else:
+            rows.sort(key=lambda r: r[1][key], reverse=desc)
+        page = [info for info, _ in rows[offset : offset + limit]]
+        out["num_connections"] = len(page)
+        out["total"] = len(rows)
+        out["connections"] = page
+        return out
+
+    # -- /routez ----------------------------------------------------------------------
+
+    def routez(self, o: RoutezOptions | None = None) -> dict[str, Any]:
+        srv = self.server
+        o = o or RoutezOptions()
+        subs = "detail" if o.subscriptions_detail else "1" if o.subscriptions else ""
+        routes = srv.cluster.routez(subs) if srv.cluster is not None else []
+        return {
+            "server_id": srv.id,
+            "server_name": srv.name,
+            "now": go_time(time.time()),
+            "num_routes": len(routes),
+            "routes": routes,
+        }
+
+    # -- /subsz -----------------------------------------------------------------------
+
+    def subsz(self, o: SubszOptions | None = None) -> dict[str, Any]:
+        srv = self.server
+        o = o or SubszOptions()
+        offset = max(o.offset, 0)
+        limit = o.limit if o.limit > 0 else DEFAULT_LIST_SIZE
+        if o.test and not is_valid_literal_subject(o.test.encode()):
+            raise MonitorError(f"invalid test subject, must be valid publish subject: {o.test}")
+        accounts = [a for a in srv.accounts.values() if not o.account or a.name == o.account]
+        out: dict[str, Any] = {"server_id": srv.id, "now": go_time(time.time())}
+        out.update(self.sublist_stats([a.sublist for a in accounts]))
+        out["total"] = 0
+        out["offset"] = offset
+        out["limit"] = limit
+        if o.subscriptions:
+            test = o.test.encode()
+            local = [
+                self._sub_detail(s, getattr(s.client, "cid", 0), a.name)
+                for a in accounts
+                for s in a.sublist.all()
+                if not s.is_route and (not test or match_literal(test, s.subject))
+            ]
+            out["total"] = len(local)
+            page = local[offset : offset + limit]
+            if page:
+                out["subscriptions_list"] = page
+        return out
+
+    def sublist_stats(self, sls: list[Sublist]) -> dict[str, Any]:
+        """nats-server's SublistStats, summed over `sls`."""
+        im = self.server.totals()[0]
+        misses = sum(sl.misses for sl in sls)
+        matches = max(im, misses)
+        fanouts = [len(r.psubs) + len(r.qsubs) for sl in sls for r in sl.cache.values()]
+        return {
+            "num_subscriptions": sum(sl.count for sl in sls),
+            "num_cache": sum(len(sl.cache) for sl in sls),
+            "num_inserts": sum(sl.inserts for sl in sls),
+            "num_removes": sum(sl.removes for sl in sls),
+            "num_matches": matches,
+            "cache_hit_rate": go_float((matches - misses) / matches if matches else 0.0),
+            "max_fanout": max(fanouts, default=0),
+            "avg_fanout": go_float(sum(fanouts) / len(fanouts) if fanouts else 0.0),
+        }
+
+    # -- /healthz, /gatewayz, /leafz, /jsz ----------------------------------------------
+
+    def healthz(self) -> dict[str, Any]:
+        """With `status_code`, as the system request answers; HTTP leaves it out."""
+        if not self.server.running:
+            return {"status": "unavailable", "status_code": 503, "error": "server is not running"}
+        return {"status": "ok", "status_code": 200}
+
+    def gatewayz(self) -> dict[str, Any]:
+        srv = self.server
+        return {"server_id": srv.id, "now": go_time(time.time()), "outbound_gateways": {}, "inbound_gateways": {}}
+
+    def leafz(self) -> dict[str, Any]:
+        srv = self.server
+        return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": 0, "leafs": []}
+
+    def jsz(self) -> dict[str, Any]:
+        """What nats-server reports with JetStream off."""
+        srv = self.server
+        return {
+            "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0, "accounts": 0,
+            "ha_assets": 0, "api": {"level": 0, "total": 0, "errors": 0}, "server_id": srv.id,
+            "now": go_time(time.time()), "disabled": True, "config": {"max_memory": 0, "max_storage": 0},
+            "streams": 0, "consumers": 0, "messages": 0, "bytes": 0, "total": 0,
+        }  # fmt: skip
+
+    # -- /accountz, /accstatz -------------------------------------------------------------
+
+    def accountz(self, account: str = "") -> dict[str, Any]:
+        srv = self.server
+        out: dict[str, Any] = {"server_id": srv.id, "now": go_time(time.time())}
+        if srv.system_account is not None:
+            out["system_account"] = srv.system_account.name
+        if not account:
+            out["accounts"] = list(srv.accounts)
+        else:
+            out["account_detail"] = self.account_info(account)
+        return out
+
+    def account_info(self, name: str) -> dict[str, Any]:
+        """nats-server's AccountInfo of a configured account (no JWTs here)."""
+        srv = self.server
+        acc = srv.accounts.get(name)
+        if acc is None:
+            raise MonitorError(f"Account {name} does not exist")
+        info: dict[str, Any] = {"account_name": name, "update_time": go_time(srv.start_time)}
+        if acc is srv.system_account:
+            info["is_system"] = True
+        info.update({"expired": False, "complete": True, "jetstream_enabled": False,
+                     "leafnode_connections": 0, "client_connections": acc.nclients,
+                     "subscriptions": acc.sublist.count})  # fmt: skip
+        exports: list[dict[str, Any]] = []
+        for subject, se in acc.service_exports.items():
+            e: dict[str, Any] = {"subject": subject, "type": "service"}
+            if se.response_type != "Singleton":
+                e["response_type"] = _RESPONSE_TYPES.get(se.response_type, se.response_type)
+            else:
+                e["response_type"] = "Singleton"
+            if se.approved:
+                e["approved_accounts"] = sorted(se.approved)
+            exports.append(e)
+        for subject, ea in acc.stream_exports.items():
+            e = {"subject": subject, "type": "stream"}
+            if ea.approved:
+                e["approved_accounts"] = sorted(ea.approved)
+            exports.append(e)
+        if exports:
+            info["exports"] = exports
+        imports: list[dict[str, Any]] = []
+        for im in acc.stream_imports:
+            imports.append({"subject": im.from_, "account": im.acc.name, "local_subject": im.to,
+                            "type": "stream", "invalid": False, "share": False, "tracking": False})
+        for si in acc.service_imports.values():
+            imports.append({"subject": si.to, "account": si.acc.name, "to": si.from_, "local_subject": si.from_,
+                            "type": "service", "invalid": False, "share": si.share, "tracking": False})
+        if imports:
+            info["imports"] = imports
+        info["name_tag"] = name
+        info["sublist_stats"] = self.sublist_stats([acc.sublist])
+        return info
+
+    def account_stat(self, acc: Account) -> dict[str, Any]:
+        """nats-server's AccountStat: connections, subscriptions and message totals."""
+        im = ib = om = ob = 0
+        for c in self.server.clients.values():
+            if c.account is acc:
+                im += c.in_msgs
+                ib += c.in_bytes
+                om += c.out_msgs
+                ob += c.out_bytes
+        tot = self._closed_acc.get(acc.name)
+        if tot is not None:
+            im, ib, om, ob = im + tot[0], ib + tot[1], om + tot[2], ob + tot[3]
+        return {
+            "acc": acc.name,
+            "name": acc.name,
+            "conns": acc.nclients,
+            "leafnodes": 0,
+            "total_conns": acc.nclients,
+            "num_subscriptions": acc.sublist.count,
+            "sent": {"msgs": om, "bytes": ob, "gateways": _zero(), "routes": _zero(), "leafs": _zero()},
+            "received": {"msgs": im, "bytes": ib, "gateways": _zero(), "routes": _zero(), "leafs": _zero()},
+            "slow_consumers": 0,
+        }
+
+    def account_statz(self, o: AccountStatzOptions | None = None) -> dict[str, Any]:
+        srv = self.server
+        o = o or AccountStatzOptions()
+        if o.accounts:
+            accounts = [srv.accounts[n] for n in o.accounts if n in srv.accounts]
+        else:
+            accounts = list(srv.accounts.values())
+        return {
+            "server_id": srv.id,
+            "now": go_time(time.time()),
+            "account_statz": [self.account_stat(a) for a in accounts if o.include_unused or a.nclients],
+        }
+
+
+_RESPONSE_TYPES = {"Stream": "Streamed", "Streamed": "Streamed", "Chunked": "Chunked"}
+
+
+def _auth_fields(info: dict[str, Any], user: str, account: str) -> None:
+    """ConnInfo's user fields, which nats-server adds only when asked (`auth`)."""
+    if user:
+        info["authorized_user"] = user
+    if account != const.GLOBAL_ACCOUNT:
+        info["account"] = account
+
+
+def _sort_values(c: ClientConnection, *, closed: bool = False) -> dict[str, Any]:
+    now = time.time()
+    pending = 0
+    if not closed and c.transport is not None:
+        pending = c.transport.get_write_buffer_size()
+    return {
+        "cid": c.cid, "subs": c.closed_subs if closed else len(c.subs), "pending": pending,
+        "out_msgs": c.out_msgs, "in_msgs": c.in_msgs, "out_bytes": c.out_bytes, "in_bytes": c.in_bytes,
+        "last": c.last_activity, "idle": now - c.last_activity, "start": c.start,
+        "stop": c.stop_time if closed else 0.0, "reason": c.close_reason if closed else "", "rtt": c.rtt,
+    }  # fmt: skip
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+
+
+def _qbool(q: dict[str, str], key: str) -> bool:
+    """Go's strconv.ParseBool of a query parameter (absent: false)."""
+    v = q.get(key, "")
+    if v == "":
+        return False
+    if v in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if v in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise MonitorError(f'strconv.ParseBool: parsing "{v}": invalid syntax')
+
+
+def _qint(q: dict[str, str], key: str) -> int:
+    v = q.get(key, "")
+    if v == "":
+        return 0
+    try:
+        return int(v)
+    except ValueError:
+        raise MonitorError(f'strconv.Atoi: parsing "{v}": invalid syntax') from None
+
+
 class _HTTP(asyncio.Protocol):
     """One HTTP/1.1 connection: GET requests, answered in order."""
 
@@ -161,15 +742,20 @@ class _HTTP(asyncio.Protocol):
 
 
 class Monitor:
+    """The HTTP listener; the data comes from the server's `Monitoring`."""
+
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.data: Monitoring = server.monitoring
         opts = server.opts
         self.host = opts.http_host or opts.host
         self.port = 0
         self._srv: asyncio.AbstractServer | None = None
-        self.req_stats: dict[str, int] = {}
         self.scheme = "http"
-        self._cpu_mark = (time.monotonic(), os.times())
+
+    @property
+    def req_stats(self) -> dict[str, int]:
+        return self.data.req_stats
 
     @property
     def url(self) -> str:
@@ -233,18 +819,15 @@ class Monitor:
         try:
             result = fn(q)
         except ValueError as e:
-            return "400 Bad Request", "text/plain; charset=utf-8", f"{e}\n".encode()
+            return "400 Bad Request", "text/plain; charset=utf-8", str(e).encode()
         if isinstance(result, str):
             return "200 OK", "text/html; charset=utf-8", result.encode()
-        status = "200 OK"
-        if path == "/healthz" and result.get("status") != "ok":
-            status = "503 Service Unavailable"
-            return status, "application/json", json.dumps(result, separators=(",", ":")).encode()
         if path == "/healthz":
+            status = "200 OK" if result.get("status") == "ok" else "503 Service Unavailable"
             return status, "application/json", json.dumps(result, separators=(",", ":")).encode()
-        return status, "application/json", json.dumps(result, indent=2, ensure_ascii=False).encode()
+        return "200 OK", "application/json", json.dumps(result, indent=2, ensure_ascii=False).encode()
 
-    # -- endpoints --------------------------------------------------------------------
+    # -- endpoints: query strings to options, as nats-server's HTTP handlers read them -----
 
     def index(self, q: dict[str, str]) -> str:
         links = "".join(
@@ -253,310 +836,48 @@ class Monitor:
         )
         return f"<html><body><h1>pynats-server</h1>\n{links}</body></html>\n"
 
-    def _cpu(self) -> float:
-        now, t = time.monotonic(), os.times()
-        then, t0 = self._cpu_mark
-        self._cpu_mark = (now, t)
-        wall = now - then
-        if wall <= 0:
-            return 0.0
-        used = (t.user - t0.user) + (t.system - t0.system)
-        return round(100.0 * used / wall, 2)
-
     def varz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        opts = srv.opts
-        now = time.time()
-        im, ib, om, ob = srv.totals()
-        cluster: dict[str, Any] = {}
-        if srv.cluster is not None:
-            cluster = srv.cluster.varz()
-        routes = len(srv.cluster.routes) if srv.cluster is not None else 0
-        v: dict[str, Any] = {
-            "server_id": srv.id,
-            "server_name": srv.name,
-            "version": const.NATS_VERSION,
-            "proto": 1,
-            "git_commit": "",
-            "go": srv._info_base.get("go", ""),
-            "host": opts.host,
-            "port": srv.port,
-            "tls_required": opts.tls is not None and not opts.allow_non_tls,  # omitempty
-            "tls_verify": opts.tls is not None and opts.tls.verify,  # omitempty
-            "connect_urls": srv.cluster.client_connect_urls() if srv.cluster is not None else [],  # omitempty
-            "max_connections": opts.max_connections,
-            "ping_interval": int(opts.ping_interval * 1e9),
-            "ping_max": opts.ping_max,
-            "http_host": self.host,
-            "http_port": self.port if self.scheme == "http" else 0,
-            "http_base_path": "",
-            "https_port": opts.https_port,  # as configured (-1 stays -1), as nats-server shows it
-            "auth_timeout": go_float(opts.client_auth_timeout()),
-            "max_control_line": opts.max_control_line,
-            "max_payload": opts.max_payload,
-            "max_pending": opts.max_pending,
-            "cluster": cluster,
-            "gateway": {},
-            "leaf": {},
-            "mqtt": {},
-            "websocket": {},
-            "jetstream": {},
-            "tls_timeout": go_float(opts.tls_timeout),
-            "write_deadline": int(opts.write_deadline * 1e9),
-            "start": go_time(srv.start_time),
-            "now": go_time(now),
-            "uptime": uptime(now - srv.start_time),
-            "mem": _rss(),
-            "cores": os.cpu_count() or 1,
-            "gomaxprocs": os.cpu_count() or 1,
-            "cpu": go_float(self._cpu()),
-            "connections": len(srv.clients),
-            "total_connections": srv.total_connections,
-            "routes": routes,
-            "remotes": routes,
-            "leafnodes": 0,
-            "in_msgs": im,
-            "out_msgs": om,
-            "in_bytes": ib,
-            "out_bytes": ob,
-            "slow_consumers": srv.slow_consumers,
-            "stale_connections": 0,
-            "stalled_clients": 0,
-            "subscriptions": sum(a.sublist.count for a in srv.accounts.values()),
-            "http_req_stats": dict(self.req_stats),
-            "config_load_time": go_time(srv.start_time),
-            "config_digest": "",
-            "feature_flags": {},
-            "system_account": srv.system_account.name if srv.system_account is not None else "",
-            "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
-            "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
-        }
-        if opts.tls is not None and opts.tls.cert_file:
-            v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
-        for k in ("tls_required", "tls_verify", "connect_urls"):
-            if not v[k]:
-                del v[k]
-        return v
-
-    def conn_info(
-        self, c: ClientConnection, *, closed: bool = False, subs: str = "", auth: bool = False
-    ) -> dict[str, Any]:
-        now = c.stop_time if closed and c.stop_time else time.time()
-        pending = 0
-        if not closed and c.transport is not None:
-            pending = c.transport.get_write_buffer_size()
-        info: dict[str, Any] = {
-            "cid": c.cid,
-            "kind": "Client",
-            "type": "nats",
-            "ip": c.host,
-            "port": c.port,
-            "start": go_time(c.start),
-            "last_activity": go_time(c.last_activity),
-        }
-        if closed:
-            info["stop"] = go_time(now)
-            info["reason"] = c.close_reason
-        info.update(
-            {
-                "rtt": go_duration(c.rtt),
-                "uptime": uptime(now - c.start),
-                "idle": uptime(now - c.last_activity),
-                "pending_bytes": pending,
-                "in_msgs": c.in_msgs,
-                "out_msgs": c.out_msgs,
-                "in_bytes": c.in_bytes,
-                "out_bytes": c.out_bytes,
-                "subscriptions": c.closed_subs if closed else len(c.subs),
-            }
-        )
-        for k, v in (("name", c.name), ("lang", c.lang), ("version", c.version)):
-            if v:
-                info[k] = v
-        tls = c.tls_state() if hasattr(c, "tls_state") else None
-        if tls is not None:
-            info["tls_version"], info["tls_cipher_suite"] = tls
-            if auth:
-                peers = _peer_certs(c)
-                if peers:
-                    info["tls_peer_certs"] = peers
-            if getattr(c, "tls_first", False):
-                info["tls_first"] = True
-        if c.ident.raw:
-            # nats-server's getRawAuthUser: the nkey, the user, or "[REDACTED]" for a token.
-            info["authorized_user"] = c.ident.raw
-        if subs in ("1", "true"):
-            info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
-        elif subs == "detail":
-            # /connz leaves the account out of each detail (nats-server newClientSubDetail).
-            info["subscriptions_list_detail"] = [
-                self._sub_detail(s, c.cid) for s in c.subs.values()
-            ]
-        return info
-
-    def _sub_detail(self, s: Any, cid: int, account: str = "") -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        if account:
-            d["account"] = account
-            d["account_tag"] = account
-        d["subject"] = s.subject.decode(errors="replace")
-        if s.queue:
-            d["qgroup"] = s.queue.decode(errors="replace")
-        d["sid"] = s.sid.decode(errors="replace")
-        d["msgs"] = s.nm
-        if s.max:
-            d["max"] = s.max
-        d["cid"] = cid
-        return d
+        return self.data.varz()
 
     def connz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        offset = int(q.get("offset", 0) or 0)
-        limit = int(q.get("limit", 1024) or 1024)
-        state = q.get("state", "open")
-        subs = q.get("subs", "")
-        conns: list[dict[str, Any]] = []
-        if state in ("open", "all", "any"):
-            auth = q.get("auth", "") in ("1", "true")
-            conns.extend(self.conn_info(c, subs=subs, auth=auth) for c in srv.clients.values())
-        if state in ("closed", "all", "any"):
-            conns.extend(srv.closed_clients)
-        if "cid" in q:
-            cid = int(q["cid"])
-            conns = [c for c in conns if c["cid"] == cid]
-        if q.get("auth", "") not in ("1", "t", "T", "true", "TRUE", "True"):
-            # Who a client authenticated as is shown only with auth=true, as in nats-server.
-            conns = [{k: v for k, v in c.items() if k != "authorized_user"} for c in conns]
-        sort = q.get("sort", "cid")
-        keys = {
-            "cid": ("cid", False),
-            "start": ("start", False),
-            "subs": ("subscriptions", True),
-            "pending": ("pending_bytes", True),
-            "msgs_to": ("out_msgs", True),
-            "msgs_from": ("in_msgs", True),
-            "bytes_to": ("out_bytes", True),
-            "bytes_from": ("in_bytes", True),
-            "last": ("last_activity", True),
-            "idle": ("idle", True),
-            "uptime": ("start", False),
-            "stop": ("stop", True),
-            "reason": ("reason", False),
-            "rtt": ("rtt", True),
-        }
-        if sort not in keys:
-            raise ValueError(f"Invalid sorting option: {sort}")
-        key, rev = keys[sort]
-        conns.sort(key=lambda c: (c.get(key) is None, c.get(key, 0)), reverse=rev)
-        total = len(conns)
-        page = conns[offset : offset + limit]
-        return {
-            "server_id": srv.id,
-            "now": go_time(time.time()),
-            "num_connections": len(page),
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "connections": page,
-        }
+        state = q.get("state", "").lower()
+        if state not in _STATES:
+            raise MonitorError(f"Error decoding state for {q['state']}")
+        detail = q.get("subs", "").lower() == "detail"
+        return self.data.connz(ConnzOptions(
+            sort=q.get("sort", ""), auth=_qbool(q, "auth"), subscriptions=not detail and _qbool(q, "subs"),
+            subscriptions_detail=detail, offset=_qint(q, "offset"), limit=_qint(q, "limit"),
+            cid=_qint(q, "cid"), state=_STATES[state], user=q.get("user", ""), acc=q.get("acc", ""),
+            filter_subject=q.get("filter_subject", ""), mqtt_client=q.get("mqtt_client", ""),
+        ))  # fmt: skip
 
     def routez(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        routes = srv.cluster.routez(q.get("subs", "")) if srv.cluster is not None else []
-        return {
-            "server_id": srv.id,
-            "server_name": srv.name,
-            "now": go_time(time.time()),
-            "num_routes": len(routes),
-            "routes": routes,
-        }
+        detail = q.get("subs", "").lower() == "detail"
+        return self.data.routez(RoutezOptions(subscriptions=not detail and _qbool(q, "subs"),
+                                              subscriptions_detail=detail))
 
     def subsz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        accounts = list(srv.accounts.values())
-        if q.get("acc"):
-            accounts = [a for a in accounts if a.name == q["acc"]]
-        sls = [a.sublist for a in accounts]
-        im = srv.totals()[0]
-        misses = sum(sl.misses for sl in sls)
-        matches = max(im, misses)
-        local = [(a.name, s) for a in accounts for s in a.sublist.all() if not s.is_route]
-        fanouts = [len(r.psubs) + len(r.qsubs) for sl in sls for r in sl.cache.values()]
-        out: dict[str, Any] = {
-            "server_id": srv.id,
-            "now": go_time(time.time()),
-            "num_subscriptions": sum(sl.count for sl in sls),
-            "num_cache": sum(len(sl.cache) for sl in sls),
-            "num_inserts": sum(sl.inserts for sl in sls),
-            "num_removes": sum(sl.removes for sl in sls),
-            "num_matches": matches,
-            "cache_hit_rate": go_float((matches - misses) / matches if matches else 0.0),
-            "max_fanout": max(fanouts, default=0),
-            "avg_fanout": go_float(sum(fanouts) / len(fanouts) if fanouts else 0.0),
-        }
-        if q.get("subs") in ("1", "true", "detail"):
-            test = q.get("test", "")
-            if test:
-                from .protocol.subjects import match_literal
-
-                local = [(a, s) for a, s in local if match_literal(test.encode(), s.subject)]
-            offset = int(q.get("offset", 0) or 0)
-            limit = int(q.get("limit", 1024) or 1024)
-            out["total"] = len(local)
-            out["offset"] = offset
-            out["limit"] = limit
-            out["subscriptions_list"] = [
-                self._sub_detail(s, getattr(s.client, "cid", 0), a) for a, s in local[offset : offset + limit]
-            ]
-        else:
-            out["total"] = 0
-            out["offset"] = 0
-            out["limit"] = 0
-        return out
+        # ?subs=detail lists them too, as ?subs=1 does.
+        subs = q.get("subs", "").lower() == "detail" or _qbool(q, "subs")
+        return self.data.subsz(SubszOptions(offset=_qint(q, "offset"), limit=_qint(q, "limit"),
+                                            subscriptions=subs, account=q.get("acc", ""), test=q.get("test", "")))
 
     def healthz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        if not srv.running:
-            return {"status": "unavailable", "status_code": 503, "error": "server is not running"}
-        return {"status": "ok"}
+        hs = self.data.healthz()
+        hs.pop("status_code", None)  # the HTTP status says it
+        return hs
 
     def gatewayz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        return {"server_id": srv.id, "now": go_time(time.time()), "outbound_gateways": {}, "inbound_gateways": {}}
+        return self.data.gatewayz()
 
     def leafz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": 0, "leafs": []}
+        return self.data.leafz()
 
     def accountz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        return {
-            "server_id": srv.id,
-            "now": go_time(time.time()),
-            "system_account": srv.system_account.name if srv.system_account is not None else "",
-            "accounts": sorted(srv.accounts),
-        }
+        return self.data.accountz(q.get("acc", ""))
 
     def accstatz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        im, ib, om, ob = srv.totals()
-        return {
-            "server_id": srv.id,
-            "now": go_time(time.time()),
-            "account_statz": [
-                {
-                    "acc": const.GLOBAL_ACCOUNT,
-                    "conns": len(srv.clients),
-                    "leafnodes": 0,
-                    "total_conns": len(srv.clients),
-                    "num_subscriptions": srv.global_account.sublist.count,
-                    "sent": {"msgs": om, "bytes": ob},
-                    "received": {"msgs": im, "bytes": ib},
-                    "slow_consumers": srv.slow_consumers,
-                }
-            ],
-        }
+        return self.data.account_statz(AccountStatzOptions(include_unused=_qbool(q, "unused")))
 
     def jsz(self, q: dict[str, str]) -> dict[str, Any]:
-        srv = self.server
-        return {"server_id": srv.id, "now": go_time(time.time()), "disabled": True}
+        return self.data.jsz()

@@ -19,9 +19,11 @@ from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
+from .monitor import ClosedConn, Monitoring
 from .options import Options
 from .protocol import wire
 from .sublist import Subscription
+from .sysacc import SystemServices
 
 MAX_CLOSED_CLIENTS = 10_000
 
@@ -77,7 +79,7 @@ class Server:
             self.system_account.is_system = True
         self.sublist = self.global_account.sublist  # the global account's index
         self.clients: dict[int, ClientConnection] = {}
-        self.closed_clients: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
+        self.closed_clients: collections.deque[ClosedConn] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
         self.dirty: list[Connection] = []
         self.reading = False
         self.throttled = False  # a route is backed up: publishers are paused
@@ -98,12 +100,15 @@ class Server:
         self.shutting_down = False
         self.lame_duck = False
         self._shutdown_done: asyncio.Event | None = None
-        self.monitor: Any = None
+        self.monitoring = Monitoring(self)  # the data of /varz, /connz ... and of $SYS requests
+        self.monitor: Any = None  # the HTTP listener (-m)
         self.cluster: Any = None
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
         # Built from opts.tls by tlsctx.server_context (again on a reload, later).
         self.tls_context: Any = None
+        # The system account's requests and events (sysacc.py); none without a system account.
+        self.sysacc: SystemServices | None = SystemServices(self) if self.system_account is not None else None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -171,6 +176,8 @@ class Server:
             self.cluster = Cluster(self)
             await self.cluster.start()
             self._build_info()
+        if self.sysacc is not None:
+            self.sysacc.start()
         self.running = True
         self._write_ports_file()
         log.notice("Server is ready")
@@ -186,6 +193,9 @@ class Server:
         self.shutting_down = True
         self.running = False
         self.log.notice("Initiating Shutdown...")
+        if self.sysacc is not None:
+            self.sysacc.shutdown_event()
+            self.sysacc.stop()
         if self._listener is not None:
             self._listener.close()
         if self.cluster is not None:
@@ -336,6 +346,8 @@ class Server:
             return
         self.log.notice("Entering lame duck mode, stop accepting new clients")
         self.lame_duck = True
+        if self.sysacc is not None:
+            self.sysacc.shutdown_event(lame_duck=True)
         self._listener.close()
         opts = self.opts
         grace = abs(opts.lame_duck_grace_period)
@@ -398,8 +410,9 @@ class Server:
         self.closed_in_bytes += c.in_bytes
         self.closed_out_msgs += c.out_msgs
         self.closed_out_bytes += c.out_bytes
-        if self.monitor is not None:
-            self.closed_clients.append(self.monitor.conn_info(c, closed=True))
+        self.closed_clients.append(self.monitoring.closed_conn(c))
+        if self.sysacc is not None:
+            self.sysacc.client_closed(c)
 
     def tls_mapped_user(self, c: ClientConnection, co: dict[str, Any]) -> str | None:
         """verify_and_map: the user named by the client's certificate, as nats-server's
@@ -427,6 +440,12 @@ class Server:
     def mark_dirty(self, c: Connection) -> None:
         self.dirty.append(c)
         if not self.reading and not self._flush_scheduled and self.loop is not None:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_soon)
+
+    def schedule_flush(self) -> None:
+        """Flush what was queued outside a read (timers, closes) once this callback is done."""
+        if self.dirty and not self.reading and not self._flush_scheduled and self.loop is not None:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_soon)
 

@@ -146,13 +146,47 @@ class GoServer:
         await self.stop()
 
 
-class RawPeer:
-    """A raw socket speaking the route (or client) protocol, for transcript tests."""
+_SYS_FRAME = re.compile(rb"(RS[+-]|RMSG|HMSG) \$SYS ")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+class RawPeer:
+    """A raw socket speaking the route (or client) protocol, for transcript tests.
+
+    The system account's frames (`RS+ $SYS ...`, `RMSG $SYS ...`: the servers' own request
+    subscriptions and events) are dropped, as the conformance suite does, unless
+    `keep_sys` is set."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, keep_sys: bool = False) -> None:
         self.reader = reader
         self.writer = writer
         self.buf = b""
+        self.keep_sys = keep_sys
+        self._raw = b""
+        self.sys_frames: list[bytes] = []
+
+    def _feed(self, data: bytes) -> None:
+        if self.keep_sys:
+            self.buf += data
+            return
+        raw = self._raw + data
+        out = []
+        while True:
+            nl = raw.find(b"\n")
+            if nl < 0:
+                break
+            end = nl + 1
+            parts = raw[:nl].split()
+            if parts and parts[0] in (b"RMSG", b"HMSG", b"MSG") and parts[-1].isdigit():
+                end += int(parts[-1]) + 2
+                if len(raw) < end:
+                    break
+            frame, raw = raw[:end], raw[end:]
+            if _SYS_FRAME.match(frame):
+                self.sys_frames.append(frame)
+            else:
+                out.append(frame)
+        self._raw = raw
+        self.buf += b"".join(out)
 
     @classmethod
     async def connect(cls, host: str, port: int) -> RawPeer:
@@ -182,7 +216,7 @@ class RawPeer:
                 continue
             if not data:
                 raise AssertionError(f"connection closed; expected {pat.pattern!r}, got {self.buf[:300]!r}")
-            self.buf += data
+            self._feed(data)
 
     async def read_line(self, timeout: float = 5.0) -> bytes:
         m = await self.expect(re.compile(rb"([^\n]*)\r\n"), timeout)
@@ -213,16 +247,23 @@ class RawPeer:
                 return self.buf
             if not data:
                 return self.buf
-            self.buf += data
+            self._feed(data)
 
     async def expect_nothing(self, quiet: float = 0.2) -> None:
-        try:
-            data = await asyncio.wait_for(self.reader.read(65536), quiet)
-        except asyncio.TimeoutError:
-            return
-        self.buf += data
-        if data:
-            raise AssertionError(f"expected nothing, got {data[:300]!r}")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + quiet
+        while not self.buf:
+            left = end - loop.time()
+            if left <= 0:
+                return
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), left)
+            except asyncio.TimeoutError:
+                return
+            if not data:
+                return
+            self._feed(data)
+        raise AssertionError(f"expected nothing, got {self.buf[:300]!r}")
 
     def close(self) -> None:
         self.writer.close()

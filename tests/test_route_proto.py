@@ -206,10 +206,11 @@ async def test_unknown_route_op(srv: Server, bad: bytes) -> None:
 
 
 async def test_interest_for_other_accounts_is_ignored(srv: Server) -> None:
+    own = sum(a.sublist.count for a in srv.accounts.values())
     p = await route_peer(srv, low_id())
-    await p.send(b"RS+ $SYS $SYS.REQ.SERVER.PING\r\nRMSG $SYS $SYS.REQ.SERVER.PING 2\r\nhi\r\nPING\r\n")
+    await p.send(b"RS+ OTHER foo\r\nRMSG OTHER foo 2\r\nhi\r\nPING\r\n")
     await p.read_until(b"PONG\r\n")
-    assert srv.sublist.count == 0
+    assert sum(a.sublist.count for a in srv.accounts.values()) == own
     assert srv.cluster.routes  # type: ignore[union-attr]
 
 
