@@ -51,7 +51,7 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
     the general path, which weighs routes. `local_only` is the plan for a message that came
     over a route without queue names: local plain subscribers only. Internal subscribers
     (callbacks) always take the general path."""
-    plan = []
+    plan: list[tuple[Any, Any, bytes, Any]] = []
     for sub in r.psubs:
         # A client whose deliveries need a check (permissions: a deny filter, replies to
         # record) takes the general path: the check is never paid by anyone else.

@@ -477,8 +477,9 @@ class SystemServices:
             c.close_connection("Kicked")
             return None
 
-        cid = _cid(body)
-        if cid is not None:
+        found = _cid(body)
+        if found is not None:
+            cid = found
             self._z_nodata(reply, hdr, body, kick)
 
     def _ldm(self, origin: Any, subject: str, reply: bytes | None, hdr: bytes, body: bytes) -> None:
@@ -492,8 +493,9 @@ class SystemServices:
             c.send_async_info(wire.info(srv.client_info(c, ldm=True)))
             return None
 
-        cid = _cid(body)
-        if cid is not None:
+        found = _cid(body)
+        if found is not None:
+            cid = found
             self._z_nodata(reply, hdr, body, ldm)
 
     def _z_nodata(self, reply: bytes | None, hdr: bytes, body: bytes, fn: Callable[[dict[str, Any]], Any]) -> None:
