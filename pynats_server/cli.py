@@ -538,7 +538,7 @@ async def serve(opts: Options, warnings: tuple[str, ...] = (), flags: Parsed | N
 
     log = Logger(debug=opts.debug, trace=opts.trace, logtime=opts.logtime, path=opts.log_file)
     srv = Server(opts, logger=log)
-    if flags is not None:
+    if flags is not None and opts.config_file:
         srv.reload_source = lambda: reload_options(flags)
     for w in warnings:
         log.warn(w)

@@ -380,9 +380,11 @@ def _apply_tls(srv: Server, ch: Change, rc: ReloadContext) -> None:
 
 def _apply_cluster(srv: Server, ch: Change, rc: ReloadContext) -> None:
     cl = srv.cluster
-    if cl is None:
-        return
     new: ClusterOptions = ch.new
+    if cl is None:
+        if new.name:
+            srv.log.notice(f"Cluster name updated to {new.name}")  # as nats-server, which has a name
+        return
     if new.name and new.name != cl.name:
         cl.name = new.name
         cl.dynamic = False
@@ -596,10 +598,11 @@ async def _apply(srv: Server, rc: ReloadContext) -> None:
     if srv.cluster is not None:
         srv.cluster.opts = new.cluster
     for ch in rc.changes:
-        if ch.notice:
-            log.notice(ch.notice)
+        # As in nats-server, each change is applied, then announced.
         if ch.apply is not None:
             ch.apply(srv, ch, rc)
+        if ch.notice:
+            log.notice(ch.notice)
         if ch.field == "Cluster":
             _apply_cluster_warning(srv, rc)
     if LOGGING in rc.effects:

@@ -1,0 +1,345 @@
+"""Configuration reload (SIGHUP, `--signal reload`, `Server.reload()`), with real servers and
+nats-py clients. The process tests run against pynats-server and nats-server 2.14.0 alike:
+the same files, the same signals, the same expectations (the -ERR bytes, who stays
+connected, the "Reloaded: ..." lines)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import nats
+import pytest
+from conftest import RawClient, http_get, wait_for
+from reload_util import ConfServer, cannot_connect, notices, watched
+from tls_util import make_certs
+
+from pynats_server import nkeys_util
+
+TARGETS = ["pynats", "go214"]
+L = "listen: 127.0.0.1:-1\n"
+
+
+@pytest.fixture
+async def servers(tmp_path: Path) -> AsyncIterator[Callable[..., ConfServer]]:
+    made: list[ConfServer] = []
+
+    def make(target: str, conf: str, *args: str, name: str = "s") -> ConfServer:
+        s = ConfServer(target, tmp_path, conf, *args, name=name)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+async def raw(port: int, **connect: object) -> RawClient:
+    c = await RawClient.open("127.0.0.1", port)
+    await c.connect(**connect)
+    return c
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_users_removed_changed_and_permissions(servers, target: str) -> None:
+    users = ("{user: a, password: a}, {user: b, password: b}, {user: d, password: d}, "
+             "{user: c, password: c, permissions: {subscribe: [foo, bar]}}")
+    srv = await servers(target, L + f"authorization {{ users: [{users}] }}\n").start()
+    a = await watched(srv.url, user="a", password="a")
+    b = await watched(srv.url, user="b", password="b")
+    d = await watched(srv.url, user="d", password="d")
+    c = await raw(srv.port, user="c", **{"pass": "c"})
+    await c.send("SUB foo 1\r\nSUB bar 2\r\nSUB foo q 3\r\nPING\r\n")
+    await c.expect("PONG\r\n")
+
+    users = ("{user: b, password: x}, {user: d, password: d}, {user: e, password: e}, "
+             "{user: c, password: c, permissions: {subscribe: [bar]}}")
+    lines = await srv.reload(L + f"authorization {{ users: [{users}] }}\n")
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded server configuration",
+    ]
+    # a: its user is gone: closed without a word.
+    await a.wait_closed()
+    assert not any(isinstance(e, nats.errors.AuthorizationError) for e in a.all_errors())
+    # b: its password changed: Authorization Violation, closed.
+    await b.wait_closed()
+    assert any(isinstance(e, nats.errors.AuthorizationError) for e in b.all_errors()), b.errors
+    assert any(ln.startswith("[ERR] ") and ln.endswith('"$G/user:b" - authentication error - User "b"')
+               for ln in lines), lines
+    # c: what its new permissions no longer allow is removed, in nats-server's words.
+    await c.send("PING\r\n")
+    got = {await c.read_line(), await c.read_line()}
+    assert got == {
+        b"-ERR 'Permissions Violation for Subscription to \"foo\" (sid \"1\")'",
+        b"-ERR 'Permissions Violation for Subscription to \"foo\" (sid \"3\")'",
+    }
+    await c.expect("PONG\r\n")
+    assert {ln for ln in lines if "Removed sub" in ln} == {
+        '[INF] Removed sub "foo" (sid "1") for User "c" - not authorized',
+        '[INF] Removed sub "foo" (sid "3") for User "c" - not authorized',
+    }
+    # ... and the rest of its subscriptions work as before.
+    await d.nc.publish("foo", b"gone")
+    await d.nc.publish("bar", b"kept")
+    await d.nc.flush()
+    assert await c.read_msg() == (b"MSG bar 2 4", b"kept")
+    # d: untouched.
+    assert await d.works() and d.disconnects == 0
+    # The new user can connect; the old password no longer works.
+    e = await watched(srv.url, user="e", password="e")
+    assert await e.works()
+    assert "authorization violation" in await cannot_connect(srv.url, user="b", password="b")
+    for w in (a, b, d, e):
+        await w.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_token_change(servers, target: str) -> None:
+    srv = await servers(target, L + "authorization { token: old }\n").start()
+    t = await watched(srv.url, token="old")
+    lines = await srv.reload(L + "authorization { token: new }\n")
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: authorization token",
+        "[INF] Reloaded server configuration",
+    ]
+    await t.wait_closed()
+    assert any(isinstance(e, nats.errors.AuthorizationError) for e in t.all_errors())
+    assert any(ln.endswith('"$G/token" - authentication error - Token "[REDACTED]"') for ln in lines), lines
+    n = await watched(srv.url, token="new")
+    assert await n.works()
+    assert await cannot_connect(srv.url, token="old") == "authorization violation"
+    await n.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_single_user_kept_by_an_unrelated_reload(servers, target: str) -> None:
+    """nats-server closes every client of a single user/password on every reload (it looks
+    the user up in a users list that a single user does not have); pynats-server keeps those
+    whose credentials still hold (conformance/deviations.toml)."""
+    conf = L + "authorization { user: u, password: p }\n"
+    srv = await servers(target, conf).start()
+    c = await raw(srv.port, user="u", **{"pass": "p"})
+    lines = await srv.reload(conf + "debug: false\n")
+    assert notices(lines)[-1] == "[INF] Reloaded server configuration"
+    if target == "pynats":
+        await c.ping()
+    else:
+        await c.expect_closed()
+    await srv.reload(L + "authorization { user: u, password: changed }\n")
+    if target == "pynats":
+        await c.expect_err_close("Authorization Violation")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_nkey_users_added_and_removed(servers, target: str) -> None:
+    seed1, pub1 = nkeys_util.create_user()
+    seed2, pub2 = nkeys_util.create_user()
+    srv = await servers(target, L + f"authorization {{ users: [{{nkey: {pub1}}}] }}\n").start()
+    n1 = await watched(srv.url, nkeys_seed_str=seed1)
+    assert await cannot_connect(srv.url, nkeys_seed_str=seed2) == "authorization violation"
+    lines = await srv.reload(L + f"authorization {{ users: [{{nkey: {pub1}}}, {{nkey: {pub2}}}] }}\n")
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization nkey users",
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded server configuration",
+    ]
+    # n1 is checked again against the nonce its INFO had, and stays.
+    n2 = await watched(srv.url, nkeys_seed_str=seed2)
+    assert await n1.works() and n1.disconnects == 0
+    await srv.reload(L + f"authorization {{ users: [{{nkey: {pub2}}}] }}\n")
+    await n1.wait_closed()
+    assert not any(isinstance(e, nats.errors.AuthorizationError) for e in n1.all_errors())
+    assert await n2.works() and n2.disconnects == 0
+    await n2.close()
+
+
+ACCOUNTS = """accounts {
+  A { users: [{user: a, password: a}, {user: m, password: m}], exports: [{stream: feed.>}] }
+  B { users: [{user: b, password: b}], imports: [{stream: {account: A, subject: feed.>}}] }
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_accounts_export_removed_user_moved_account_added(servers, target: str) -> None:
+    srv = await servers(target, L + ACCOUNTS).start()
+    a = await watched(srv.url, user="a", password="a")
+    b = await watched(srv.url, user="b", password="b")
+    b2 = await watched(srv.url, user="b", password="b")
+    feed = await b.nc.subscribe("feed.>")
+    ctl = await b.nc.subscribe("ctl")
+    await b.nc.flush()
+    await a.nc.publish("feed.x", b"1")
+    assert (await feed.next_msg(timeout=5)).data == b"1"
+    m = await watched(srv.url, user="m", password="m", allow_reconnect=True, reconnect_time_wait=0.05,
+                      max_reconnect_attempts=100)
+    # The export and import go, user m moves to B, account C arrives.
+    conf = """accounts {
+  A { users: [{user: a, password: a}] }
+  B { users: [{user: b, password: b}, {user: m, password: m}] }
+  C { users: [{user: c, password: c}] }
+}
+"""
+    lines = await srv.reload(L + conf)
+    assert notices(lines)[-1] == "[INF] Reloaded server configuration", lines
+    # No more messages from A's feed; b itself stays, subscriptions and all.
+    await a.nc.publish("feed.x", b"2")
+    await a.nc.flush()
+    await b2.nc.publish("ctl", b"sentinel")
+    assert (await ctl.next_msg(timeout=5)).data == b"sentinel"
+    with pytest.raises(nats.errors.TimeoutError):
+        await feed.next_msg(timeout=0.05)
+    assert b.disconnects == 0 and a.disconnects == 0
+    # m was closed (no error) and came back in its new account.
+    await wait_for(lambda: m.reconnects >= 1, what="m to reconnect")
+    sub = await b2.nc.subscribe("in.b")
+    await b2.nc.flush()
+    await m.nc.publish("in.b", b"from m")
+    assert (await sub.next_msg(timeout=5)).data == b"from m"
+    c = await watched(srv.url, user="c", password="c")
+    assert await c.works()
+    for w in (a, b, b2, m, c):
+        await w.close()
+
+
+def _tls_ctx(cafile: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    return ctx
+
+
+def _served_cert(port: int, cafile: str) -> bytes:
+    """The certificate a new TLS client is shown (INFO in plaintext, then the handshake)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        buf = b""
+        while b"\r\n" not in buf:
+            buf += s.recv(4096)
+        with _tls_ctx(cafile).wrap_socket(s, server_hostname="127.0.0.1") as t:
+            der = t.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_tls_certificate_swapped(servers, target: str, tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    cert1, key1 = certs.pair("server")
+    cert2, key2 = certs.pair("othernode")  # another CA
+    other_ca = str(tmp_path / "other-ca.pem")
+    srv = await servers(target, L + f'tls {{ cert_file: "{cert1}", key_file: "{key1}" }}\n').start()
+    old = await watched(f"tls://127.0.0.1:{srv.port}", tls=_tls_ctx(certs.ca_file))
+    first = await asyncio.to_thread(_served_cert, srv.port, certs.ca_file)
+    lines = await srv.reload(L + f'tls {{ cert_file: "{cert2}", key_file: "{key2}" }}\n')
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: tls = enabled",
+        "[INF] Reloaded server configuration",
+    ]
+    # New clients get the new certificate: the old CA no longer verifies it, the new one does.
+    second = await asyncio.to_thread(_served_cert, srv.port, other_ca)
+    assert second != first and second == ssl.PEM_cert_to_DER_cert(Path(cert2).read_text())
+    assert "certificate verify failed" in await cannot_connect(
+        f"tls://127.0.0.1:{srv.port}", tls=_tls_ctx(certs.ca_file)
+    )
+    new = await watched(f"tls://127.0.0.1:{srv.port}", tls=_tls_ctx(other_ca))
+    # The client from before keeps its session.
+    assert await old.works() and old.disconnects == 0
+    assert await new.works()
+    for w in (old, new):
+        await w.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_bad_config_leaves_everything_running(servers, target: str) -> None:
+    conf = L + "authorization { users: [{user: a, password: a}] }\n"
+    srv = await servers(target, conf, "-m", "-1").start()
+    a = await watched(srv.url, user="a", password="a")
+    before = await _varz(srv)
+    for bad, error in [
+        ("max_payload: 2000\ngarbage {\n", "Parse error on line 5: 'Unexpected EOF processing map.'"),
+        ("max_payload: 2000\nfoo: 1\n", f'{srv.conf_path}:4:1: unknown field "foo"'),
+        ("max_payload: 2000\nmax_pending: 1000\n", "max_payload (2000) cannot be higher than max_pending (1000)"),
+        ("max_payload: 2000\nserver_name: other\n", "config reload not supported for ServerName: old=, new=other"),
+        ("max_payload: 2000\nlisten: 127.0.0.1:1\n", f"config reload not supported for Port: old={srv.port}, new=1"),
+        ("max_payload: 2000\nmax_subscriptions: 5\n", "config reload not supported for MaxSubs: old=0, new=5"),
+        ("max_payload: 2000\nlame_duck_duration: \"40s\"\n",
+         "config reload not supported for LameDuckDuration: old=2m0s, new=40s"),
+    ]:
+        lines = await srv.reload(conf + bad)
+        assert lines == [f"[ERR] Failed to reload server configuration: {error}"]
+    # Nothing was applied: the old limits, the old users, the old load time.
+    c = await RawClient.open("127.0.0.1", srv.port)
+    assert (await c.read_info())["max_payload"] == 1048576
+    await c.close()
+    assert await a.works() and a.disconnects == 0
+    after = await _varz(srv)
+    assert after["config_load_time"] == before["config_load_time"]
+    assert after["max_payload"] == 1048576
+    await a.close()
+
+
+async def _varz(srv: ConfServer) -> dict:
+    status, body = await http_get("127.0.0.1", srv.http_port, "/varz")
+    assert status == 200
+    return json.loads(body)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_signal_command_with_pid_file_and_varz(servers, target: str) -> None:
+    srv = await servers(target, L, "-m", "-1").start()
+    before = await _varz(srv)
+    lines = await srv.reload(L + "max_payload: 2000\nping_interval: \"1m\"\nwrite_deadline: \"3s\"\n",
+                             how="signal")
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: ping_interval = 1m0s",
+        "[INF] Reloaded: max_payload = 2000",
+        "[INF] Reloaded: write_deadline = 3s",
+        "[INF] Reloaded server configuration",
+    ]
+    digest = re.search(r"\((sha256:[0-9a-f]{64})\)$", lines[-1]).group(1)
+    after = await _varz(srv)
+    assert after["config_load_time"] > before["config_load_time"]
+    assert after["config_digest"] == digest != before["config_digest"]
+    assert before["config_digest"] in srv.log_text()  # "Using configuration file: ... (sha256:...)"
+    assert after["max_payload"] == 2000 and after["ping_interval"] == 60_000_000_000
+    c = await RawClient.open("127.0.0.1", srv.port)
+    assert (await c.read_info())["max_payload"] == 2000
+    await c.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_limits_apply_to_connected_clients(servers, target: str) -> None:
+    srv = await servers(target, L).start()
+    clients = [await raw(srv.port) for _ in range(3)]
+    lines = await srv.reload(L + "max_connections: 1\nmax_payload: 100\n")
+    assert notices(lines) == [
+        "[INF] Reloaded: max_connections = 1",
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: max_payload = 100",
+        "[INF] Reloaded server configuration",
+    ]
+    assert "[INF] Closed 2 connections to fall within max_connections" in lines
+    survivors = []
+    for c in clients:
+        try:
+            await c.expect_err_close("maximum connections exceeded", timeout=0.5)
+        except AssertionError:
+            survivors.append(c)
+    assert len(survivors) == 1
+    # The survivor's payload limit is the new one.
+    await survivors[0].send("PUB foo 200\r\n" + "x" * 200 + "\r\n")
+    await survivors[0].expect_err_close("Maximum Payload Violation")
