@@ -113,6 +113,25 @@ class Server:
         self.reload_source: Callable[[], Options] | None = None
         self.reloading: Any = None  # the reload in progress (an asyncio.Lock), see reload.py
 
+    @classmethod
+    def from_config(cls, path: str, *, logger: Logger | None = None, **overrides: Any) -> Server:
+        """A server from a nats-server configuration file. Keyword options override the
+        file (`Server.from_config("nats.conf", port=-1)`), also when `reload()` reads the
+        file again, as command-line flags do. Raises cli.UsageError with nats-server's text."""
+        from .cli import validate
+        from .config import apply_config_file
+
+        def load() -> Options:
+            opts = Options(config_file=path)
+            apply_config_file(opts, path)
+            opts = replace(opts, **overrides)
+            validate(opts)
+            return opts
+
+        srv = cls(load(), logger=logger)
+        srv.reload_source = load
+        return srv
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:

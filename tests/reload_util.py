@@ -18,7 +18,7 @@ from conftest import TIMEOUT, go_binary, wait_for
 EXE = Path(sys.executable).parent / "pynats-server"
 PYNATS = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "pynats_server"]
 _DONE = re.compile(r"\[(?:INF|ERR)\] (?:Reloaded server configuration|Failed to reload server configuration)")
-_PREFIX = re.compile(r"^(?:\[\d+\] )?(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+ )?(\[[A-Z]{3}\]) (?:\S+:\d+ - (?:cid|rid):\d+ - )?")
+LOG_PREFIX = re.compile(r"^(?:\[\d+\] )?(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+ )?(\[[A-Z]{3}\]) (?:\S+:\d+ - (?:cid|rid):\d+ - )?")
 
 
 def command(target: str) -> list[str]:
@@ -89,10 +89,11 @@ class ConfServer:
             return ""
 
     def log_lines(self) -> list[str]:
-        return [_PREFIX.sub(r"\1 ", ln) for ln in self.log_text().splitlines()]
+        return [LOG_PREFIX.sub(r"\1 ", ln) for ln in self.log_text().splitlines()]
 
-    async def reload(self, conf: str | None = None, *, how: str = "sighup") -> list[str]:
-        """Rewrite the file (if given), ask for a reload, wait until it is done or refused."""
+    async def reload(self, conf: str | None = None, *, how: str = "sighup", moves_to: Path | None = None) -> list[str]:
+        """Rewrite the file (if given), ask for a reload, wait until it is done or refused.
+        `moves_to`: the reload moves the log to that file (the last lines are there)."""
         if conf is not None:
             self.conf_path.write_text(conf)
         before = self.log_lines()
@@ -106,6 +107,9 @@ class ConfServer:
                 capture_output=True, text=True, timeout=TIMEOUT,
             )
             assert r.returncode == 0, r.stderr
+        if moves_to is not None:
+            self.log_path = moves_to
+            before, n = [], 0
         await wait_for(lambda: sum(1 for ln in self.log_lines() if _DONE.match(ln)) > n, what="the reload")
         lines = self.log_lines()[len(before):]
         return [ln for ln in lines if not ln.startswith("[INF] Trapped")]

@@ -11,15 +11,20 @@ import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import bcrypt
 import nats
 import pytest
 from conftest import RawClient, http_get, wait_for
-from reload_util import ConfServer, cannot_connect, notices, watched
-from tls_util import make_certs
+from reload_util import LOG_PREFIX, ConfServer, Watched, cannot_connect, notices, watched
+from tls_util import LogCapture, make_certs
 
-from pynats_server import nkeys_util
+from pynats_server import Server, nkeys_util
+from pynats_server.options import AccountConfig, ExportConfig, ImportConfig, User
+from pynats_server.reload import ReloadError
 
 TARGETS = ["pynats", "go214"]
 L = "listen: 127.0.0.1:-1\n"
@@ -343,3 +348,242 @@ async def test_limits_apply_to_connected_clients(servers, target: str) -> None:
     # The survivor's payload limit is the new one.
     await survivors[0].send("PUB foo 200\r\n" + "x" * 200 + "\r\n")
     await survivors[0].expect_err_close("Maximum Payload Violation")
+
+
+async def _flows(pub: Watched, subject: str, sub: Any) -> None:
+    """Publish on `subject` until `sub` gets it (a route may still be forming), then drop
+    the extra copies."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        await pub.nc.publish(subject, b"probe")
+        await pub.nc.flush()
+        try:
+            await sub.next_msg(timeout=0.1)
+            break
+        except nats.errors.TimeoutError:
+            assert asyncio.get_running_loop().time() < deadline, f"nothing on {subject}"
+    await pub.nc.flush()
+    while True:
+        try:
+            await sub.next_msg(timeout=0.05)
+        except nats.errors.TimeoutError:
+            return
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_routes_added_removed_and_route_permissions(servers, target: str) -> None:
+    def conf(extra: str = "") -> str:
+        return L + f"cluster {{ listen: 127.0.0.1:-1, name: C{extra} }}\n"
+
+    s2 = await servers(target, conf(), name="s2").start()
+    s1 = await servers(target, conf(), name="s1").start()
+    c1 = await watched(s1.url)
+    c2 = await watched(s2.url)
+    route = f', routes: ["{s2.route_url}"]'
+    lines = await s1.reload(conf(route))
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: cluster routes",
+        "[INF] Reloaded server configuration",
+    ]
+    foo = await c1.nc.subscribe("foo")
+    bar = await c1.nc.subscribe("bar")
+    back = await c2.nc.subscribe("back")
+    await c1.nc.flush()
+    await _flows(c2, "bar", bar)
+    await _flows(c2, "foo", foo)
+    await _flows(c1, "back", back)
+
+    # s1 now takes only foo from its peers: it withdraws its interest in bar.
+    lines = await s1.reload(conf(route + ', permissions: { import: "foo" }'))
+    assert notices(lines) == [
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: cluster",
+        "[INF] Reloaded server configuration",
+    ]
+    await _flows(c1, "back", back)  # s2 has read what s1 sent before this (RS- bar)
+    await c2.nc.publish("bar", b"filtered")
+    await _flows(c2, "foo", foo)
+    with pytest.raises(nats.errors.TimeoutError):
+        await bar.next_msg(timeout=0.05)
+
+    # The route goes from the configuration: its connection is closed, as nats-server says.
+    lines = await s1.reload(conf())
+    assert f"[INF] Removed route {s2.route_url}" in lines
+    assert notices(lines)[-2:] == ["[INF] Reloaded: cluster routes", "[INF] Reloaded server configuration"]
+    assert any("Router connection closed: Route Removed" in ln for ln in s1.log_lines())
+    for w in (c1, c2):
+        await w.close()
+
+
+# -- the embedding API ------------------------------------------------------------------------
+
+
+async def test_embedded_reload_with_options() -> None:
+    log = LogCapture()
+    async with Server(users=[User("a", "a"), User("b", "b")], logger=log) as srv:
+        a = await raw(srv.port, user="a", **{"pass": "a"})
+        b = await raw(srv.port, user="b", **{"pass": "b"})
+        await srv.reload(replace(srv.opts, users=[User("a", "a"), User("b", "new")], max_payload=512))
+        await b.expect_err_close("Authorization Violation")
+        await a.ping()
+        assert srv.opts.max_payload == 512 and srv.opts.host == "127.0.0.1"
+        await log.wait("Reloaded server configuration ")  # no file, no digest
+        # A refused change: the error says why, and nothing else of it is applied.
+        with pytest.raises(ReloadError, match="^config reload not supported for ServerName: old=, new=x$"):
+            await srv.reload(replace(srv.opts, server_name="x", max_payload=100))
+        assert srv.opts.max_payload == 512
+        with pytest.raises(ReloadError, match="^max_payload .* cannot be higher than max_pending"):
+            await srv.reload(replace(srv.opts, max_payload=2000, max_pending=1000))
+        with pytest.raises(ReloadError, match="^can only reload config when a file is provided using -c or --config$"):
+            await srv.reload()
+        assert not await srv.reload_logged()
+        assert log.has("[ERR] Failed to reload server configuration: can only reload config when a file")
+        await a.ping()
+
+
+async def test_embedded_reload_reads_the_file_again(tmp_path: Path) -> None:
+    path = tmp_path / "nats.conf"
+    path.write_text("authorization { users: [{user: a, password: a}] }\naccounts { X {} }\n")
+    srv = Server.from_config(str(path), host="127.0.0.1", port=-1, no_log=True)
+    async with srv:
+        assert srv.config_digest.startswith("sha256:")
+        x = srv.accounts["X"]
+        a = await raw(srv.port, user="a", **{"pass": "a"})
+        # The file's own settings change; the keyword options still override it.
+        path.write_text("listen: 127.0.0.1:4999\nauthorization { users: [{user: a, password: b}] }\n"
+                        "accounts { X {}, Y {} }\n")
+        await srv.reload()
+        await a.expect_err_close("Authorization Violation")
+        assert srv.accounts["X"] is x and "Y" in srv.accounts and srv.opts.port == -1
+        path.write_text("garbage {\n")
+        with pytest.raises(ReloadError, match="Unexpected EOF"):
+            await srv.reload()
+
+
+async def test_accounts_change_in_place() -> None:
+    """Accounts that stay keep their objects (clients and routes hold them): their exports
+    and imports change in place; clients of an account that goes are closed."""
+    acc = [AccountConfig("A", exports=[ExportConfig("feed.>")]),
+           AccountConfig("B", imports=[ImportConfig("A", "feed.>")]), AccountConfig("Gone")]
+    users = [User("a", "a", account="A"), User("b", "b", account="B"), User("g", "g", account="Gone")]
+    async with Server(accounts=acc, users=users) as srv:
+        a_obj, b_obj = srv.accounts["A"], srv.accounts["B"]
+        b = await raw(srv.port, user="b", **{"pass": "b"})
+        g = await raw(srv.port, user="g", **{"pass": "g"})
+        await b.send("SUB feed.x 1\r\nPING\r\n")
+        await b.expect("PONG\r\n")
+        assert a_obj.sublist.count == 1  # b's subscription listens in A
+        await srv.reload(replace(srv.opts, accounts=[AccountConfig("A"), AccountConfig("B"), AccountConfig("New")],
+                                 users=users[:2] + [User("n", "n", account="New")]))
+        assert srv.accounts["A"] is a_obj and srv.accounts["B"] is b_obj
+        assert "Gone" not in srv.accounts and "New" in srv.accounts
+        assert a_obj.sublist.count == 0 and b_obj.sublist.count == 1
+        assert not b_obj.stream_imports and not a_obj.stream_exports
+        await g.expect_closed()
+        await b.ping()
+        n = await raw(srv.port, user="n", **{"pass": "n"})
+        await n.ping()
+
+
+async def test_bcrypt_rechecks_keep_the_loop_responsive() -> None:
+    """Every reload checks every client again; bcrypt checks run in threads, one per
+    distinct (hash, password), while the event loop keeps serving."""
+    n_users, per_user = 24, 3
+    hashes = {f"u{i}": bcrypt.hashpw(f"p{i}".encode(), bcrypt.gensalt(8)).decode() for i in range(n_users)}
+    users = [User(name, h) for name, h in hashes.items()]
+    async with Server(users=users) as srv:
+        clients = []
+        for i in range(n_users):
+            for _ in range(per_user):
+                clients.append(await raw(srv.port, user=f"u{i}", **{"pass": f"p{i}"}))
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while not stop.is_set():
+                await asyncio.sleep(0.002)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        t = asyncio.ensure_future(ticker())
+        start = asyncio.get_running_loop().time()
+        await srv.reload(replace(srv.opts, users=users[1:]))  # u0 goes
+        took = asyncio.get_running_loop().time() - start
+        stop.set()
+        await t
+        for c in clients[:per_user]:
+            await c.expect_closed()
+        for c in clients[per_user:]:
+            await c.ping()
+        # 23 distinct checks of ~10 ms each (cost 8) ran while the loop never stalled long.
+        assert max(gaps) < 0.1, (max(gaps), took)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_tls_turned_on_then_off(servers, target: str, tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    cert, key = certs.pair("server")
+    srv = await servers(target, L).start()
+    plain = await watched(srv.url)
+    lines = await srv.reload(L + f'tls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
+    assert "[INF] Reloaded: tls = enabled" in lines
+    c = await RawClient.open("127.0.0.1", srv.port)
+    assert (await c.read_info())["tls_required"] is True
+    await c.close()
+    secure = await watched(f"tls://127.0.0.1:{srv.port}", tls=_tls_ctx(certs.ca_file))
+    lines = await srv.reload(L)
+    assert "[INF] Reloaded: tls = disabled" in lines
+    c = await RawClient.open("127.0.0.1", srv.port)
+    assert "tls_required" not in await c.read_info()
+    await c.close()
+    # Both kinds of connection from before carry on.
+    assert await plain.works() and await secure.works()
+    assert plain.disconnects == secure.disconnects == 0
+    for w in (plain, secure):
+        await w.close()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_logging_options(servers, target: str, tmp_path: Path) -> None:
+    srv = await servers(target, L).start()
+    log_file = tmp_path / "moved.log"
+    first_log = srv.log_path
+    lines = await srv.reload(L + f'debug: true\ntrace: true\nlogtime: false\nlog_file: "{log_file}"\n',
+                             moves_to=log_file)
+    assert notices(lines) == ["[INF] Reloaded server configuration"]
+    assert notices([LOG_PREFIX.sub(r"\1 ", ln) for ln in first_log.read_text().splitlines()])[-6:] == [
+        "[INF] Reloaded: trace = true",
+        "[INF] Reloaded: debug = true",
+        "[INF] Reloaded: logtime = false",
+        "[INF] Reloaded: authorization users",
+        "[INF] Reloaded: accounts",
+        "[INF] Reloaded: log_file = " + str(log_file),
+    ]
+    # The last line went to the new file, without a time stamp; so does what follows.
+    c = await raw(srv.port)
+    await c.send("SUB x 1\r\nPING\r\n")
+    await c.expect("PONG\r\n")
+    await wait_for(lambda: "<<- [SUB x 1]" in log_file.read_text(), what="a trace line")
+    assert re.match(r"^\[\d+\] \[INF\] Reloaded server configuration", log_file.read_text())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_route_authorization_changed(servers, target: str) -> None:
+    def conf(auth: str, routes: str = "") -> str:
+        return L + f"cluster {{ listen: 127.0.0.1:-1, name: C, authorization {{ {auth} }}{routes} }}\n"
+
+    s1 = await servers(target, conf("user: r, password: r"), name="s1").start()
+    await servers(target, conf("user: r, password: r", f', routes: ["nats://r:r@127.0.0.1:{s1.cluster_port}"]'),
+                       name="s2").start()
+    await s1.wait_log("Route connection created")
+    lines = await s1.reload(conf("user: r, password: changed"))
+    assert notices(lines)[-2:] == ["[INF] Reloaded: cluster", "[INF] Reloaded server configuration"]
+    # The route s2 dialled with the old credentials no longer passes.
+    assert any(ln.startswith("[ERR]") and ln.endswith('authentication error - User "r"') for ln in lines), lines
+    await s1.wait_log("Router connection closed: Authentication Failure")
