@@ -170,6 +170,8 @@ class Monitor:
         self.req_stats: dict[str, int] = {}
         self.scheme = "http"
         self._cpu_mark = (time.monotonic(), os.times())
+        # HTTPS: the context for new handshakes; a configuration reload replaces it.
+        self.tls_context: Any = None
 
     @property
     def url(self) -> str:
@@ -188,13 +190,19 @@ class Monitor:
 
             assert opts.tls is not None
             # The client TLS certificate, without asking browsers for one (as nats-server).
-            ctx = server_context(opts.tls, verify=False)
+            ctx = self.tls_context = server_context(opts.tls, verify=False)
+            ctx.sni_callback = self._current_context
         self._srv = await srv.loop.create_server(
             lambda: _HTTP(self), host=self.host or None, port=port, reuse_address=True, ssl=ctx
         )
         self.port = self._srv.sockets[0].getsockname()[1]
         self.scheme = "https" if secure else "http"
         srv.log.notice(f"Starting {self.scheme} monitor on {netutil.join_host_port(self.host, self.port)}")
+
+    def _current_context(self, sslobj: Any, name: str | None, ctx: Any) -> None:
+        # Called in every handshake (SNI or not): switch to the latest certificate.
+        if self.tls_context is not None and self.tls_context is not ctx:
+            sslobj.context = self.tls_context
 
     async def stop(self) -> None:
         if self._srv is not None:

@@ -82,6 +82,7 @@ class ReloadContext:
     digest: str = ""
     tls_context: Any = None  # built before anything is applied: a bad file refuses the reload
     cluster_tls: tuple[Any, Any] | None = None
+    monitor_tls: Any = None
     accounts: list[Any] = field(default_factory=list)
     effects: set[str] = field(default_factory=set)
 
@@ -376,6 +377,8 @@ def _apply_ports_file_dir(srv: Server, ch: Change, rc: ReloadContext) -> None:
 def _apply_tls(srv: Server, ch: Change, rc: ReloadContext) -> None:
     # New handshakes use the new context; connections keep the session they have.
     srv.tls_context = rc.tls_context
+    if rc.monitor_tls is not None and srv.monitor is not None:
+        srv.monitor.tls_context = rc.monitor_tls  # HTTPS monitoring shows the new certificate
 
 
 def _apply_cluster(srv: Server, ch: Change, rc: ReloadContext) -> None:
@@ -557,6 +560,8 @@ def prepare(srv: Server, new: Options, digest: str = "") -> ReloadContext:
     try:
         if "TLSConfig" in fields and new.tls is not None:
             rc.tls_context = tlsctx.server_context(new.tls)
+            if new.https_port:
+                rc.monitor_tls = tlsctx.server_context(new.tls, verify=False)
         elif new.tls is not None:
             rc.tls_context = srv.tls_context
         if "Cluster" in fields and srv.cluster is not None:
@@ -566,6 +571,8 @@ def prepare(srv: Server, new: Options, digest: str = "") -> ReloadContext:
             )
     except tlsctx.TLSConfigError as e:
         raise ReloadError(str(e)) from None
+    if new.https_port and new.tls is None:
+        raise ReloadError("TLS cert and key required for HTTPS")  # as at start-up
     if srv.cluster is None and new.cluster.routes and "Routes" in fields:
         # Routes need the cluster machinery, which only starts with the server.
         raise _refusal("Routes", "[]", "[" + " ".join(str(r) for r in new.cluster.routes) + "]")

@@ -63,7 +63,7 @@ class ConfServer:
 
         text = await wait_for(ready, what="server to start")
         self.port = int(re.search(r"Listening for client connections on [^ ]+:(\d+)", text).group(1))
-        m = re.search(r"Starting http monitor on [^ ]+:(\d+)", text)
+        m = re.search(r"Starting https? monitor on [^ ]+:(\d+)", text)
         self.http_port = int(m.group(1)) if m else 0
         if "cluster" in self.conf_path.read_text():
             text = await wait_for(

@@ -223,11 +223,12 @@ def _tls_ctx(cafile: str) -> ssl.SSLContext:
     return ctx
 
 
-def _served_cert(port: int, cafile: str) -> bytes:
-    """The certificate a new TLS client is shown (INFO in plaintext, then the handshake)."""
+def _served_cert(port: int, cafile: str, *, info: bool = True) -> bytes:
+    """The certificate a new TLS client is shown (INFO in plaintext, then the handshake;
+    `info=False`: HTTPS, the handshake at once)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         buf = b""
-        while b"\r\n" not in buf:
+        while info and b"\r\n" not in buf:
             buf += s.recv(4096)
         with _tls_ctx(cafile).wrap_socket(s, server_hostname="127.0.0.1") as t:
             der = t.getpeercert(binary_form=True)
@@ -241,10 +242,12 @@ async def test_tls_certificate_swapped(servers, target: str, tmp_path: Path) -> 
     cert1, key1 = certs.pair("server")
     cert2, key2 = certs.pair("othernode")  # another CA
     other_ca = str(tmp_path / "other-ca.pem")
-    srv = await servers(target, L + f'tls {{ cert_file: "{cert1}", key_file: "{key1}" }}\n').start()
+    https = 'https: "127.0.0.1:-1"\n'
+    srv = await servers(target, L + https + f'tls {{ cert_file: "{cert1}", key_file: "{key1}" }}\n').start()
     old = await watched(f"tls://127.0.0.1:{srv.port}", tls=_tls_ctx(certs.ca_file))
     first = await asyncio.to_thread(_served_cert, srv.port, certs.ca_file)
-    lines = await srv.reload(L + f'tls {{ cert_file: "{cert2}", key_file: "{key2}" }}\n')
+    assert await asyncio.to_thread(_served_cert, srv.http_port, certs.ca_file, info=False) == first
+    lines = await srv.reload(L + https + f'tls {{ cert_file: "{cert2}", key_file: "{key2}" }}\n')
     assert notices(lines) == [
         "[INF] Reloaded: authorization users",
         "[INF] Reloaded: accounts",
@@ -254,6 +257,7 @@ async def test_tls_certificate_swapped(servers, target: str, tmp_path: Path) -> 
     # New clients get the new certificate: the old CA no longer verifies it, the new one does.
     second = await asyncio.to_thread(_served_cert, srv.port, other_ca)
     assert second != first and second == ssl.PEM_cert_to_DER_cert(Path(cert2).read_text())
+    assert await asyncio.to_thread(_served_cert, srv.http_port, other_ca, info=False) == second  # HTTPS monitoring too
     assert "certificate verify failed" in await cannot_connect(
         f"tls://127.0.0.1:{srv.port}", tls=_tls_ctx(certs.ca_file)
     )
@@ -587,3 +591,38 @@ async def test_route_authorization_changed(servers, target: str) -> None:
     # The route s2 dialled with the old credentials no longer passes.
     assert any(ln.startswith("[ERR]") and ln.endswith('authentication error - User "r"') for ln in lines), lines
     await s1.wait_log("Router connection closed: Authentication Failure")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_command_line_flags_still_override_the_file(servers, target: str) -> None:
+    """A reload reads the file again and applies the command-line flags over it. nats-server
+    forgets some flags there (-n, -ms, --cluster_name, the --tls flags), so that every reload
+    of a server started with them is refused; pynats-server applies them all
+    (conformance/deviations.toml)."""
+    srv = await servers(target, L + "debug: false\n", "-D", "-n", "named").start()
+    lines = await srv.reload(L + "debug: false\nmax_payload: 2000\n")
+    if target == "pynats":
+        # -D still wins over the file's debug: false, so debug does not change.
+        assert notices(lines) == [
+            "[INF] Reloaded: authorization users",
+            "[INF] Reloaded: accounts",
+            "[INF] Reloaded: max_payload = 2000",
+            "[INF] Reloaded server configuration",
+        ]
+    else:
+        assert lines == ["[ERR] Failed to reload server configuration: config reload not supported for "
+                         "ServerName: old=named, new="]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+async def test_ports_file_moves(servers, target: str, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    srv = await servers(target, L + f'ports_file_dir: "{one}"\n').start()
+    await wait_for(lambda: list(one.glob("*.ports")), what="the ports file")
+    lines = await srv.reload(L + f'ports_file_dir: "{two}"\n')
+    assert f"[INF] Reloaded: ports_file_dir = {two}" in lines
+    (moved,) = list(two.glob("*.ports"))
+    assert json.loads(moved.read_text())["nats"] == [f"nats://127.0.0.1:{srv.port}"]
+    assert not list(one.glob("*.ports"))
