@@ -126,7 +126,12 @@ def _settle(srv: Server, c: ClientConnection, v: Verdict, changed_imports: set[s
     if acc is not c.account:
         c.close_connection("Client Closed")  # as a moved client: it comes back into acc
         return
+    old = c.perms
     c._set_perms(v.user, acc)
+    if old is not None and old.replies is not None and c.perms is not None and c.perms.replies is not None:
+        # Replies it may still send (allow_responses) outlive the reload, as in nats-server
+        # (whose reply map belongs to the client, not to its permissions).
+        c.perms.replies = old.replies
     c._choose_pub_handler()
     _check_subscriptions(srv, c, acc.name in changed_imports)
 
