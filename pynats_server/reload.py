@@ -234,8 +234,10 @@ def _diff_client_advertise(old: Options, new: Options, ctx: DiffContext) -> Chan
         except ValueError as e:
             raise ReloadError(f"invalid ClientAdvertise value of {new.client_advertise}, err={e}") from None
     # nats-server says "Reload:" here, not "Reloaded:".
+    # The INFO's host and port follow (Server._build_info); as in nats-server, the URLs
+    # gossiped to routes and clients (connect_urls) stay those of the start.
     return Change("ClientAdvertise", f"Reload: client_advertise = {new.client_advertise}",
-                  old.client_advertise, new.client_advertise, apply=_apply_client_advertise)
+                  old.client_advertise, new.client_advertise)
 
 
 def _nkey_users(o: Options) -> list[tuple[Any, ...]]:
@@ -352,10 +354,6 @@ def _apply_max_payload(srv: Server, ch: Change, rc: ReloadContext) -> None:
         c.parser.max_payload = ch.new
 
 
-def _apply_client_advertise(srv: Server, ch: Change, rc: ReloadContext) -> None:
-    srv._client_urls = netutil.connect_urls(rc.new.client_advertise, rc.new.host, srv.port)
-
-
 def _apply_pid_file(srv: Server, ch: Change, rc: ReloadContext) -> None:
     if not ch.new:
         return
@@ -432,10 +430,6 @@ def _apply_routes(srv: Server, ch: Change, rc: ReloadContext) -> None:
         cl.solicit_routes()
 
 
-def _apply_nothing(srv: Server, ch: Change, rc: ReloadContext) -> None:
-    """Read where used (the next ping, the next connection's auth timer, ...)."""
-
-
 _LOG = frozenset({LOGGING})
 _LOG_TRACE = frozenset({LOGGING, TRACE})
 _AUTH = frozenset({AUTH})
@@ -467,7 +461,7 @@ OPTIONS: list[Spec] = [
     Spec("Authorization", "reload", lambda o: o.authorization or "",
          lambda v: "Reloaded: authorization token", _AUTH),
     Spec("PingInterval", "reload", lambda o: o.ping_interval,
-         lambda v: f"Reloaded: ping_interval = {go_dur(v)}", apply=_apply_nothing),
+         lambda v: f"Reloaded: ping_interval = {go_dur(v)}"),
     Spec("MaxPingsOut", "reload", lambda o: o.ping_max, lambda v: f"Reloaded: ping_max = {v}"),
     Spec("HTTPHost", "refuse", lambda o: o.http_host),
     Spec("HTTPPort", "refuse", lambda o: o.http_port),
@@ -518,7 +512,7 @@ def _fresh_options(srv: Server) -> tuple[Options, str]:
     elif srv.opts.config_file:
         from .config import apply_config_file
 
-        opts = Options()
+        opts = Options(config_file=srv.opts.config_file)
         try:
             apply_config_file(opts, srv.opts.config_file)
         except (UsageError, ValueError) as e:

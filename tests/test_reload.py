@@ -24,7 +24,7 @@ from reload_util import LOG_PREFIX, ConfServer, Watched, cannot_connect, notices
 from tls_util import LogCapture, make_certs
 
 from pynats_server import Server, nkeys_util
-from pynats_server.options import AccountConfig, ExportConfig, ImportConfig, User
+from pynats_server.options import AccountConfig, ExportConfig, ImportConfig, Options, User
 from pynats_server.reload import ReloadError
 
 TARGETS = ["pynats", "go214"]
@@ -648,3 +648,17 @@ async def test_embedded_pid_file(tmp_path: Path) -> None:
         await srv.reload(replace(srv.opts, pid_file=str(pid_file)))
         assert pid_file.read_text() == str(os.getpid())
         assert log.has(f"[INF] Reloaded: pid_file = {pid_file}")
+
+
+async def test_embedded_reload_with_only_a_config_file(tmp_path: Path) -> None:
+    """No reload_source: the file alone over nats-server's defaults (as nats-server's Reload
+    of an embedded server), so the file must say where the server listens."""
+    path = tmp_path / "nats.conf"
+    path.write_text("listen: 127.0.0.1:-1\n")
+    async with Server(Options(host="127.0.0.1", port=-1, no_log=True, config_file=str(path))) as srv:
+        path.write_text("listen: 127.0.0.1:-1\nmax_payload: 512\n")
+        await srv.reload()
+        assert srv.opts.max_payload == 512 and srv.config_digest.startswith("sha256:")
+        path.write_text("max_payload: 512\n")
+        with pytest.raises(ReloadError, match="^config reload not supported for Host: old=127.0.0.1, new=0.0.0.0$"):
+            await srv.reload()
