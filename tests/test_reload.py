@@ -24,7 +24,15 @@ from reload_util import LOG_PREFIX, ConfServer, Watched, cannot_connect, notices
 from tls_util import LogCapture, make_certs
 
 from pynats_server import Server, nkeys_util
-from pynats_server.options import AccountConfig, ExportConfig, ImportConfig, Options, User
+from pynats_server.options import (
+    AccountConfig,
+    ClusterOptions,
+    ExportConfig,
+    ImportConfig,
+    Options,
+    TLSOptions,
+    User,
+)
 from pynats_server.reload import ReloadError
 
 TARGETS = ["pynats", "go214"]
@@ -662,3 +670,23 @@ async def test_embedded_reload_with_only_a_config_file(tmp_path: Path) -> None:
         path.write_text("max_payload: 512\n")
         with pytest.raises(ReloadError, match="^config reload not supported for Host: old=127.0.0.1, new=0.0.0.0$"):
             await srv.reload()
+
+
+async def test_cluster_tls_contexts_rebuilt(tmp_path: Path) -> None:
+    """New route handshakes (both directions) use contexts built from the new cluster tls {}."""
+    certs = make_certs(tmp_path)
+    node, node_key = certs.pair("node")
+    other, other_key = certs.pair("othernode")
+    tls = TLSOptions(cert_file=node, key_file=node_key, ca_file=certs.ca_file)
+    cluster = ClusterOptions(host="127.0.0.1", port=-1, name="C", tls=tls)
+    async with Server(cluster=cluster) as srv:
+        before = (srv.cluster.tls_server_context, srv.cluster.tls_client_context)
+        new_tls = replace(tls, cert_file=other, key_file=other_key, ca_file=str(tmp_path / "other-ca.pem"))
+        await srv.reload(replace(srv.opts, cluster=replace(srv.opts.cluster, tls=new_tls)))
+        after = (srv.cluster.tls_server_context, srv.cluster.tls_client_context)
+        assert all(a is not b for a, b in zip(before, after, strict=True))
+        assert srv.cluster.opts.tls is not None and srv.cluster.opts.tls.cert_file == other
+        # A file that does not load refuses the reload; nothing changes.
+        with pytest.raises(ReloadError, match="no such file or directory"):
+            await srv.reload(replace(srv.opts, cluster=replace(srv.opts.cluster, tls=replace(new_tls, cert_file="/nope"))))
+        assert srv.cluster.tls_server_context is after[0]
