@@ -119,10 +119,13 @@ class CaseContext:
         cluster_name: str = "CONF",
         http: bool = False,
         base_args: bool = True,
+        own_config: bool = False,
     ) -> ServerProcess:
         """A private server (stopped when the case ends).
 
         ``base_args=False`` passes only ``args`` (no ``-a 127.0.0.1 -p -1``): for CLI cases.
+        ``own_config``: the config file is this server's alone (``ServerProcess.reload``
+        rewrites it).
         """
         t = self.targets[target] if target else self.target
         if not t.available:
@@ -134,6 +137,7 @@ class CaseContext:
             cluster_name=cluster_name,
             http=http,
             base_args=base_args,
+            own_config=own_config,
         )
         s = ServerProcess(t, spec, self.workdir)
         self._servers.append(s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -14,7 +15,7 @@ from .conn import Conn, Mismatch
 from .context import SYS_RE, CaseContext, RawJSON, certs_for
 from .model import Step, Template, render_regex
 from .schemas import check_info, default_values, normalise_output
-from .targets import HOST
+from .targets import HOST, ServerError
 
 PEER_VERSION = "2.9.10"
 
@@ -83,6 +84,12 @@ async def _conn(
         return ctx.conns[name]
     assert ctx.server is not None
     port = ctx.server.client_port if kind == "client" else ctx.server.cluster_port
+    if not port and kind == "route" and ctx.server.spec.config and "cluster" in ctx.server.spec.config:
+        # A route listener from the config file (not --cluster): nats-server logs it after
+        # "Server is ready".
+        with contextlib.suppress(ServerError):
+            await ctx.server.wait_log(r"Listening for route connections on", ctx.timeout)
+        port = ctx.server.cluster_port
     if not port:
         raise Mismatch(f"the server has no {kind} port (case needs `cluster: yes`?)", conn=name)
     c = await Conn.open(name, HOST, port, ctx.timeout, tls=tls)
@@ -132,6 +139,19 @@ async def _run_step(ctx: CaseContext, step: Step) -> None:
         if not ctx.case.private:
             raise Mismatch("`signal` needs `server: private`")
         ctx.server.send_signal(getattr(signal, step.arg))
+        return
+    if op == "reload":
+        if ctx.server is None:
+            raise Mismatch("no server to reload")
+        text = None
+        if step.arg is not None:
+            text = ctx.case.configs[step.arg]
+            if "{{" in text:  # as the config: header (runner._fill_spec)
+                text = Template.parse(text).render(ctx.var).decode()
+        try:
+            ctx.vars["reload"] = await ctx.server.reload(text, ctx.timeout + 3)
+        except ServerError as exc:
+            raise Mismatch(f"the reload did not finish: {exc}") from None
         return
     if op == "assert":
         left_t, cmp, right_t = step.arg

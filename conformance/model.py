@@ -135,6 +135,7 @@ class Case:
     quiet: float = 0.25
     listeners: tuple[str, ...] = ()
     steps: list[Step] = dataclasses.field(default_factory=list)
+    configs: dict[str, str] = dataclasses.field(default_factory=dict)  # config_NAME headers
     func: PyCaseFunc | None = None
     kinds: Callable[[str], list[str]] | None = None  # python cases: target -> server kinds
     slow: bool = False

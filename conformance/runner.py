@@ -104,6 +104,7 @@ class Runner:
                             cluster=spec.cluster,
                             cluster_name=spec.cluster_name,
                             http=spec.http,
+                            own_config=spec.own_config,
                         )
                     else:
                         # Shared servers: only run-wide variables ({{tls.*}}, {{nkey:..}}).

@@ -130,6 +130,7 @@ class ServerSpec:
     cluster_name: str = "CONF"
     http: bool = False  # adds -m -1
     base_args: bool = True  # False: only `args` (the case gives -a/-p itself; CLI cases)
+    own_config: bool = False  # the config file is this server's alone (a case rewrites it)
 
     def describe(self) -> str:
         parts = list(self.args)
@@ -165,6 +166,7 @@ class ServerProcess:
         self.argv: list[str] = []
         self.started_at = 0.0
         self.stopped_on_purpose = False  # set by stop/kill/send_signal: exiting is not a crash
+        self.config_path: Path | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def command(self) -> list[str]:
@@ -172,9 +174,14 @@ class ServerProcess:
         argv = [str(self.target.path)]
         if self.spec.config is not None:
             digest = hashlib.sha1(self.spec.config.encode()).hexdigest()[:12]
-            cfg = self.workdir / f"server-{digest}.conf"
-            if not cfg.exists():
+            if self.spec.own_config:
+                cfg = self.workdir / f"server-{digest}-{self.target.name}-{id(self):x}.conf"
                 cfg.write_text(self.spec.config)
+            else:
+                cfg = self.workdir / f"server-{digest}.conf"
+                if not cfg.exists():
+                    cfg.write_text(self.spec.config)
+            self.config_path = cfg
             argv += ["-c", str(cfg)]
         if self.spec.base_args:
             argv += ["-a", HOST, "-p", "-1"]
@@ -308,6 +315,20 @@ class ServerProcess:
             self._log_event.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._log_event.wait(), min(left, 0.2))
+
+    async def reload(self, config: str | None, timeout: float) -> str:
+        """Rewrite the config file (if given), SIGHUP, and wait for the reload's last line:
+        `Reloaded server configuration ...` or `Failed to reload server configuration: ...`
+        (returned without pid, time and level)."""
+        if config is not None:
+            assert self.config_path is not None
+            self.config_path.write_text(config)
+        start = len(self.log)
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        m = await self.wait_log(r"\[(?:INF|ERR)\] ((?:Reloaded|Failed to reload) server configuration.*)$",
+                                timeout, start)
+        return m.group(1)
 
     def send_signal(self, sig: int) -> None:
         self.stopped_on_purpose = True

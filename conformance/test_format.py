@@ -344,3 +344,27 @@ def test_certs_and_tls_handshake(tmp_path: Any) -> None:
 
     _run(main())
     assert seen == ["client"]
+
+
+def test_parse_reload_step_and_configs() -> None:
+    text = """group: g
+=== r
+config: |
+  max_payload: 1000
+config_b: |
+  max_payload: 2000
+  debug: true
+connect
+reload config_b
+reload
+"""
+    (case,) = parse_text(text)
+    assert case.private and case.spec.own_config
+    assert case.configs == {"config_b": "max_payload: 2000\ndebug: true\n"}
+    assert [s.arg for s in case.steps if s.op == "reload"] == ["config_b", None]
+    with pytest.raises(FormatError, match="no config_c: header"):
+        parse_text(text.replace("reload config_b", "reload config_c"))
+    with pytest.raises(FormatError, match="reload needs a config: header"):
+        parse_text("group: g\n=== r\nreload\n")
+    with pytest.raises(FormatError, match="reload takes nothing or a config_NAME header"):
+        parse_text("group: g\n=== r\nconfig: x: 1\nreload other\n")

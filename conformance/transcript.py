@@ -43,6 +43,7 @@ WORD_OPS = {
     "assert",
     "signal",
     "tls",
+    "reload",
 }
 # `signal NAME`: the signals nats-server's --signal option maps these names to.
 SIGNALS = {
@@ -57,6 +58,11 @@ _CONN_RE = re.compile(r"[a-z][a-z0-9_]*$")
 _HEADER_RE = re.compile(r"([a-z_]+):(?:\s(.*)|$)")
 DEFAULT_CONN = "c"
 CRLF = Template((b"\r\n",))
+
+
+def _header_key(key: str) -> bool:
+    """A known header, or `config_NAME` (another config file text, for `reload config_NAME`)."""
+    return key in HEADER_KEYS or re.fullmatch(r"config_[a-z]+", key) is not None
 
 
 class FormatError(ValueError):
@@ -190,6 +196,13 @@ def parse_step(text: str, lineno: int, path: str = "<text>") -> Step:
         elif op == "let":
             name, _, value = raw_arg.partition(" ")
             step.arg = (name, Template.parse(value))
+        elif op == "reload":
+            # `reload [config_NAME]`: the server's config file becomes that header's text (or
+            # stays), then SIGHUP, then wait for the reload's last log line (kept as `reload`).
+            name = raw_arg.strip()
+            if name and not re.fullmatch(r"config_[a-z]+", name):
+                raise ValueError("reload takes nothing or a config_NAME header")
+            step.arg = name or None
         elif op == "signal":
             name = raw_arg.strip()
             if name not in SIGNALS:
@@ -257,6 +270,16 @@ def _build_case(
         case.listeners = tuple(x.strip() for x in hdr.get("listen").split(",") if x.strip())
         case.private = True  # the server's args refer to this case's listener ports
     case.steps = _merge_unordered(steps)
+    case.configs = {k: v.strip() + "\n" for k, v in hdr.values.items() if k.startswith("config_")}
+    for st in case.steps:
+        if st.op == "reload":
+            if st.arg is not None and st.arg not in case.configs:
+                raise FormatError(path, st.lineno, f"no {st.arg}: header in this case")
+            if case.spec.config is None:
+                raise FormatError(path, st.lineno, "reload needs a config: header (the file it reads again)")
+            # The server reads its own copy of the file, which the case rewrites.
+            case.private = True
+            case.spec = dataclasses.replace(case.spec, own_config=True)
     if not case.steps:
         raise FormatError(path, lineno, f"case {name!r} has no steps")
     return case
@@ -299,7 +322,7 @@ def parse_text(text: str, path: str = "<text>", default_group: str = "misc") -> 
             steps = []
             continue
         m = _HEADER_RE.match(line)
-        if m and m.group(1) in HEADER_KEYS and (cur_name is None or not steps):
+        if m and _header_key(m.group(1)) and (cur_name is None or not steps):
             key, value = m.group(1), (m.group(2) or "").strip()
             if value == "|":  # indented block
                 block: list[str] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from . import const
-from .goflags import Flag, FlagError, parse
+from .goflags import Flag, FlagError, Parsed, parse
 from .log import Logger
 from .options import Options, RouteURL, TLSOptions
 
@@ -193,6 +193,9 @@ class Command:
     opts: Options
     signal: str = ""
     warnings: tuple[str, ...] = ()
+    # The command line as parsed: a configuration reload reads the file again and applies
+    # these flags over it (nats-server's FlagSnapshot).
+    flags: Parsed | None = None
 
 
 def parse_size(text: str) -> int:
@@ -301,10 +304,7 @@ def build(argv: list[str]) -> Command:
         if dest in _IGNORED:
             warnings.append(f"Flag -{name} is not supported by pynats-server and is ignored")
     if "config_file" in v:
-        opts.config_file = v["config_file"]
-        from .config import apply_config_file
-
-        warnings.extend(apply_config_file(opts, opts.config_file))
+        warnings.extend(_read_config(opts, v["config_file"]))
     if v.get("check_config"):
         if not opts.config_file:
             raise UsageError("must specify [-c, --config] option to check configuration file syntax")
@@ -314,6 +314,32 @@ def build(argv: list[str]) -> Command:
         return Command("check", opts, warnings=tuple(warnings))
     if "signal" in v:
         return Command("signal", opts, signal=v["signal"], warnings=tuple(warnings))
+    apply_flags(opts, p)
+    return Command("run", opts, warnings=tuple(warnings), flags=p)
+
+
+def _read_config(opts: Options, path: str) -> list[str]:
+    opts.config_file = path
+    from .config import apply_config_file
+
+    return apply_config_file(opts, path)
+
+
+def reload_options(p: Parsed) -> Options:
+    """The options a configuration reload asks for: the file read again, then the same
+    command-line flags over it. Raises UsageError with nats-server's text; warnings are
+    dropped, as nats-server's reload drops them."""
+    opts = Options()
+    if "config_file" in p.values:
+        _read_config(opts, p.values["config_file"])
+    apply_flags(opts, p)
+    return opts
+
+
+def apply_flags(opts: Options, p: Parsed) -> None:
+    """The command-line flags over the options (from defaults or a config file), then the
+    checks nats-server makes of the result."""
+    v = p.values
     # Flags override the config file, as in nats-server.
     simple = ("port", "host", "server_name", "client_advertise", "username", "password",
               "authorization", "http_port", "pid_file", "ports_file_dir", "log_file",
@@ -371,7 +397,6 @@ def build(argv: list[str]) -> Command:
     if "connect_retries" in v:
         c.connect_retries = v["connect_retries"]
     validate(opts)
-    return Command("run", opts, warnings=tuple(warnings))
 
 
 def _tls_flags(opts: Options, v: dict[str, object], given: object) -> None:
@@ -507,12 +532,14 @@ def send_signal(spec: str) -> str:
 
 # -- running ----------------------------------------------------------------------------
 
-async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
+async def serve(opts: Options, warnings: tuple[str, ...] = (), flags: Parsed | None = None) -> int:
     from .server import MonitorError, Server
     from .tlsctx import TLSConfigError
 
     log = Logger(debug=opts.debug, trace=opts.trace, logtime=opts.logtime, path=opts.log_file)
     srv = Server(opts, logger=log)
+    if flags is not None and opts.config_file:
+        srv.reload_source = lambda: reload_options(flags)
     for w in warnings:
         log.warn(w)
     loop = asyncio.get_running_loop()
@@ -533,7 +560,7 @@ async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
         elif sig == signal.SIGUSR2:
             asyncio.ensure_future(srv.lame_duck_mode())
         elif sig == signal.SIGHUP:
-            log.error("Failed to reload server configuration: configuration reload is not supported yet")
+            asyncio.ensure_future(srv.reload_logged())
 
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
@@ -560,7 +587,7 @@ async def serve(opts: Options, warnings: tuple[str, ...] = ()) -> int:
     return 0
 
 
-def _run_loop(opts: Options, warnings: tuple[str, ...]) -> int:
+def _run_loop(opts: Options, warnings: tuple[str, ...], flags: Parsed | None = None) -> int:
     if opts.loop != "asyncio":
         try:
             import uvloop
@@ -569,8 +596,8 @@ def _run_loop(opts: Options, warnings: tuple[str, ...]) -> int:
                 print("pynats-server: uvloop is not installed", file=sys.stderr)
                 return 1
         else:
-            return uvloop.run(serve(opts, warnings))
-    return asyncio.run(serve(opts, warnings))
+            return uvloop.run(serve(opts, warnings, flags))
+    return asyncio.run(serve(opts, warnings, flags))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -607,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     try:
-        return _run_loop(cmd.opts, cmd.warnings)
+        return _run_loop(cmd.opts, cmd.warnings, cmd.flags)
     except KeyboardInterrupt:
         return 0
 

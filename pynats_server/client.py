@@ -195,17 +195,22 @@ class ClientConnection(Connection):
         if not first:
             # A second CONNECT re-authenticates, as 2.14 does.
             self._drop_all_subs()
-        tls = srv.opts.tls
-        if tls is not None and tls.map and srv.auth.users:
-            # verify_and_map: the client certificate names the user.
-            name = srv.tls_mapped_user(self, co)
-            verdict = Verdict(False, Identity()) if name is None else srv.auth.check({**co, "user": name}, self.nonce)
-        else:
-            verdict = srv.auth.check(co, self.nonce)
+        verdict = self.authenticate(co)
         if verdict.bcrypt is not None:
             self._check_bcrypt(verdict, first)
         if not self._finish_connect(verdict, first):
             raise _Closed()
+
+    def authenticate(self, co: dict[str, Any]) -> Verdict:
+        """Decide CONNECT options `co` under the server's authorization now (at CONNECT,
+        and again for every client when a configuration reload changes it)."""
+        srv = self.server
+        tls = srv.opts.tls
+        if tls is not None and tls.map and srv.auth.users:
+            # verify_and_map: the client certificate names the user.
+            name = srv.tls_mapped_user(self, co)
+            return Verdict(False, Identity()) if name is None else srv.auth.check({**co, "user": name}, self.nonce)
+        return srv.auth.check(co, self.nonce)
 
     def _check_bcrypt(self, verdict: Verdict, first: bool) -> None:
         """Run the bcrypt check in a thread (tens to hundreds of ms) and hold the rest of

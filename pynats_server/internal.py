@@ -71,6 +71,11 @@ class InternalClient:
         if entry is not None and entry[1]:
             self.server.local_interest(self.account, sub, -1)
 
+    def forwards(self, sub: Subscription) -> bool:
+        """Whether the routes are told about this subscription."""
+        entry = self._callbacks.get(sub.sid)
+        return entry is not None and entry[1]
+
     def deliver(self, sub: Subscription, origin: Any, acc: Account, subject: bytes, reply: bytes | None,
                 hdr: int, msg: Any) -> bool:
         entry = self._callbacks.get(sub.sid)

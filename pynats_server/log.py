@@ -83,6 +83,25 @@ class Logger:
                 self._stream.close()
                 self._stream = open(self._path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
+    def configure(self, *, debug: bool, trace: bool, logtime: bool, path: str) -> None:
+        """New levels, time stamps or file (a configuration reload): this same object
+        carries on, so everything holding it sees the change."""
+        self.debug_enabled = debug and self.enabled
+        self.trace_enabled = trace and self.enabled
+        self.logtime = logtime
+        if path == self._path or not self.enabled:
+            return
+        with self._lock:
+            if self._own:
+                self._stream.close()
+            if path:
+                self._stream = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+                self._own = True
+            else:
+                self._stream = sys.stderr
+                self._own = False
+            self._path = path
+
     def close(self) -> None:
         if self._own:
             with self._lock:

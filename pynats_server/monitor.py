@@ -289,8 +289,8 @@ class Monitoring:
             "stalled_clients": 0,
             "subscriptions": self.num_subscriptions(),
             "http_req_stats": dict(self.req_stats),
-            "config_load_time": go_time(srv.start_time),
-            "config_digest": "",
+            "config_load_time": go_time(srv.config_time),
+            "config_digest": srv.config_digest,
             "feature_flags": {},
             "system_account": srv.system_account.name if srv.system_account is not None else "",
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
@@ -752,6 +752,8 @@ class Monitor:
         self.port = 0
         self._srv: asyncio.AbstractServer | None = None
         self.scheme = "http"
+        # HTTPS: the context for new handshakes; a configuration reload replaces it.
+        self.tls_context: Any = None
 
     @property
     def req_stats(self) -> dict[str, int]:
@@ -774,13 +776,19 @@ class Monitor:
 
             assert opts.tls is not None
             # The client TLS certificate, without asking browsers for one (as nats-server).
-            ctx = server_context(opts.tls, verify=False)
+            ctx = self.tls_context = server_context(opts.tls, verify=False)
+            ctx.sni_callback = self._current_context
         self._srv = await srv.loop.create_server(
             lambda: _HTTP(self), host=self.host or None, port=port, reuse_address=True, ssl=ctx
         )
         self.port = self._srv.sockets[0].getsockname()[1]
         self.scheme = "https" if secure else "http"
         srv.log.notice(f"Starting {self.scheme} monitor on {netutil.join_host_port(self.host, self.port)}")
+
+    def _current_context(self, sslobj: Any, name: str | None, ctx: Any) -> None:
+        # Called in every handshake (SNI or not): switch to the latest certificate.
+        if self.tls_context is not None and self.tls_context is not ctx:
+            sslobj.context = self.tls_context
 
     async def stop(self) -> None:
         if self._srv is not None:

@@ -51,6 +51,7 @@ class RouteConnection(Connection):
         self.remote_id = ""
         self.remote_name = ""
         self.remote_info: dict[str, Any] = {}
+        self.connect_opts: dict[str, Any] | None = None  # the peer's CONNECT
         self.headers = False
         self.registered = False
         self.registered_once = False
@@ -142,6 +143,7 @@ class RouteConnection(Connection):
         except ValueError:
             raise ProtocolError(None, "Protocol Violation", "bad route CONNECT") from None
         self.parser.await_connect = False
+        self.connect_opts = co  # checked again when a reload changes the cluster's authorization
         if co.get("lang"):
             self.error(wire.E_ROUTE_PORT)
             self.send_err(wire.E_ROUTE_PORT)

@@ -10,6 +10,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -105,10 +106,36 @@ class Server:
         self.cluster: Any = None
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
-        # Built from opts.tls by tlsctx.server_context (again on a reload, later).
+        # Built from opts.tls by tlsctx.server_context (again on a reload).
         self.tls_context: Any = None
         # The system account's requests and events (sysacc.py); none without a system account.
         self.sysacc: SystemServices | None = SystemServices(self) if self.system_account is not None else None
+        # Configuration reload (reload.py): when the options were last loaded (/varz
+        # config_load_time), the digest of the file they came from (config_digest), and what
+        # gives fresh options for `reload()` with none (the CLI: the file, then its flags).
+        self.config_time = time.time()
+        self.config_digest = ""
+        self.reload_source: Callable[[], Options] | None = None
+        self.reloading: Any = None  # the reload in progress (an asyncio.Lock), see reload.py
+
+    @classmethod
+    def from_config(cls, path: str, *, logger: Logger | None = None, **overrides: Any) -> Server:
+        """A server from a nats-server configuration file. Keyword options override the
+        file (`Server.from_config("nats.conf", port=-1)`), also when `reload()` reads the
+        file again, as command-line flags do. Raises cli.UsageError with nats-server's text."""
+        from .cli import validate
+        from .config import apply_config_file
+
+        def load() -> Options:
+            opts = Options(config_file=path)
+            apply_config_file(opts, path)
+            opts = replace(opts, **overrides)
+            validate(opts)
+            return opts
+
+        srv = cls(load(), logger=logger)
+        srv.reload_source = load
+        return srv
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -130,6 +157,10 @@ class Server:
         log.notice(f"  ID:       {self.id}")
         if plaintext_passwords(opts):
             log.warn("Plaintext passwords detected, use nkeys or bcrypt")
+        if opts.config_file:
+            self.config_digest = config_file_digest(opts.config_file)
+            digest = f"({self.config_digest})" if self.config_digest else ""
+            log.notice(f"Using configuration file: {opts.config_file} {digest}")
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warn(
                 "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
@@ -145,13 +176,8 @@ class Server:
             self.monitor = Monitor(self)
             await self.monitor.start()
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        client_cls: type[ClientConnection] = ClientConnection
-        if opts.tls is not None:
-            from .tlsconn import TLSClientConnection
-
-            client_cls = TLSClientConnection
         self._listener = await self.loop.create_server(
-            lambda: client_cls(self),
+            self._new_client,
             host=opts.host or None,
             port=port,
             reuse_address=True,
@@ -183,6 +209,37 @@ class Server:
         log.notice("Server is ready")
         if self.cluster is not None:
             self.cluster.solicit_routes()
+
+    def _new_client(self) -> ClientConnection:
+        """A connection the listener accepted: TLS or not as configured now (a reload may
+        turn TLS on or off for the connections that follow)."""
+        if self.opts.tls is None:
+            return ClientConnection(self)
+        from .tlsconn import TLSClientConnection
+
+        return TLSClientConnection(self)
+
+    async def reload(self, opts: Options | None = None) -> None:
+        """Apply a configuration change, as nats-server's Reload and ReloadOptions do.
+
+        With no options, fresh ones come from `reload_source` (the CLI sets one that reads
+        the configuration file again and applies the command-line flags over it), or else
+        from `opts.config_file` alone. Raises reload.ReloadError (its text is what nats-server
+        logs after "Failed to reload server configuration: ") and then changes nothing."""
+        from .reload import reload
+
+        await reload(self, opts)
+
+    async def reload_logged(self, opts: Options | None = None) -> bool:
+        """`reload()` for SIGHUP: a refusal is logged, as nats-server logs it."""
+        from .reload import ReloadError
+
+        try:
+            await self.reload(opts)
+        except ReloadError as e:
+            self.log.error(f"Failed to reload server configuration: {e}")
+            return False
+        return True
 
     async def shutdown(self) -> None:
         """Close the listeners and every connection; idempotent."""
@@ -517,3 +574,13 @@ class Server:
                 os.remove(path)
             except OSError as e:
                 self.log.error(f"Error cleaning up ports file {path}: {e}")
+
+
+def config_file_digest(path: str) -> str:
+    """nats-server's digest of a configuration file (`sha256:...`), "" if it cannot be read."""
+    from . import conf
+
+    try:
+        return conf.digest(conf.parse_file_tokens(path))
+    except (conf.ConfError, OSError):
+        return ""

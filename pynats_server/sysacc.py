@@ -159,11 +159,11 @@ class SystemServices:
         self._statsz_gap = STATSZ_FIRST
         self._last_statsz = 0.0
         self._last_orphan_check = time.monotonic()
-        self._setup_imports()
+        self.setup_imports()
 
     # -- exports and imports (addSystemAccountExports, registerSystemImports) -------------
 
-    def _setup_imports(self) -> None:
+    def setup_imports(self) -> None:
         sacc = self.account
         name = sacc.name
         for subject in ("$SYS.REQ.ACCOUNT.*.CONNZ", "$SYS.REQ.ACCOUNT.*.STATZ"):

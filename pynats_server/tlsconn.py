@@ -173,7 +173,9 @@ class _TLSMixin:
         if self._tls_timer is not None:
             self._tls_timer.cancel()
             self._tls_timer = None
-        pinned = self._tls_options().pinned_certs
+        opts = self._tls_options()
+        # A reload may have turned TLS off during this handshake: no pins then.
+        pinned = opts.pinned_certs if opts is not None else None
         if pinned is not None:
             der = tls.obj.getpeercert(binary_form=True)
             if not der:
@@ -282,7 +284,7 @@ class _TLSMixin:
 
     # -- hooks of the host class
 
-    def _tls_options(self) -> TLSOptions:
+    def _tls_options(self) -> TLSOptions | None:
         raise NotImplementedError
 
     def _established(self) -> None:
@@ -350,8 +352,7 @@ class TLSClientConnection(_TLSMixin, ClientConnection):
         else:
             self._start_client_handshake(b"")
 
-    def _tls_options(self) -> TLSOptions:
-        assert self.server.opts.tls is not None
+    def _tls_options(self) -> TLSOptions | None:
         return self.server.opts.tls
 
     def _start_client_handshake(self, pre: bytes) -> None:
@@ -454,8 +455,7 @@ class TLSRouteConnection(_TLSMixin, RouteConnection):
             self.debug("Starting TLS route server handshake")
             self._begin_handshake(cl.tls_server_context, timeout)
 
-    def _tls_options(self) -> TLSOptions:
-        assert self.cluster.opts.tls is not None
+    def _tls_options(self) -> TLSOptions | None:
         return self.cluster.opts.tls
 
     def data_received(self, data: bytes) -> None:
