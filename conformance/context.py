@@ -82,6 +82,7 @@ class CaseContext:
         targets: dict[str, Target],
         pool: ServerPool,
         workdir: Path,
+        memo: dict[str, Any] | None = None,
     ) -> None:
         self.case = case
         self.target = target
@@ -100,6 +101,8 @@ class CaseContext:
         self._extra_conns: list[Conn] = []
         self.leased: list[ServerProcess] = []  # from the pool; the runner gives them back
         self.notes: list[str] = []
+        # Shared by every case of one run (e.g. the JetStream cases keep go214's recordings).
+        self.memo: dict[str, Any] = memo if memo is not None else {}
 
     # ------------------------------------------------------------------ servers
     @property
@@ -119,10 +122,12 @@ class CaseContext:
         cluster_name: str = "CONF",
         http: bool = False,
         base_args: bool = True,
+        jetstream: bool = False,
     ) -> ServerProcess:
         """A private server (stopped when the case ends).
 
         ``base_args=False`` passes only ``args`` (no ``-a 127.0.0.1 -p -1``): for CLI cases.
+        ``jetstream=True`` adds ``-js -sd <a fresh store directory>``.
         """
         t = self.targets[target] if target else self.target
         if not t.available:
@@ -134,6 +139,7 @@ class CaseContext:
             cluster_name=cluster_name,
             http=http,
             base_args=base_args,
+            jetstream=jetstream,
         )
         s = ServerProcess(t, spec, self.workdir)
         self._servers.append(s)
@@ -147,12 +153,15 @@ class CaseContext:
         config: str | None = None,
         cluster: bool = False,
         http: bool = False,
+        jetstream: bool = False,
     ) -> ServerProcess:
         """A pooled server (this case has it to itself until it ends); default: the target."""
         t = self.targets[target] if target else self.target
         if not t.available:
             raise Mismatch(f"target {t.name} is not available: {t.why_unavailable}")
-        spec = ServerSpec(args=tuple(args), config=config, cluster=cluster, http=http)
+        spec = ServerSpec(
+            args=tuple(args), config=config, cluster=cluster, http=http, jetstream=jetstream
+        )
         s = await self.pool.lease(t, spec)
         self.leased.append(s)
         return s
