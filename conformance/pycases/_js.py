@@ -313,6 +313,24 @@ class Js:
                     raise Mismatch(f"[{self.name}] no message for sid {sid} within {t}s") from None
                 raise
 
+    async def next_any(self, sids: Iterable[str], timeout: float | None = None) -> Msg:
+        """The next message for any of the subscriptions ``sids``."""
+        sids = list(sids)
+        t = self.ctx.timeout if timeout is None else timeout
+        deadline = time.monotonic() + t
+        while True:
+            for sid in sids:
+                if self.queues.get(sid):
+                    return self.queues[sid].pop(0)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Mismatch(f"[{self.name}] no message for sids {sids} within {t}s")
+            try:
+                await self._read(left)
+            except Mismatch as exc:
+                if "timed out" not in exc.message:
+                    raise
+
     async def flush(self) -> None:
         want = self._pongs + 1
         await self.conn.send(b"PING\r\n")
