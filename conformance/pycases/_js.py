@@ -235,6 +235,12 @@ GO29_MISSING = (
 )
 
 
+# Values 2.9.10 gives differently, for every case: a new consumer's ack_floor.stream_seq is
+# 0 in 2.9 and the first deliverable sequence - 1 in 2.14 (the ack cases check the values after
+# acks on every target).
+GO29_LOOSE = ("*ack_floor.stream_seq",)
+
+
 @dataclasses.dataclass
 class Entry:
     """One recorded observation."""
@@ -546,7 +552,7 @@ def compare_recordings(
         return [f"recorded {labels_got}, {REFERENCE} recorded {labels_ref}"]
     problems: list[str] = []
     missing_ok = tuple(f"*:{p}" for p in GO29_MISSING) + tuple(go29_missing) if go29 else ()
-    value_loose = tuple(loose) + (tuple(go29_loose) if go29 else ())
+    value_loose = tuple(loose) + (GO29_LOOSE + tuple(go29_loose) if go29 else ())
     for g, r in zip(got, ref, strict=True):
         label = g.label
         if not isinstance(g.value, (dict, list)) and not isinstance(r.value, (dict, list)):

@@ -19,8 +19,6 @@ async def _stream(js: Js) -> None:
     "inactive_threshold 5s) and the legacy CONSUMER.DURABLE.CREATE.<stream>.<durable>: the "
     "consumer info nats-server answers (config with its defaults: ack_wait 30s, max_deliver -1, "
     "max_waiting 512, max_ack_pending 1000 with explicit acks, num_replicas 0), num_pending",
-    # 2.14 starts ack_floor.stream_seq at the first deliverable sequence - 1; 2.9 at 0.
-    go29_loose=("ack_floor.stream_seq",),
 )
 async def create_forms(js: Js) -> None:
     await _stream(js)
