@@ -111,6 +111,7 @@ class Runner:
                             cluster=spec.cluster,
                             cluster_name=spec.cluster_name,
                             http=spec.http,
+                            jetstream=spec.jetstream,
                         )
                     else:
                         # Shared servers: only run-wide variables ({{tls.*}}, {{nkey:..}}).

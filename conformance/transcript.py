@@ -249,7 +249,8 @@ def _build_case(
     server = hdr.get("server", "shared")
     if server not in ("shared", "private"):
         raise FormatError(path, lineno, "server: shared|private")
-    case.private = server == "private"
+    # A JetStream server keeps streams between cases: each case gets its own.
+    case.private = server == "private" or case.spec.jetstream
     mode = hdr.get("mode")
     if mode not in ("", "differential"):
         raise FormatError(path, lineno, "mode: differential")

@@ -28,7 +28,10 @@ async def puback(js: Js) -> None:
     r = await js.pub("foo", "y", {"Nats-Msg-Id": "m1"}, record="duplicate")
     js.eq(r, {"stream": "S", "seq": 3, "duplicate": True}, "duplicate")
     await js.send("foo", "no reply")
-    await js.flush()
+    # Stored asynchronously (the stream's own queue): wait for it, bounded.
+    deadline = time.monotonic() + 2
+    while (await js.api("STREAM.INFO.S"))["state"]["messages"] < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     r = await js.api("STREAM.INFO.S", None, "info")
     js.eq(
         (r["state"]["messages"], r["state"]["last_seq"]),
