@@ -147,6 +147,20 @@ async def limits(js: Js) -> None:
     r = await js.pub("p.a", "x", record="per_subject")
     js.error(r, 503, 10077, "maximum messages per subject exceeded")
     js.eq(await js.pub("p.b", "x"), {"stream": "P", "seq": 2}, "another subject fits")
+    # discard new with max_msgs_per_subject but without discard_new_per_subject: the
+    # per-subject limit still drops the subject's oldest message.
+    js.ok(
+        await js.api(
+            "STREAM.CREATE.PS",
+            {"name": "PS", "subjects": ["ps"], "max_msgs_per_subject": 1, "discard": "new"},
+        )
+    )
+    await js.pubs([("ps", "1")])
+    js.eq(
+        await js.pub("ps", "2", record="per_subject_no_dnps"), {"stream": "PS", "seq": 2}, "stored"
+    )
+    r = await js.api("STREAM.INFO.PS", None, "per_subject_no_dnps_info")
+    js.eq((r["state"]["messages"], r["state"]["first_seq"]), (1, 2), "the older one dropped")
     js.ok(await js.api("STREAM.CREATE.O", {"name": "O", "subjects": ["o"], "max_msgs": 2}))
     await js.pubs([("o", str(i)) for i in range(5)])
     r = await js.api("STREAM.INFO.O", None, "discard_old")

@@ -8,6 +8,12 @@ from ._js import Js, jscase
 
 NAME_ERR_214 = "stream name is required and can not contain '.', '*', '>', '\\', '/'"
 NAME_ERR_29 = "stream name is required and can not contain '.', '*', '>'"
+# What 2.9 answers where 2.14 differs (it checks in another order, or words it otherwise).
+GO29_CREATE_ERRORS: dict[str, tuple[int, int, str | None]] = {
+    "capture_all": (400, 10065, "subjects overlap with an existing stream"),
+    "dup_subjects": (500, 10052, None),
+    "negative_max_age": (500, 10052, "duplicates window can not be negative"),
+}
 
 
 @jscase(
@@ -89,6 +95,9 @@ async def create_defaults(js: Js) -> None:
         "empty_body:error.*",
         "bad_enum:error.description",
         "api_overlap:error.description",
+        "dup_subjects:error.description",
+        "capture_all:error.*",
+        "negative_max_age:error.description",
     ),
 )
 async def create_errors(js: Js) -> None:
@@ -142,13 +151,42 @@ async def create_errors(js: Js) -> None:
         "rollup_needs_purge",
     )
     js.error(r, 500, 10052, "roll-ups require the purge permission")
+    # Invalid combinations, each with its own text (all 500 10052).
+    for label, cfg, text in (
+        (
+            "dnps_discard_old",
+            {"subjects": ["w"], "discard_new_per_subject": True, "max_msgs_per_subject": 1},
+            "discard new per subject requires discard new policy to be set",
+        ),
+        ("max_age_small", {"subjects": ["w"], "max_age": 50000000}, "max age needs to be >= 100ms"),
+        (
+            "dup_window_gt_max_age",
+            {"subjects": ["w"], "max_age": 1000000000, "duplicate_window": 2000000000},
+            "duplicates window can not be larger then max age",
+        ),
+        ("dup_subjects", {"subjects": ["w", "w"]}, 'subject "w" overlaps with "w"'),
+        ("capture_all", {"subjects": [">"]}, "capturing all subjects requires no-ack to be true"),
+        ("invalid_subject", {"subjects": ["a..b"]}, "invalid subject"),
+        ("negative_max_age", {"subjects": ["w"], "max_age": -1}, "max age can not be negative"),
+    ):
+        r = await js.api("STREAM.CREATE.W", {"name": "W", **cfg}, label)
+        if js.go29 and label in GO29_CREATE_ERRORS:
+            js.error(r, *GO29_CREATE_ERRORS[label], label)
+        else:
+            js.error(r, 500, 10052, text, label)
+    # A stream without subjects takes its name as subject: that overlaps a wildcard stream.
+    js.ok(await js.api("STREAM.DELETE.S"))
+    js.ok(await js.api("STREAM.CREATE.WC", {"name": "WC", "subjects": ["*"]}))
+    r = await js.api("STREAM.CREATE.N", {"name": "N"}, "name_overlaps_wildcard")
+    js.error(r, 400, 10065, "subjects overlap with an existing stream")
 
 
 @jscase(
     "jetstream.stream.update",
     doc="STREAM.UPDATE: allowed changes (subjects, limits) echo the new config with the state; "
     "refused: storage type (10052 'can not change storage type'), retention to/from workqueue, "
-    "an unknown stream 10059, name mismatch 10056",
+    "an unknown stream 10059, name mismatch 10056, cancelling deny_delete/deny_purge, unsealing; "
+    "a sealed stream refuses publish, purge and delete with 10109",
     go29_loose=("retention:error.description",),
 )
 async def update(js: Js) -> None:
@@ -180,6 +218,38 @@ async def update(js: Js) -> None:
     js.error(r, 404, 10059, "stream not found")
     r = await js.api("STREAM.UPDATE.S", {"name": "Q", "subjects": ["foo"]}, "name_mismatch")
     js.error(r, 400, 10056, "stream name in subject does not match request")
+    js.ok(
+        await js.api(
+            "STREAM.CREATE.D",
+            {"name": "D", "subjects": ["d"], "deny_delete": True, "deny_purge": True},
+        )
+    )
+    r = await js.api(
+        "STREAM.UPDATE.D",
+        {"name": "D", "subjects": ["d"], "deny_purge": True},
+        "cancel_deny_delete",
+    )
+    js.error(r, 500, 10052, "stream configuration update can not cancel deny message deletes")
+    r = await js.api(
+        "STREAM.UPDATE.D",
+        {"name": "D", "subjects": ["d"], "deny_delete": True},
+        "cancel_deny_purge",
+    )
+    js.error(r, 500, 10052, "stream configuration update can not cancel deny purge")
+    r = await js.api(
+        "STREAM.UPDATE.S",
+        {"name": "S", "subjects": ["foo", "bar.*", "baz"], "sealed": True},
+        "seal",
+    )
+    js.eq(r["config"]["sealed"], True, "sealed")
+    sealed = "invalid operation on sealed stream"
+    js.error(await js.pub("foo", "x", record="publish_sealed"), 400, 10109, sealed)
+    js.error(await js.api("STREAM.PURGE.S", None, "purge_sealed"), 400, 10109, sealed)
+    js.error(await js.api("STREAM.MSG.DELETE.S", {"seq": 1}, "delete_sealed"), 400, 10109, sealed)
+    r = await js.api(
+        "STREAM.UPDATE.S", {"name": "S", "subjects": ["foo", "bar.*", "baz"]}, "unseal"
+    )
+    js.error(r, 500, 10052, "stream configuration update can not unseal a sealed stream")
 
 
 @jscase(
