@@ -117,8 +117,9 @@ async def create_forms(js: Js) -> None:
 
 @jscase(
     "jetstream.consumer.multi_filter",
-    doc="filter_subjects (2.10+): several filters, num_pending over all of them; filter_subject "
-    "and filter_subjects together are refused (10136?); the echo keeps filter_subjects",
+    doc="filter_subjects (2.10+): several filters, num_pending over all of them; refused: "
+    "filter_subject and filter_subjects together (10136), overlapping filters (10138), several "
+    "filters with the CONSUMER.CREATE.<stream>.<name>.<filter> form (10137)",
     targets="!go29",
 )
 async def multi_filter(js: Js) -> None:
@@ -130,7 +131,7 @@ async def multi_filter(js: Js) -> None:
     )
     js.eq(r["config"].get("filter_subjects"), ["bar.1", "foo"], "filter_subjects echoed")
     js.eq(r["num_pending"], 4, "num_pending over both filters")
-    await js.api(
+    r = await js.api(
         "CONSUMER.CREATE.S.BOTH",
         {
             "stream_name": "S",
@@ -138,16 +139,19 @@ async def multi_filter(js: Js) -> None:
         },
         "both",
     )
-    await js.api(
+    js.error(r, 400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified")
+    r = await js.api(
         "CONSUMER.CREATE.S.OV",
         {"stream_name": "S", "config": {"name": "OV", "filter_subjects": ["bar.*", "bar.1"]}},
         "overlapping",
     )
-    await js.api(
+    js.error(r, 400, 10138, "consumer subject filters cannot overlap")
+    r = await js.api(
         "CONSUMER.CREATE.S.FS.foo",
         {"stream_name": "S", "config": {"name": "FS", "filter_subjects": ["foo", "bar.1"]}},
         "subject_form_multi",
     )
+    js.error(r, 400, 10137, "consumer with multiple subject filters cannot use subject based API")
 
 
 @jscase(
