@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -14,7 +15,7 @@ from .conn import Conn, Mismatch
 from .context import SYS_RE, CaseContext, RawJSON, certs_for
 from .model import Step, Template, render_regex
 from .schemas import check_info, default_values, normalise_output
-from .targets import HOST
+from .targets import HOST, ServerError
 
 PEER_VERSION = "2.9.10"
 
@@ -83,6 +84,11 @@ async def _conn(
         return ctx.conns[name]
     assert ctx.server is not None
     port = ctx.server.client_port if kind == "client" else ctx.server.cluster_port
+    if not port and kind == "route" and not ctx.server.spec.cluster:
+        # A route listener from `args:` (--cluster URL): 2.9 logs it after "Server is ready".
+        with contextlib.suppress(ServerError):
+            await ctx.server.wait_log(r"Listening for route connections", ctx.timeout)
+        port = ctx.server.cluster_port
     if not port:
         raise Mismatch(f"the server has no {kind} port (case needs `cluster: yes`?)", conn=name)
     c = await Conn.open(name, HOST, port, ctx.timeout, tls=tls)
