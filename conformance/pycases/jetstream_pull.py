@@ -96,7 +96,7 @@ async def batch(js: Js) -> None:
     "max_bytes smaller than the message '409 Message Size Exceeds MaxBytes'; a push consumer "
     "'409 Consumer is push based'; max_batch '409 Exceeded MaxRequestBatch of 2'; no_wait with a "
     "batch larger than what is there: 2.14 '404 No Messages' after the messages, 2.9 '408 Request "
-    "Timeout' with the pending count",
+    "Timeout' with the pending count; an unknown consumer: 2.14 503 no responders, 2.9 silence",
     timeout=3,
 )
 async def status(js: Js) -> None:
@@ -147,6 +147,15 @@ async def status(js: Js) -> None:
     (m,) = await js.pull("S", "P", {"batch": 1}, 1)
     js.record_frame("push_based", m)
     js.status(m, "409", "Consumer is push based")
+    # A consumer that does not exist: 2.14 has no subscription for it (no responders, 503);
+    # 2.9 does not answer.
+    await js.send("$JS.API.CONSUMER.MSG.NEXT.S.NOPE", {"batch": 1}, js.inbox())
+    if js.go29:
+        await js.no_msg("1", 0.2)
+    else:
+        m = await js.next_msg("1")
+        js.record_frame("unknown_consumer", m, new=True)
+        js.check(m.status == "503", "no responders", "503", m.frame)
 
 
 @jscase(
