@@ -8,7 +8,10 @@ the script ``record``s is compared with go214's recording of the same script:
 * the key set and the value types of every recorded JSON answer (``schemas.json_signature``),
   with the keys 2.9 lacks (``go29_missing``) excused for the go29 profile;
 * the values, after ``normalise`` (non-zero times, ack-subject timestamps, ``_nats.ver``...),
-  on the keys both answers have; ``loose`` names paths whose values are not compared.
+  on the keys both answers have; ``loose`` names paths whose values are not compared;
+* (not for go29) the key order of every object and the exact JSON text (Go's escaping, the
+  hand-written PubAck spacing); recorded frames byte for byte (sizes recomputed after the
+  normalisation, 2.9's double space in internal-client control lines excused for go29).
 
 The script itself also checks exact values it knows (error codes and texts, state counts):
 those checks run on every target, go214 included, so a passing go214 run proves them.
