@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs", type=int, default=12, help="(case, target) runs in parallel (default 12)"
     )
+    p.add_argument(
+        "--skip-requires",
+        action="append",
+        default=[],
+        metavar="FEATURE",
+        help="report cases that need FEATURE (e.g. jetstream; `requires` in the case) as n/a "
+        "instead of running them (repeatable, or comma-separated)",
+    )
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument(
         "--report-dir",
@@ -141,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for c in cases:
             extra = " (differential)" if c.differential else ""
+            if c.requires:
+                extra += f" (requires {','.join(sorted(c.requires))})"
             print(f"{c.name:55s} {c.origin}{extra}")
         print(f"{len(cases)} cases", file=sys.stderr)
         return 0
@@ -171,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_probe(args.probe, targets, selected, workdir))
         return 0
 
-    runner = Runner(cases, targets, selected, workdir, args.jobs, devs, progress)
+    skip = frozenset(f.strip() for item in args.skip_requires for f in item.split(",") if f.strip())
+    runner = Runner(
+        cases, targets, selected, workdir, args.jobs, devs, progress, skip_requires=skip
+    )
     t0 = time.monotonic()
     try:
         results = asyncio.run(_run(runner))

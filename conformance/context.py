@@ -82,6 +82,7 @@ class CaseContext:
         targets: dict[str, Target],
         pool: ServerPool,
         workdir: Path,
+        memo: dict[str, Any] | None = None,
     ) -> None:
         self.case = case
         self.target = target
@@ -100,6 +101,8 @@ class CaseContext:
         self._extra_conns: list[Conn] = []
         self.leased: list[ServerProcess] = []  # from the pool; the runner gives them back
         self.notes: list[str] = []
+        # Shared by every case of one run (e.g. the JetStream cases keep go214's recordings).
+        self.memo: dict[str, Any] = memo if memo is not None else {}
 
     # ------------------------------------------------------------------ servers
     @property
@@ -120,12 +123,14 @@ class CaseContext:
         http: bool = False,
         base_args: bool = True,
         own_config: bool = False,
+        jetstream: bool = False,
     ) -> ServerProcess:
         """A private server (stopped when the case ends).
 
         ``base_args=False`` passes only ``args`` (no ``-a 127.0.0.1 -p -1``): for CLI cases.
         ``own_config``: the config file is this server's alone (``ServerProcess.reload``
         rewrites it).
+        ``jetstream=True`` adds ``-js -sd <a fresh store directory>``.
         """
         t = self.targets[target] if target else self.target
         if not t.available:
@@ -138,6 +143,7 @@ class CaseContext:
             http=http,
             base_args=base_args,
             own_config=own_config,
+            jetstream=jetstream,
         )
         s = ServerProcess(t, spec, self.workdir)
         self._servers.append(s)
@@ -151,12 +157,15 @@ class CaseContext:
         config: str | None = None,
         cluster: bool = False,
         http: bool = False,
+        jetstream: bool = False,
     ) -> ServerProcess:
         """A pooled server (this case has it to itself until it ends); default: the target."""
         t = self.targets[target] if target else self.target
         if not t.available:
             raise Mismatch(f"target {t.name} is not available: {t.why_unavailable}")
-        spec = ServerSpec(args=tuple(args), config=config, cluster=cluster, http=http)
+        spec = ServerSpec(
+            args=tuple(args), config=config, cluster=cluster, http=http, jetstream=jetstream
+        )
         s = await self.pool.lease(t, spec)
         self.leased.append(s)
         return s

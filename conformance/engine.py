@@ -84,9 +84,9 @@ async def _conn(
         return ctx.conns[name]
     assert ctx.server is not None
     port = ctx.server.client_port if kind == "client" else ctx.server.cluster_port
-    if not port and kind == "route" and ctx.server.spec.config and "cluster" in ctx.server.spec.config:
-        # A route listener from the config file (not --cluster): nats-server logs it after
-        # "Server is ready".
+    if not port and kind == "route":
+        # A route listener from the config file or from `args:` (--cluster URL): nats-server
+        # (2.9 for --cluster) logs it after "Server is ready".
         with contextlib.suppress(ServerError):
             await ctx.server.wait_log(r"Listening for route connections on", ctx.timeout)
         port = ctx.server.cluster_port

@@ -139,6 +139,9 @@ class Case:
     func: PyCaseFunc | None = None
     kinds: Callable[[str], list[str]] | None = None  # python cases: target -> server kinds
     slow: bool = False
+    # Server features the case needs (e.g. "jetstream"); `--skip-requires F` reports the cases
+    # that need F as n/a instead of running them (CI, until the feature lands in pynats-server).
+    requires: frozenset[str] = frozenset()
 
     def applies_to(self, name: str, profile: str) -> bool:
         return self.targets is None or self.targets.matches(name, profile)

@@ -24,18 +24,22 @@ def pycase(
     targets: str | None = None,
     timeout: float = 2.0,
     slow: bool = False,
+    requires: tuple[str, ...] = (),
 ) -> Callable[[PyCaseFunc], PyCaseFunc]:
     """Register an ``async def case(ctx)`` as the case ``name`` (``group.short``).
 
     ``kinds`` maps the target under test to the server kinds the case starts, e.g.
     ``same(3)`` -> [X, X, X] or ``with_("go214")`` -> [X, go214] (mixed clusters).
-    ``timeout`` is the per-expectation timeout (ctx.timeout).
+    ``timeout`` is the per-expectation timeout (ctx.timeout). ``requires`` names server
+    features the case needs (``--skip-requires`` skips them). A wrapper made by a helper
+    decorator sets ``__wrapped__`` so that the case's origin is the wrapped function's.
     """
 
     def deco(fn: PyCaseFunc) -> PyCaseFunc:
         group = name.rsplit(".", 1)[0]
-        src = inspect.getsourcefile(fn) or "?"
-        line = inspect.getsourcelines(fn)[1]
+        where = inspect.unwrap(fn)
+        src = inspect.getsourcefile(where) or "?"
+        line = inspect.getsourcelines(where)[1]
         rel = Path(src).resolve().relative_to(Path(__file__).resolve().parent.parent)
         _PYCASES.append(
             Case(
@@ -50,6 +54,7 @@ def pycase(
                 targets=Selector.parse(targets) if targets else None,
                 timeout=timeout,
                 slow=slow,
+                requires=frozenset(requires),
             )
         )
         return fn

@@ -43,6 +43,7 @@ class Runner:
         jobs: int,
         deviations: list[devmod.Deviation],
         progress: Callable[[Result], None] | None = None,
+        skip_requires: frozenset[str] = frozenset(),
     ) -> None:
         self.cases = cases
         self.targets = targets
@@ -53,6 +54,8 @@ class Runner:
         self.deviations = deviations
         self.progress = progress
         self.results: dict[tuple[str, str], Result] = {}
+        self.skip_requires = skip_requires
+        self.memo: dict[str, object] = {}  # shared by the cases of this run (CaseContext.memo)
 
     async def run(self) -> dict[tuple[str, str], Result]:
         tasks = []
@@ -79,6 +82,10 @@ class Runner:
         if not case.applies_to(target.name, target.profile):
             res.reason = f"case applies to {case.targets} only"
             return self._done(res)
+        skipped = sorted(case.requires & self.skip_requires)
+        if skipped:
+            res.reason = f"requires {', '.join(skipped)} (skipped by --skip-requires)"
+            return self._done(res)
         if case.kind == "python" and case.kinds is not None:
             missing = [
                 k
@@ -90,7 +97,7 @@ class Runner:
                 return self._done(res)
         async with self.sem:
             t0 = time.monotonic()
-            ctx = CaseContext(case, target, self.targets, self.pool, self.workdir)
+            ctx = CaseContext(case, target, self.targets, self.pool, self.workdir, self.memo)
             leased: ServerProcess | None = None
             try:
                 if case.kind == "transcript":
@@ -105,6 +112,7 @@ class Runner:
                             cluster_name=spec.cluster_name,
                             http=spec.http,
                             own_config=spec.own_config,
+                            jetstream=spec.jetstream,
                         )
                     else:
                         # Shared servers: only run-wide variables ({{tls.*}}, {{nkey:..}}).

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,6 +132,7 @@ class ServerSpec:
     http: bool = False  # adds -m -1
     base_args: bool = True  # False: only `args` (the case gives -a/-p itself; CLI cases)
     own_config: bool = False  # the config file is this server's alone (a case rewrites it)
+    jetstream: bool = False  # adds -js -sd <a store directory of this process's own>
 
     def describe(self) -> str:
         parts = list(self.args)
@@ -138,6 +140,8 @@ class ServerSpec:
             parts.append(f"cluster={self.cluster_name}")
         if self.http:
             parts.append("http")
+        if self.jetstream:
+            parts.append("jetstream")
         if self.config:
             parts.append("config:" + self.config.strip().replace("\n", "; ")[:60])
         return " ".join(parts) or "default"
@@ -189,6 +193,11 @@ class ServerProcess:
             argv += ["-m", "-1"]
         if self.spec.cluster:
             argv += ["--cluster", f"nats://{HOST}:-1", "--cluster_name", self.spec.cluster_name]
+        if self.spec.jetstream:
+            # Every process gets its own store directory (under the run's work directory,
+            # removed with it): streams never leak from one server or case into another.
+            store = tempfile.mkdtemp(prefix="js-", dir=self.workdir)
+            argv += ["-js", "-sd", store]
         argv += list(self.spec.args)
         return argv
 

@@ -368,3 +368,78 @@ reload
         parse_text("group: g\n=== r\nreload\n")
     with pytest.raises(FormatError, match="reload takes nothing or a config_NAME header"):
         parse_text("group: g\n=== r\nconfig: x: 1\nreload other\n")
+
+def test_requires_and_jetstream_headers() -> None:
+    cases = parse_text(
+        "group: g\n=== a\nrequires: foo, bar\n> PING\n=== b\njetstream: yes\n> PING\n"
+        "=== c\n> PING\n"
+    )
+    a, b, c = cases
+    assert a.requires == frozenset({"foo", "bar"}) and not a.spec.jetstream
+    # jetstream: yes -> -js -sd <own dir>, a private server, and it requires jetstream
+    assert b.spec.jetstream and b.private and b.requires == frozenset({"jetstream"})
+    assert c.requires == frozenset() and not c.private
+    js_cases = [x for x in load_all() if x.name.startswith("jetstream.")]
+    assert js_cases and all(
+        "jetstream" in x.requires for x in js_cases if x.name != "jetstream.api.disabled"
+    )
+
+
+def test_jetstream_server_command_has_its_own_store(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from conformance.targets import ServerProcess, ServerSpec, Target
+
+    t = Target("x", Path("/bin/true"), available=True)
+    argv1 = ServerProcess(t, ServerSpec(jetstream=True), tmp_path).command()
+    argv2 = ServerProcess(t, ServerSpec(jetstream=True), tmp_path).command()
+    i = argv1.index("-js")
+    assert argv1[i + 1] == "-sd" and argv1[i + 2] != argv2[argv2.index("-sd") + 1]
+
+
+def test_jetstream_normalise_and_compare() -> None:
+    from conformance.pycases._js import Entry, compare_recordings, normalise, normalise_frame
+
+    v = normalise(
+        {
+            "created": "2026-01-02T03:04:05.123Z",
+            "first_ts": "0001-01-01T00:00:00Z",
+            "metadata": {"_nats.ver": "2.14.0"},
+            "r": "$JS.ACK.S.D.1.2.3.1796066093009058910.0",
+        }
+    )
+    assert v == {
+        "created": "<time>",
+        "first_ts": "0001-01-01T00:00:00Z",
+        "metadata": {"_nats.ver": "<version>"},
+        "r": "$JS.ACK.S.D.1.2.3.<ts>.0",
+    }
+
+    # A shorter time stamp (Go drops trailing zeros) does not change the normalised frame.
+    def frame(ts: str) -> bytes:
+        h = f"NATS/1.0\r\nNats-Time-Stamp: {ts}\r\n\r\n".encode()
+        return b"HMSG i 1 %d %d\r\n%sab\r\n" % (len(h), len(h) + 2, h)
+
+    assert normalise_frame(frame("2026-01-01T00:00:00.1Z")) == normalise_frame(
+        frame("2026-01-01T00:00:00.12Z")
+    )
+    ref = [Entry("a", {"x": 1, "y": "s", "ts": "<time>"}, '{"x":1,"y":"s","ts":"<time>"}')]
+    assert compare_recordings(ref, ref, "other") == []
+    assert compare_recordings([Entry("a", {"x": 1, "y": "s"})], ref, "go29") == []  # ts: 2.10+
+    probs = compare_recordings([Entry("a", {"x": 2, "y": "s"})], ref, "other")
+    assert any("missing keys ['ts']" in p for p in probs) and any(
+        "values differ" in p for p in probs
+    )
+    order = [Entry("a", {"y": "s", "x": 1, "ts": "<time>"}, '{"y":"s","x":1,"ts":"<time>"}')]
+    assert any("key order" in p for p in compare_recordings(order, ref, "other"))
+    text = [Entry("a", {"x": 1, "y": "s", "ts": "<time>"}, '{"x": 1,"y":"s","ts":"<time>"}')]
+    assert any("JSON text differs" in p for p in compare_recordings(text, ref, "other"))
+    assert (
+        compare_recordings(
+            [Entry("a", {"x": 2, "y": "s", "ts": "<time>"})], ref, "other", loose=("x",)
+        )
+        == []
+    )
+    new = ref + [Entry("b", "frame", None, new=True)]
+    assert compare_recordings(ref, new, "go29") == []
+    assert compare_recordings(ref, new, "other") != []

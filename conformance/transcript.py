@@ -25,6 +25,8 @@ HEADER_KEYS = {
     "targets",
     "listen",
     "quiet",
+    "requires",
+    "jetstream",
 }
 TEXT_OPS = {">", ">|", "<", "<|", "<~", "<*"}
 WORD_OPS = {
@@ -251,11 +253,17 @@ def _build_case(
         cluster=bool(cluster) and cluster != "no",
         cluster_name=cluster if cluster and cluster not in ("yes", "no") else "CONF",
         http=hdr.get("http") == "yes",
+        jetstream=hdr.get("jetstream") == "yes",
     )
+    requires = {x.strip() for x in hdr.get("requires").replace(",", " ").split() if x.strip()}
+    if case.spec.jetstream:
+        requires.add("jetstream")
+    case.requires = frozenset(requires)
     server = hdr.get("server", "shared")
     if server not in ("shared", "private"):
         raise FormatError(path, lineno, "server: shared|private")
-    case.private = server == "private"
+    # A JetStream server keeps streams between cases: each case gets its own.
+    case.private = server == "private" or case.spec.jetstream
     mode = hdr.get("mode")
     if mode not in ("", "differential"):
         raise FormatError(path, lineno, "mode: differential")
