@@ -181,6 +181,7 @@ class Account:
         self.internal: InternalClient | None = None
         self.default_permissions: Any = None
         self.nclients = 0
+        self.jetstream: Any = None  # jetstream.engine.JsAccount when the account has JetStream
 
     def __repr__(self) -> str:
         return f"<Account {self.name}>"

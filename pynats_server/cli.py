@@ -119,11 +119,10 @@ Available curve preferences include:
 # Flags of later or never: recognised so that a nats-server command line never produces a
 # traceback; `None` as message means "accepted and ignored, with a warning".
 _UNSUPPORTED = {
-    "jetstream": "JetStream is not supported",
     "syslog": "syslog logging is not supported",
     "remote_syslog": "remote syslog logging is not supported",
 }
-_IGNORED = {"store_dir", "profile", "log_size_limit", "max_traced_msg_len", "logtime_utc"}
+_IGNORED = {"profile", "log_size_limit", "max_traced_msg_len", "logtime_utc"}
 
 FLAGS = [
     Flag(("h", "help"), "bool", "help"),
@@ -361,6 +360,15 @@ def apply_flags(opts: Options, p: Parsed) -> None:
         opts.logtime = v["logtime"]
     if v.get("https_port"):
         opts.https_port = v["https_port"]
+    if "jetstream" in v or "store_dir" in v:
+        # -js turns JetStream on (-js=false off); -sd sets where it stores, as nats-server.
+        from .options import JetStreamOptions
+
+        js = opts.jetstream or JetStreamOptions()
+        if v.get("store_dir"):
+            js.store_dir = v["store_dir"]
+        if "jetstream" in v:
+            opts.jetstream = js if v["jetstream"] else None
     _tls_flags(opts, v, p.set_flags)
     try:
         if "max_payload" in v:
@@ -434,6 +442,13 @@ def _tls_flags(opts: Options, v: dict[str, object], given: object) -> None:
 
 
 def validate(opts: Options) -> None:
+    if opts.jetstream is not None:
+        from .server import check_jetstream_options
+
+        try:
+            check_jetstream_options(opts)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not any(
         a.name == opts.system_account for a in opts.accounts
     ):

@@ -22,6 +22,8 @@ from .options import (
     AccountConfig,
     ExportConfig,
     ImportConfig,
+    JetStreamLimits,
+    JetStreamOptions,
     Options,
     Permissions,
     ResponsePermission,
@@ -39,7 +41,7 @@ _IGNORED = {
     "prof_port", "prof_block_rate", "max_traced_msg_len", "max_sub_tokens",
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
     "server_metadata", "feature_flags", "no_fast_producer_stall", "max_closed_clients",
-    "write_timeout", "store_dir", "storedir", "default_js_domain", "gateway", "leaf", "leafnodes",
+    "write_timeout", "default_js_domain", "gateway", "leaf", "leafnodes",
     "websocket", "ws", "mqtt", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
 # Known to nats-server and refused whatever their value.
@@ -216,6 +218,7 @@ class _Mapper:
         self.opts = opts
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self._js: JetStreamOptions | None = opts.jetstream
 
     def guarded(self, fn: Any, key: str, tok: Token) -> None:
         try:
@@ -305,8 +308,13 @@ class _Mapper:
         elif k == "cluster":
             self.cluster(tok)
         elif k == "jetstream":
-            if self.jetstream_enabled(tok):
-                self.error(tok, "JetStream is not supported")
+            self.jetstream(tok)
+        elif k in ("store_dir", "storedir"):
+            js = self.js_options()
+            if js.store_dir:
+                self.error(tok, "Duplicate 'store_dir' configuration")
+            else:
+                js.store_dir = _want(tok, str)
         elif k in ("syslog", "proxy_protocol"):
             if _want(tok, bool):
                 what = "syslog logging" if k == "syslog" else "the PROXY protocol"
@@ -343,18 +351,116 @@ class _Mapper:
         else:
             setattr(self.opts, k, seconds)
 
-    def jetstream_enabled(self, tok: Token) -> bool:
+    # -- jetstream
+
+    def js_options(self) -> JetStreamOptions:
+        """The JetStream options, made (not yet enabled) when a key names one first."""
+        if self._js is None:
+            self._js = JetStreamOptions()
+        return self._js
+
+    def jetstream(self, tok: Token) -> None:
+        """nats-server's parseJetStream: `true`/`false`, "enabled"/"disabled", or a block."""
         v = tok.value
+        enable = True
         if type(v) is str:
             if v.lower() not in ("enabled", "enable", "disabled", "disable"):
-                raise _Bad(
-                    f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'"
-                )
-            return v.lower().startswith("enable")
-        if type(v) is dict:
-            flag = next((t for k, t in v.items() if k.lower() in ("enable", "enabled")), None)
-            return True if flag is None else _want(flag, bool)
-        return _want(tok, bool)
+                raise _Bad(f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'")
+            enable = v.lower().startswith("enable")
+        elif type(v) is dict:
+            js = self.js_options()
+            for key, t in v.items():
+                k = key.lower()
+                if k in ("enable", "enabled"):
+                    enable = _want(t, bool)
+                elif k == "strict":
+                    if type(t.value) is not bool:
+                        raise _Bad(f"{t.source}: Expected 'true' or 'false' for bool value, got '{t.value}'")
+                    js.strict = t.value
+                elif k in ("store", "store_dir", "storedir"):
+                    if js.store_dir:
+                        raise _Bad(f"{t.source}: Duplicate 'store_dir' configuration")
+                    js.store_dir = _want(t, str)
+                elif k in ("sync", "sync_interval"):
+                    if type(t.value) is str and t.value.lower() == "always":
+                        js.sync_always = True
+                    else:
+                        js.sync_interval = self.duration(k, t)
+                elif k in ("max_memory_store", "max_mem_store", "max_mem"):
+                    js.max_memory = self.storage_size("max_mem_store", t)
+                elif k in ("max_file_store", "max_file"):
+                    js.max_storage = self.storage_size("max_file_store", t)
+                elif k == "domain":
+                    js.domain = _want(t, str)
+                elif k in ("key", "ek", "encryption_key", "prev_key", "prev_ek", "prev_encryption_key",
+                           "cipher", "tpm"):
+                    self.error(t, "JetStream encryption is not supported")
+                elif k in ("extension_hint", "limits", "unique_tag", "max_outstanding_catchup",
+                           "max_buffered_size", "max_buffered_msgs", "request_queue_limit",
+                           "info_queue_limit", "meta_compact", "meta_compact_size"):
+                    self.ignored(f"jetstream.{key}", t)
+                else:
+                    self.unknown(key, t)
+        else:
+            enable = _want(tok, bool)
+        if enable:
+            self.opts.jetstream = self.js_options()
+        else:
+            self.opts.jetstream = None
+
+    def storage_size(self, what: str, tok: Token) -> int:
+        """nats-server's getStorageSize: an integer, or a string ending in K, M, G or T (1024s)."""
+        v = tok.value
+        if type(v) is int:
+            return v
+        if type(v) is not str:
+            raise _Bad(f"{tok.source}: {what} must be int64 or string")
+        if not v:
+            return 0
+        mult = {"K": 10, "M": 20, "G": 30, "T": 40}.get(v[-1])
+        try:
+            num = int(v[:-1])
+        except ValueError:
+            raise _Bad(f'{tok.source}: {what} strconv.ParseInt: parsing {_q(v[:-1])}: invalid syntax') from None
+        if mult is None:
+            raise _Bad(f"{tok.source}: {what} sizes defined as strings must end in K, M, G, T")
+        return num << mult
+
+    def account_jetstream(self, tok: Token) -> JetStreamLimits | None:
+        """An account's `jetstream`: enabled/disabled, or its limits (parseJetStreamForAccount)."""
+        v = tok.value
+        if type(v) is bool:
+            return JetStreamLimits() if v else None
+        if type(v) is str:
+            if v.lower() in ("enabled", "enable"):
+                return JetStreamLimits()
+            if v.lower() in ("disabled", "disable"):
+                return None
+            raise _Bad(f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'")
+        lim = JetStreamLimits()
+        for key, t in _want(tok, dict).items():
+            k = key.lower()
+            if k in ("max_memory", "max_mem", "mem", "memory"):
+                lim.max_memory = self.storage_size(key, t)
+            elif k in ("max_store", "max_file", "max_disk", "store", "disk"):
+                lim.max_storage = self.storage_size(key, t)
+            elif k in ("max_streams", "streams"):
+                lim.max_streams = _want(t, int)
+            elif k in ("max_consumers", "consumers"):
+                lim.max_consumers = _want(t, int)
+            elif k in ("max_bytes_required", "max_stream_bytes", "max_bytes"):
+                lim.max_bytes_required = _want(t, bool)
+            elif k in ("mem_max_stream_bytes", "memory_max_stream_bytes"):
+                lim.memory_max_stream_bytes = self.storage_size(key, t)
+            elif k in ("disk_max_stream_bytes", "store_max_stream_bytes"):
+                lim.storage_max_stream_bytes = self.storage_size(key, t)
+            elif k == "max_ack_pending":
+                lim.max_ack_pending = _want(t, int)
+            elif k == "cluster_traffic":
+                self.ignored(f"jetstream.{key}", t)
+            else:
+                self.unknown(key, t)
+        return lim
 
     # -- accounts
 
@@ -391,7 +497,9 @@ class _Mapper:
                     acc.imports = [i for i in map(self.import_, _want(v, list)) if i is not None]
                 elif k == "default_permissions":
                     acc.default_permissions = self.permissions(v)
-                elif k in ("jetstream", "limits", "msg_trace", "trace_dest", "nkey"):
+                elif k == "jetstream":
+                    acc.jetstream = self.account_jetstream(v)
+                elif k in ("limits", "msg_trace", "trace_dest", "nkey"):
                     self.ignored(f"accounts.{name}.{key}", v)
                 elif k in ("mappings", "maps"):
                     self.error(v, "subject mappings are not supported yet")

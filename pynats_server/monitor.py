@@ -265,7 +265,7 @@ class Monitoring:
             "leaf": {},
             "mqtt": {},
             "websocket": {},
-            "jetstream": {},
+            "jetstream": srv.jetstream.varz() if srv.jetstream is not None else {},
             "tls_timeout": go_float(opts.tls_timeout),
             "write_deadline": int(opts.write_deadline * 1e9),
             "start": go_time(srv.start_time),

@@ -130,11 +130,39 @@ class ImportConfig:
 
 
 @dataclass
+class JetStreamLimits:
+    """An account's JetStream limits (`accounts { A { jetstream {...} } }`); -1: unlimited."""
+
+    max_memory: int = -1
+    max_storage: int = -1
+    max_streams: int = -1
+    max_consumers: int = -1
+    max_ack_pending: int = -1
+    memory_max_stream_bytes: int = -1
+    storage_max_stream_bytes: int = -1
+    max_bytes_required: bool = False
+
+
+@dataclass
+class JetStreamOptions:
+    """`-js` / `jetstream {}`: where streams are stored and how much they may use."""
+
+    store_dir: str = ""  # "": the system's temporary directory + /nats, as nats-server
+    max_memory: int = -1  # -1: 75% of the machine's memory
+    max_storage: int = -1  # -1: 75% of the free space where store_dir is
+    domain: str = ""
+    sync_interval: float = 120.0  # seconds between syncs of file stores to disk
+    sync_always: bool = False
+    strict: bool = True
+
+
+@dataclass
 class AccountConfig:
     name: str
     exports: list[ExportConfig] = field(default_factory=list)
     imports: list[ImportConfig] = field(default_factory=list)
     default_permissions: Permissions | None = None
+    jetstream: JetStreamLimits | None = None  # None: no JetStream for this account
 
 
 @dataclass
@@ -205,6 +233,9 @@ class Options:
     accounts: list[AccountConfig] = field(default_factory=list)
     system_account: str = ""  # "": $SYS, unless no_system_account
     no_system_account: bool = False
+
+    # JetStream: None is off.
+    jetstream: JetStreamOptions | None = None
 
     # Monitoring: 0 disables it, -1 picks a random port.
     http_host: str = ""

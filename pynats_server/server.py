@@ -29,6 +29,17 @@ from .sysacc import SystemServices
 MAX_CLOSED_CLIENTS = 10_000
 
 
+def check_jetstream_options(opts: Options) -> None:
+    """What pynats-server's JetStream cannot do: say so before starting (ValueError)."""
+    if opts.cluster.enabled or opts.cluster.routes:
+        raise ValueError(
+            "JetStream in a cluster (replicated streams over RAFT) is not supported by "
+            "pynats-server: run JetStream on a server without routes"
+        )
+    if opts.no_system_account:
+        raise ValueError("JetStream needs the system account (no_system_account is set)")
+
+
 class MonitorError(ValueError):
     """Monitoring cannot start (nats-server: "Can't start monitoring: ...", fatal)."""
 
@@ -78,6 +89,9 @@ class Server:
                 raise ValueError("error resolving system account: account missing")
             self.system_account = found or self.register_account(Account(sys_name))
             self.system_account.is_system = True
+        if opts.jetstream is not None:
+            check_jetstream_options(opts)
+        self.jetstream: Any = None  # jetstream.engine.JetStream, when opts.jetstream
         self.sublist = self.global_account.sublist  # the global account's index
         self.clients: dict[int, ClientConnection] = {}
         self.closed_clients: collections.deque[ClosedConn] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
@@ -170,6 +184,11 @@ class Server:
             with open(opts.pid_file, "w", encoding="ascii") as f:
                 f.write(str(os.getpid()))
         self._start_accounts()
+        if opts.jetstream is not None:
+            from .jetstream.engine import JetStream
+
+            self.jetstream = JetStream(self, opts.jetstream)
+            self.jetstream.start()
         if opts.http_port or opts.https_port:
             from .monitor import Monitor
 
@@ -250,6 +269,8 @@ class Server:
         self.shutting_down = True
         self.running = False
         self.log.notice("Initiating Shutdown...")
+        if self.jetstream is not None:
+            self.jetstream.shutdown()
         if self.sysacc is not None:
             self.sysacc.shutdown_event()
             self.sysacc.stop()
@@ -360,6 +381,7 @@ class Server:
             "tls_available": opts.tls is not None and opts.allow_non_tls,
             "max_payload": opts.max_payload,
             "api_lvl": 4,
+            "jetstream": opts.jetstream is not None,
             "xkey": self.xkey,
         }
 

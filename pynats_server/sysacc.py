@@ -131,12 +131,8 @@ def _split(hdr: int, msg: bytes) -> tuple[bytes, bytes]:
     return b"", msg[:-2]
 
 
-def _header(block: bytes, key: str) -> str:
-    k = key.lower().encode() + b":"
-    for line in block.split(b"\r\n")[1:]:
-        if line.lower().startswith(k):
-            return line[len(k):].strip().decode(errors="replace")
-    return ""
+_header = wire.get_header
+
 
 
 class SystemServices:

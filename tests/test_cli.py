@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,11 +311,11 @@ def test_module_entry_point() -> None:
 
 
 @pytest.mark.parametrize("args", [["-js"], ["--jetstream"]])
-def test_unsupported_flags_are_clear(args: list[str]) -> None:
-    r = run("-p", "-1", "-a", "127.0.0.1", *args)
+def test_jetstream_in_a_cluster_is_refused_clearly(args: list[str], tmp_path: Any) -> None:
+    r = run("-p", "-1", "-a", "127.0.0.1", "-sd", str(tmp_path), "--cluster", "nats://127.0.0.1:-1", *args)
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
-    assert "not supported" in r.stderr, r.stderr
+    assert "JetStream in a cluster" in r.stderr and "not supported" in r.stderr, r.stderr
     assert r.stderr.startswith("pynats-server: ")
 
 

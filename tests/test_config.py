@@ -288,12 +288,8 @@ WARNINGS = [
     ),
     ("mqtt { port: 1883 }", 'x.conf:1:0: "mqtt" is not supported by pynats-server and is ignored'),
     (
-        "accounts { A: { jetstream: enabled } }",
-        'x.conf:1:16: "accounts.A.jetstream" is not supported by pynats-server and is ignored',
-    ),
-    (
-        "store_dir: /tmp/js",
-        'x.conf:1:0: "store_dir" is not supported by pynats-server and is ignored',
+        "accounts { A: { limits: { max_conn: 1 } } }",
+        'x.conf:1:16: "accounts.A.limits" is not supported by pynats-server and is ignored',
     ),
     (
         "cluster { pool_size: 3 }",
@@ -408,9 +404,10 @@ ERRORS = [
         "x.conf:1:0: Expected 'enabled' or 'disabled' for string value, got 'maybe'",
     ),
     # Not supported by pynats-server:
-    ("jetstream: true", "x.conf:1:0: JetStream is not supported"),
-    ("jetstream: enabled", "x.conf:1:0: JetStream is not supported"),
-    ("jetstream { store_dir: /tmp/js }", "x.conf:1:0: JetStream is not supported"),
+    ("jetstream: maybe", "x.conf:1:0: Expected 'enabled' or 'disabled' for string value, got 'maybe'"),
+    ("jetstream { max_mem: 1X }", "x.conf:1:12: max_mem_store sizes defined as strings must end in K, M, G, T"),
+    ("store_dir: /b\njetstream { store_dir: /a }", "x.conf:2:13: Duplicate 'store_dir' configuration"),
+    ("jetstream { key: s3cret }", "x.conf:1:12: JetStream encryption is not supported"),
     # TLS, with nats-server's texts (tests/test_tls_config.py has more).
     ("tls { cert_file: a.pem }", "x.conf:1:0: missing 'key_file' in TLS configuration"),
     ("cluster { tls { cert_file: a.pem } }", "x.conf:1:10: missing 'key_file' in TLS configuration"),

@@ -77,6 +77,15 @@ def no_responders_hmsg(reply: bytes, sid: bytes, subject: bytes) -> bytes:
     return b"HMSG %s %s %s %s\r\n%s\r\n" % (reply, sid, n, n, hdr)
 
 
+def get_header(block: bytes, key: str) -> str:
+    """The value of header `key` (case-insensitive) in a `NATS/1.0` header block, or ""."""
+    k = key.lower().encode() + b":"
+    for line in block.split(b"\r\n")[1:]:
+        if line.lower().startswith(k):
+            return line[len(k):].strip().decode(errors="replace")
+    return ""
+
+
 def set_header(hdr: int, msg: Any, key: bytes, value: bytes) -> tuple[int, bytes]:
     """A message with header `key` set to `value` (a header block is added when there is
     none): the new header length and message (payload and CRLF included)."""

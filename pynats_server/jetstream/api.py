@@ -1,0 +1,183 @@
+"""The JetStream API: requests on `$JS.API.*` to handlers, and their JSON answers.
+
+Each endpoint is one internal subscription in the system account on the endpoint's subject
+pattern (as nats-server subscribes them), so a subject that names no endpoint has no
+subscriber and a requester gets the usual no-responders status. Handlers are registered with
+`@endpoint(pattern)` by the modules that implement them (streams, consumers, ...); a handler
+takes a `Request` and answers with `req.respond(obj)` or raises `ApiError`.
+
+Answers are Go JSON as nats-server writes it: keys in the order of its structs (our dicts keep
+insertion order), `type` first; an error answer is `type`, `error`, then the response's other
+non-omitted fields with zero values (`Request.error`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..delivery import deliver_msg
+from ..internal import InternalClient
+from ..protocol import wire
+from . import errors
+from .errors import ApiError, api_error
+
+if TYPE_CHECKING:
+    from ..accounts import Account
+    from .engine import JetStream, JsAccount
+
+Handler = Callable[["Request"], None]
+
+# (subject pattern, handler, the request needs JetStream enabled for the account)
+_ENDPOINTS: list[tuple[str, Handler, bool]] = []
+
+
+def endpoint(pattern: str, *, needs_account: bool = True) -> Callable[[Handler], Handler]:
+    """Register a handler for requests on `pattern` (a subject with wildcards)."""
+
+    def register(fn: Handler) -> Handler:
+        _ENDPOINTS.append((pattern, fn, needs_account))
+        return fn
+
+    return register
+
+
+class Request:
+    """One API request: who sent it, what it asks, and how to answer it."""
+
+    def __init__(self, api: Api, subject: bytes, reply: bytes, hdr: int, msg: Any,
+                 account: Account | None, jsa: JsAccount | None) -> None:
+        self.api = api
+        self.js = api.js
+        self.subject = subject.decode(errors="replace")
+        self.tokens = self.subject.split(".")
+        self.reply = reply
+        self.hdr_block = bytes(msg[:hdr]) if hdr > 0 else b""
+        self.body = bytes(msg[max(hdr, 0):-2])
+        self.account = account
+        self.jsa = jsa
+        self.answered = False
+
+    def json_body(self, *, required: bool = False) -> dict[str, Any]:
+        """The request's JSON object ({} for an empty body unless `required`)."""
+        if not self.body.strip():
+            if required:
+                raise api_error(errors.BAD_REQUEST)
+            return {}
+        try:
+            v = json.loads(self.body)
+        except ValueError as e:
+            raise api_error(errors.INVALID_JSON, err=_go_json_error(str(e))) from None
+        if not isinstance(v, dict):
+            raise api_error(errors.INVALID_JSON, err="json: cannot unmarshal into object")
+        return v
+
+    def respond(self, obj: dict[str, Any]) -> None:
+        self.api.send(self.reply, wire.go_json(obj))
+        self.answered = True
+
+    def error(self, resp_type: str, e: ApiError, **zero: Any) -> None:
+        """An error answer: `type`, `error`, then the response's zero-valued fields."""
+        self.api.js.api_errors += 1
+        body: dict[str, Any] = {"type": resp_type, "error": e.json()}
+        body.update(zero)
+        self.respond(body)
+
+
+def _go_json_error(text: str) -> str:
+    """Python's JSON error, close to Go's wording where the cases look at it."""
+    return text
+
+
+class Api:
+    """The API's subscriptions (in the system account) and its dispatch."""
+
+    def __init__(self, js: JetStream) -> None:
+        self.js = js
+        self.client: InternalClient | None = None
+        self.account: Account | None = None
+
+    def start(self, sysacc: Account) -> None:
+        from . import handlers  # noqa: F401  - registers the endpoints
+
+        self.account = sysacc
+        self.client = InternalClient(self.js.server, sysacc, "JetStream")
+        for pattern, fn, needs in _ENDPOINTS:
+            self.client.subscribe(pattern.encode(), self._callback(fn, needs), forward=False)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _callback(self, fn: Handler, needs_account: bool) -> Any:
+        def on_request(sub: Any, origin: Any, acc: Account, subject: bytes, reply: bytes | None,
+                       hdr: int, msg: Any) -> bool:
+            if not reply:
+                return True  # nats-server ignores API requests without a reply
+            account = self._requester(origin, hdr, msg)
+            jsa = self.js.accounts.get(account.name) if account is not None else None
+            req = Request(self, subject, reply, hdr, msg, account, jsa)
+            try:
+                if needs_account and jsa is None:
+                    raise api_error(errors.NOT_ENABLED_FOR_ACCOUNT)
+                fn(req)
+            except ApiError as e:
+                if not req.answered:
+                    req.error(_response_type(req.subject), e)
+            # Counted once answered: an INFO reports the requests before it.
+            self.js.api_total += 1
+            return True
+
+        return on_request
+
+    def _requester(self, origin: Any, hdr: int, msg: Any) -> Account | None:
+        """The account a request came from: the import's Nats-Request-Info, else the client's."""
+        srv = self.js.server
+        if hdr > 0:
+            raw = wire.get_header(bytes(msg[:hdr]), "Nats-Request-Info")
+            if raw:
+                try:
+                    name = json.loads(raw).get("acc", "")
+                except (ValueError, AttributeError):
+                    name = ""
+                if name:
+                    return srv.accounts.get(name)
+        return getattr(origin, "account", None)
+
+    def send(self, reply: bytes, payload: bytes) -> None:
+        """Publish an answer in the system account; the import takes it to the requester."""
+        assert self.client is not None and self.account is not None
+        deliver_msg(self.client, self.account, reply, None, -1, payload + b"\r\n")
+
+
+# The response type of each endpoint, for error answers raised before a handler knew it.
+_TYPES = {
+    "INFO": "io.nats.jetstream.api.v1.account_info_response",
+    "STREAM.CREATE": "io.nats.jetstream.api.v1.stream_create_response",
+    "STREAM.UPDATE": "io.nats.jetstream.api.v1.stream_update_response",
+    "STREAM.INFO": "io.nats.jetstream.api.v1.stream_info_response",
+    "STREAM.NAMES": "io.nats.jetstream.api.v1.stream_names_response",
+    "STREAM.LIST": "io.nats.jetstream.api.v1.stream_list_response",
+    "STREAM.DELETE": "io.nats.jetstream.api.v1.stream_delete_response",
+    "STREAM.PURGE": "io.nats.jetstream.api.v1.stream_purge_response",
+    "STREAM.MSG.GET": "io.nats.jetstream.api.v1.stream_msg_get_response",
+    "STREAM.MSG.DELETE": "io.nats.jetstream.api.v1.stream_msg_delete_response",
+    "CONSUMER.CREATE": "io.nats.jetstream.api.v1.consumer_create_response",
+    "CONSUMER.DURABLE.CREATE": "io.nats.jetstream.api.v1.consumer_create_response",
+    "CONSUMER.INFO": "io.nats.jetstream.api.v1.consumer_info_response",
+    "CONSUMER.NAMES": "io.nats.jetstream.api.v1.consumer_names_response",
+    "CONSUMER.LIST": "io.nats.jetstream.api.v1.consumer_list_response",
+    "CONSUMER.DELETE": "io.nats.jetstream.api.v1.consumer_delete_response",
+    "CONSUMER.PAUSE": "io.nats.jetstream.api.v1.consumer_pause_response",
+}
+
+
+def _response_type(subject: str) -> str:
+    rest = subject[len("$JS.API."):]
+    best = ""
+    for k in _TYPES:
+        if (rest == k or rest.startswith(k + ".")) and len(k) > len(best):
+            best = k
+    return _TYPES.get(best, "io.nats.jetstream.api.v1.account_info_response")

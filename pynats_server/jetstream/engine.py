@@ -1,0 +1,245 @@
+"""JetStream on one server: enabling it, the accounts that have it, the API's entry point.
+
+How requests reach us is nats-server's design, so that clients and mixed clusters see the
+same subjects: the system account exports `$JS.API.>` and subscribes to it; every account
+with JetStream imports it (sharing the requester's identity in `Nats-Request-Info`); an
+account without JetStream imports `$JS.API.INFO` only, which answers "not enabled". The
+handlers (api.py and the modules it dispatches to) find the requesting account from that
+header, and answer to the request's reply subject, which the import maps back.
+
+Streams store under `<store_dir>/jetstream/<account>/streams/<stream>/`, as nats-server
+lays its store out; a restart loads what is there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import const
+from ..options import JetStreamLimits, JetStreamOptions
+
+if TYPE_CHECKING:
+    from ..accounts import Account
+    from ..server import Server
+
+API_LEVEL = 4
+JS_ALL_API = "$JS.API.>"
+JS_API_INFO = "$JS.API.INFO"
+
+
+def friendly_bytes(n: int) -> str:
+    """Go's friendlyBytes (nats-server's log lines): `%.2f` of a 1024-based unit."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    if n < 1024:
+        return f"{n} B"
+    v = float(n)
+    i = 0
+    while v >= 1024 and i < len(units) - 1:
+        v /= 1024
+        i += 1
+    return f"{v:.2f} {units[i]}"
+
+
+def _machine_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _free_space(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+class JsAccount:
+    """An account's JetStream: its limits, its streams, what they use."""
+
+    def __init__(self, js: JetStream, account: Account, limits: JetStreamLimits) -> None:
+        self.js = js
+        self.account = account
+        self.limits = limits
+        self.streams: dict[str, Any] = {}  # name -> stream.Stream
+        self.store_dir = os.path.join(js.store_dir, account.name)
+
+    def usage(self) -> tuple[int, int]:
+        """(memory, storage) bytes used by the account's streams."""
+        mem = sto = 0
+        for s in self.streams.values():
+            used = s.used_bytes()
+            if s.is_memory:
+                mem += used
+            else:
+                sto += used
+        return mem, sto
+
+    def num_consumers(self) -> int:
+        return sum(len(s.consumers) for s in self.streams.values())
+
+    def limits_json(self) -> dict[str, Any]:
+        lim = self.limits
+        return {
+            "max_memory": lim.max_memory,
+            "max_storage": lim.max_storage,
+            "max_streams": lim.max_streams,
+            "max_consumers": lim.max_consumers,
+            "max_ack_pending": lim.max_ack_pending,
+            "memory_max_stream_bytes": lim.memory_max_stream_bytes,
+            "storage_max_stream_bytes": lim.storage_max_stream_bytes,
+            "max_bytes_required": lim.max_bytes_required,
+        }
+
+    def stop(self) -> None:
+        for s in list(self.streams.values()):
+            s.stop()
+
+
+class JetStream:
+    """The server's JetStream: configuration, accounts, API counters, lifecycle."""
+
+    def __init__(self, server: Server, opts: JetStreamOptions) -> None:
+        self.server = server
+        self.opts = opts
+        base = opts.store_dir or os.path.join(tempfile.gettempdir(), "nats")
+        self.store_dir = os.path.join(base, "jetstream")
+        self.max_memory = opts.max_memory if opts.max_memory >= 0 else _machine_memory() // 4 * 3
+        self.max_storage = opts.max_storage
+        self.accounts: dict[str, JsAccount] = {}
+        self.api_total = 0
+        self.api_errors = 0
+        self.started = 0.0
+        self.api: Any = None  # api.Api, made at start
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Log as nats-server does, make the store directory, serve the API, load streams."""
+        t0 = time.perf_counter()
+        srv = self.server
+        log = srv.log
+        os.makedirs(self.store_dir, exist_ok=True)
+        if self.max_storage < 0:
+            self.max_storage = _free_space(self.store_dir) // 4 * 3
+        log.notice("Starting JetStream")
+        for line in _BANNER:
+            log.notice(line)
+        log.notice("---------------- JETSTREAM ----------------")
+        log.notice(f"  Strict:          {str(self.opts.strict).lower()}")
+        log.notice(f"  Max Memory:      {friendly_bytes(self.max_memory)}")
+        log.notice(f"  Max Storage:     {friendly_bytes(self.max_storage)}")
+        log.notice(f'  Store Directory: "{self.store_dir}"')
+        if self.opts.domain:
+            log.notice(f"  Domain:          {self.opts.domain}")
+        log.notice(f"  API Level:       {API_LEVEL}")
+        log.notice("-------------------------------------------")
+        from .api import Api
+
+        self.api = Api(self)
+        sysacc = srv.system_account
+        assert sysacc is not None, "JetStream needs the system account"
+        if JS_ALL_API not in sysacc.service_exports:
+            sysacc.add_service_export(JS_ALL_API)
+        self.api.start(sysacc)
+        self._enable_accounts()
+        self.started = time.time()
+        took = time.perf_counter() - t0
+        from ..monitor import go_duration
+
+        log.notice(f"Took {go_duration(took)} to start JetStream")
+
+    def _enable_accounts(self) -> None:
+        srv = self.server
+        configured = {a.name: a.jetstream for a in srv.opts.accounts}
+        for acc in list(srv.accounts.values()):
+            if acc.is_system:
+                continue
+            if not configured:
+                limits: JetStreamLimits | None = JetStreamLimits() if acc.name == const.GLOBAL_ACCOUNT else None
+            else:
+                limits = configured.get(acc.name)
+            self.enable_account(acc, limits)
+
+    def enable_account(self, acc: Account, limits: JetStreamLimits | None) -> None:
+        """Give `acc` JetStream (with `limits`), or only the INFO import that says it has none."""
+        sysacc = self.server.system_account
+        assert sysacc is not None
+        if limits is None:
+            if JS_API_INFO not in acc.service_imports and JS_ALL_API not in acc.service_imports:
+                acc.add_service_import(sysacc, JS_API_INFO, JS_API_INFO, share=True)
+            return
+        if JS_ALL_API not in acc.service_imports:
+            acc.add_service_import(sysacc, JS_ALL_API, JS_ALL_API, share=True)
+        jsa = JsAccount(self, acc, limits)
+        self.accounts[acc.name] = jsa
+        acc.jetstream = jsa
+        from .recovery import load_account
+
+        load_account(jsa)
+
+    def shutdown(self) -> None:
+        for jsa in list(self.accounts.values()):
+            jsa.stop()
+        if self.api is not None:
+            self.api.stop()
+
+    def remove_store(self) -> None:
+        """Delete the whole store (embedded servers that made a temporary one)."""
+        shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    # -- monitoring ---------------------------------------------------------------------
+
+    def usage(self) -> tuple[int, int]:
+        mem = sto = 0
+        for jsa in self.accounts.values():
+            m, s = jsa.usage()
+            mem += m
+            sto += s
+        return mem, sto
+
+    def config_json(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {
+            "max_memory": self.max_memory,
+            "max_storage": self.max_storage,
+            "store_dir": self.store_dir,
+            "sync_interval": int(self.opts.sync_interval * 1e9),
+        }
+        if self.opts.sync_always:
+            cfg["sync_always"] = True
+        if self.opts.domain:
+            cfg["domain"] = self.opts.domain
+        if self.opts.strict:
+            cfg["strict"] = True
+        return cfg
+
+    def stats_json(self) -> dict[str, Any]:
+        mem, sto = self.usage()
+        return {
+            "memory": mem,
+            "storage": sto,
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+            "accounts": len(self.accounts),
+            "ha_assets": 0,
+            "api": {"level": API_LEVEL, "total": self.api_total, "errors": self.api_errors},
+        }
+
+    def varz(self) -> dict[str, Any]:
+        return {"config": self.config_json(), "stats": self.stats_json(), "limits": {}}
+
+
+_BANNER = (
+    "    _ ___ _____ ___ _____ ___ ___   _   __  __",
+    " _ | | __|_   _/ __|_   _| _ \\ __| /_\\ |  \\/  |",
+    "| || | _|  | | \\__ \\ | | |   / _| / _ \\| |\\/| |",
+    " \\__/|___| |_| |___/ |_| |_|_\\___/_/ \\_\\_|  |_|",
+    "",
+    "         https://docs.nats.io/jetstream",
+    "",
+)

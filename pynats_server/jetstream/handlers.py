@@ -1,0 +1,26 @@
+"""The API endpoints: this module imports every module that registers some (api.endpoint),
+and holds the account-level ones."""
+
+from __future__ import annotations
+
+from .api import Request, endpoint
+from .engine import API_LEVEL
+
+
+@endpoint("$JS.API.INFO")
+def account_info(req: Request) -> None:
+    jsa = req.jsa
+    assert jsa is not None
+    mem, sto = jsa.usage()
+    js = req.js
+    req.respond({
+        "type": "io.nats.jetstream.api.v1.account_info_response",
+        "memory": mem,
+        "storage": sto,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "streams": len(jsa.streams),
+        "consumers": jsa.num_consumers(),
+        "limits": jsa.limits_json(),
+        "api": {"level": API_LEVEL, "total": js.api_total, "errors": js.api_errors},
+    })  # fmt: skip
