@@ -409,7 +409,8 @@ def _tls_flags(opts: Options, v: dict[str, object], given: object) -> None:
 
 
 def validate(opts: Options) -> None:
-    if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not any(
+    jwt_mode = bool(opts.operators or opts.trusted_keys)  # accounts come from the resolver
+    if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not jwt_mode and not any(
         a.name == opts.system_account for a in opts.accounts
     ):
         raise UsageError("error resolving system account: account missing")

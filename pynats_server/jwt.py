@@ -621,10 +621,9 @@ class ValidationResults:
         return [i.description for i in self.issues if i.blocking]
 
     def go_repr(self) -> str:
-        """Go's `%+v` of the results, as nats-server logs them (`User JWT no longer valid`);
-        pointers print as addresses there, here as `0x...` placeholders."""
-        inner = " ".join(f"0x{id(i) & 0xFFFFFFFFFF:x}" for i in self.issues)
-        return f"&{{Issues:[{inner}]}}"
+        """Go's `%+v` of the results, as nats-server logs them (`User JWT no longer valid:
+        &{Issues:[claim is expired]}`): each issue prints as its description."""
+        return "&{Issues:[" + " ".join(i.description for i in self.issues) + "]}"
 
 
 def subject_has_wildcards(v: str) -> bool:

@@ -20,6 +20,7 @@ from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
 from .monitor import ClosedConn, Monitoring
+from .operator import OperatorMode
 from .options import Options
 from .protocol import wire
 from .sublist import Subscription
@@ -71,8 +72,15 @@ class Server:
         for acc in build_accounts(opts):
             self.register_account(acc)
         sys_name = opts.system_account or ("" if opts.no_system_account else const.SYSTEM_ACCOUNT)
+        # JWT operator mode (operator.py): accounts come from the resolver, by public key.
+        self.operator: OperatorMode | None = None
+        if opts.operators or opts.trusted_keys:
+            self.operator = OperatorMode.create(self)
+            sys_name = self.operator.system_account_name() or sys_name
         if sys_name:
             found = self.accounts.get(sys_name)
+            if found is None and self.operator is not None and sys_name != const.SYSTEM_ACCOUNT:
+                found = self.operator.system_account(sys_name)
             if found is None and sys_name != const.SYSTEM_ACCOUNT:
                 raise ValueError("error resolving system account: account missing")
             self.system_account = found or self.register_account(Account(sys_name))
@@ -130,10 +138,14 @@ class Server:
         log.notice(f"  ID:       {self.id}")
         if plaintext_passwords(opts):
             log.warn("Plaintext passwords detected, use nkeys or bcrypt")
+        if self.operator is not None:
+            self.operator.startup_log()
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warn(
                 "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
             )
+        if self.operator is not None:
+            self.operator.check_preloads()
         self.load_tls()
         if opts.pid_file:
             with open(opts.pid_file, "w", encoding="ascii") as f:
@@ -178,6 +190,8 @@ class Server:
             self._build_info()
         if self.sysacc is not None:
             self.sysacc.start()
+        if self.operator is not None:
+            self.operator.start()  # the resolver's system account handlers and timers
         self.running = True
         self._write_ports_file()
         log.notice("Server is ready")
@@ -196,6 +210,8 @@ class Server:
         if self.sysacc is not None:
             self.sysacc.shutdown_event()
             self.sysacc.stop()
+        if self.operator is not None:
+            self.operator.close()
         if self._listener is not None:
             self._listener.close()
         if self.cluster is not None:

@@ -174,13 +174,23 @@ class SystemServices:
             sacc.add_service_export("$SYS.REQ.USER.*.INFO")
             self._import(sacc, "$SYS.REQ.USER.INFO", f"$SYS.REQ.USER.{name}.INFO", share=True)
         for acc in self.server.accounts.values():
-            if acc is sacc:
-                continue
-            connz = f"$SYS.REQ.ACCOUNT.{acc.name}.CONNZ"
-            self._import(acc, "$SYS.REQ.ACCOUNT.PING.CONNZ", connz)
-            self._import(acc, "$SYS.REQ.SERVER.PING.CONNZ", connz)
-            self._import(acc, "$SYS.REQ.ACCOUNT.PING.STATZ", f"$SYS.REQ.ACCOUNT.{acc.name}.STATZ")
-            self._import(acc, "$SYS.REQ.USER.INFO", f"$SYS.REQ.USER.{acc.name}.INFO", share=True)
+            if acc is not sacc:
+                self._account_imports(acc)
+
+    def _account_imports(self, acc: Account) -> None:
+        connz = f"$SYS.REQ.ACCOUNT.{acc.name}.CONNZ"
+        self._import(acc, "$SYS.REQ.ACCOUNT.PING.CONNZ", connz)
+        self._import(acc, "$SYS.REQ.SERVER.PING.CONNZ", connz)
+        self._import(acc, "$SYS.REQ.ACCOUNT.PING.STATZ", f"$SYS.REQ.ACCOUNT.{acc.name}.STATZ")
+        self._import(acc, "$SYS.REQ.USER.INFO", f"$SYS.REQ.USER.{acc.name}.INFO", share=True)
+
+    def account_added(self, acc: Account) -> None:
+        """An account registered after startup, or whose claims changed (JWT accounts,
+        operator.py): the system's exports, or this account's imports of them."""
+        if acc is self.account:
+            self._setup_imports()
+        else:
+            self._account_imports(acc)
 
     def _import(self, acc: Account, from_: str, to: str, *, share: bool = False) -> None:
         if from_ in acc.service_imports:
