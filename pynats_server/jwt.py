@@ -40,6 +40,7 @@ from .jwtjson import (
     Map,
     Str,
     Struct,
+    embed,
     go_marshal,
     raw_url_b64decode,
     raw_url_b64encode,
@@ -113,19 +114,19 @@ _PERMISSION = Struct("jwt.Permission", [("allow", _STRING_LIST), ("deny", _STRIN
 _RESP = Struct("*jwt.ResponsePermission", [("max", Int("int")), ("ttl", Int("time.Duration"))], ptr=True)
 _TIME_RANGE = Struct("jwt.TimeRange", [("start", Str()), ("end", Str())])
 _PERMISSIONS_FIELDS = [("pub", _PERMISSION), ("sub", _PERMISSION), ("resp", _RESP)]
-_LIMITS_FIELDS = [
+_NATS_LIMITS_FIELDS = [("subs", Int()), ("data", Int()), ("payload", Int())]
+_LIMITS_FIELDS = embed("UserLimits", [
     ("src", _CIDR_LIST), ("times", List(_TIME_RANGE)), ("times_location", Str()),
-    ("subs", Int()), ("data", Int()), ("payload", Int()),
-]  # fmt: skip
-_USER_PERM_LIMITS_FIELDS = _PERMISSIONS_FIELDS + _LIMITS_FIELDS + [
+]) + embed("NatsLimits", _NATS_LIMITS_FIELDS)  # fmt: skip
+_USER_PERM_LIMITS_FIELDS = embed("Permissions", _PERMISSIONS_FIELDS) + embed("Limits", _LIMITS_FIELDS) + [
     ("bearer_token", Bool()), ("proxy_required", Bool()),
     ("allowed_connection_types", _STRING_LIST),
 ]  # fmt: skip
-_GENERIC_FIELDS = [("tags", _TAG_LIST), ("type", Str("jwt.ClaimType")), ("version", Int("int"))]
-_CLAIMS_DATA = [
+_GENERIC_FIELDS = embed("GenericFields", [("tags", _TAG_LIST), ("type", Str("jwt.ClaimType")), ("version", Int("int"))])
+_CLAIMS_DATA = embed("ClaimsData", [
     ("aud", Str()), ("exp", Int()), ("jti", Str()), ("iat", Int()), ("iss", Str()),
     ("name", Str()), ("nbf", Int()), ("sub", Str()),
-]  # fmt: skip
+])  # fmt: skip
 
 
 def _set_nats_limits(d: dict[str, Any]) -> None:
@@ -173,9 +174,9 @@ def _signing_keys(v: Any, d: Any) -> dict[str, dict[str, Any] | None]:
 _SIGNING_KEYS = Custom("jwt.SigningKeys", dict, _signing_keys)
 
 _LATENCY = Struct("*jwt.ServiceLatency", [("sampling", _SAMPLING), ("results", Str("jwt.Subject"))], ptr=True)
-_INFO_FIELDS = [("description", Str()), ("info_url", Str())]
+_INFO_FIELDS = embed("Info", [("description", Str()), ("info_url", Str())])
 _EXPORT = Struct(
-    "jwt.Export",
+    "*jwt.Export",
     [
         ("name", Str()), ("subject", Str("jwt.Subject")), ("type", _EXPORT_TYPE),
         ("token_req", Bool()), ("revocations", Map(Int(), "jwt.RevocationList")),
@@ -183,33 +184,36 @@ _EXPORT = Struct(
         ("service_latency", _LATENCY), ("account_token_position", Int("uint")),
         ("advertise", Bool()), ("allow_trace", Bool()),
     ] + _INFO_FIELDS,
+    ptr=True,
 )  # fmt: skip
 _IMPORT = Struct(
-    "jwt.Import",
+    "*jwt.Import",
     [
         ("name", Str()), ("subject", Str("jwt.Subject")), ("account", Str()), ("token", Str()),
         ("to", Str("jwt.Subject")), ("local_subject", Str("jwt.RenamingSubject")),
         ("type", _EXPORT_TYPE), ("share", Bool()), ("allow_trace", Bool()),
     ],
+    ptr=True,
 )  # fmt: skip
 _JS_LIMITS_FIELDS = [
     ("mem_storage", Int()), ("disk_storage", Int()), ("streams", Int()), ("consumer", Int()),
     ("max_ack_pending", Int()), ("mem_max_stream_bytes", Int()), ("disk_max_stream_bytes", Int()),
     ("max_bytes_required", Bool()),
 ]  # fmt: skip
-_NATS_LIMITS_FIELDS = [("subs", Int()), ("data", Int()), ("payload", Int())]
 _ACCOUNT_LIMITS_FIELDS = [
     ("imports", Int()), ("exports", Int()), ("wildcards", Bool()), ("disallow_bearer", Bool()),
     ("conn", Int()), ("leaf", Int()),
 ]  # fmt: skip
 _OPERATOR_LIMITS = Struct(
     "jwt.OperatorLimits",
-    _NATS_LIMITS_FIELDS + _ACCOUNT_LIMITS_FIELDS + _JS_LIMITS_FIELDS
+    embed("NatsLimits", _NATS_LIMITS_FIELDS) + embed("AccountLimits", _ACCOUNT_LIMITS_FIELDS)
+    + embed("JetStreamLimits", _JS_LIMITS_FIELDS)
     + [("tiered_limits", Map(Struct("jwt.JetStreamLimits", _JS_LIMITS_FIELDS), "jwt.JetStreamTieredLimits"))],
 )  # fmt: skip
 _WEIGHTED = Struct("jwt.WeightedMapping", [("subject", Str("jwt.Subject")), ("weight", Int("uint8")), ("cluster", Str())])
 
-_USER_NATS = Struct("jwt.User", _USER_PERM_LIMITS_FIELDS + [("issuer_account", Str())] + _GENERIC_FIELDS)
+_USER_NATS = Struct("jwt.User", embed("UserPermissionLimits", _USER_PERM_LIMITS_FIELDS)
+                    + [("issuer_account", Str())] + _GENERIC_FIELDS)
 _ACCOUNT_NATS = Struct(
     "jwt.Account",
     [
@@ -247,7 +251,10 @@ _ACCOUNT = _claims_struct("jwt.AccountClaims", _ACCOUNT_NATS)
 _OPERATOR = _claims_struct("jwt.OperatorClaims", _OPERATOR_NATS)
 _ACTIVATION = _claims_struct("jwt.ActivationClaims", _ACTIVATION_NATS)
 _HEADER = Struct("jwt.Header", [("typ", Str()), ("alg", Str())])
-_IDENTIFIER = Struct("jwt.identifier", [("type", Str("jwt.ClaimType")), ("nats", Struct("jwt.GenericFields", _GENERIC_FIELDS))])
+_IDENTIFIER = Struct("jwt.identifier", [
+    ("type", Str("jwt.ClaimType")),
+    ("nats", Struct("jwt.GenericFields", [("tags", _TAG_LIST), ("type", Str("jwt.ClaimType")), ("version", Int("int"))])),
+])  # fmt: skip
 _GENERIC = Struct("jwt.GenericClaims", _CLAIMS_DATA + [("nats", Map(Any_(), "map[string]interface {}"))])
 
 # v1 layouts (type, tags and issuer_account at the top level).
@@ -465,7 +472,7 @@ class AccountClaims(Claims):
         lim = n.get("limits") or {}
         tiered = lim.get("tiered_limits") or {}
         if tiered:
-            if any(lim.get(k) for k, _ in _JS_LIMITS_FIELDS):
+            if any(lim.get(k) for k, *_ in _JS_LIMITS_FIELDS):
                 vr.add_error("JetStream Limits and tiered JetStream Limits are mutually exclusive")
             if "" in tiered:
                 vr.add_error('Tiered JetStream Limits can not contain a blank "" tier name')
@@ -534,7 +541,7 @@ class UserClaims(Claims):
         """jwt.UserClaims.HasEmptyPermissions: no permissions, limits or connection rules
         (what a user signed by a scoped signing key must have)."""
         n = self.nats
-        for k, _ in _USER_PERM_LIMITS_FIELDS:
+        for k, *_ in _USER_PERM_LIMITS_FIELDS:
             v = n.get(k)
             if k in ("pub", "sub"):
                 if v and (v.get("allow") is not None or v.get("deny") is not None):
@@ -969,7 +976,7 @@ def _load(data: bytes) -> tuple[int, Claims]:
         if kind == ACCOUNT:
             lim = d["nats"]["limits"]
             if lim.get("tiered_limits"):
-                for k, _ in _JS_LIMITS_FIELDS:
+                for k, *_ in _JS_LIMITS_FIELDS:
                     lim[k] = False if k == "max_bytes_required" else 0
         return 2, cls(d, 2)
     if version == 1:
@@ -993,10 +1000,10 @@ def _v1_defaults(kind: str, s: Struct) -> dict[str, Any]:
 
 def _migrate_v1(kind: str, d: dict[str, Any]) -> dict[str, Any]:
     old = d["nats"]
-    out = {k: d[k] for k, _ in _CLAIMS_DATA}
+    out = {k: d[k] for k, *_ in _CLAIMS_DATA}
     if kind == USER:
         n = _USER_NATS.new()
-        for k, _ in _PERMISSIONS_FIELDS + _LIMITS_FIELDS + [("bearer_token", None)]:
+        for k, *_ in _PERMISSIONS_FIELDS + _LIMITS_FIELDS + [("bearer_token", None)]:
             n[k] = old[k]
         n["issuer_account"] = d["issuer_account"]
     elif kind == ACCOUNT:

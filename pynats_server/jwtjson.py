@@ -36,6 +36,16 @@ class GoError(ValueError):
     """A decoding error, with Go's message."""
 
 
+class GoTypeError(GoError):
+    """json.UnmarshalTypeError without a struct context (from a custom unmarshaler's inner
+    decode): the outer decoder adds its context, as Go's addErrorContext does."""
+
+    def __init__(self, value: str, typ: str) -> None:
+        super().__init__(f"json: cannot unmarshal {value} into Go value of type {typ}")
+        self.value = value
+        self.typ = typ
+
+
 def raw_url_b64decode(s: str) -> bytes:
     """Go's base64.RawURLEncoding.DecodeString: no padding, `\\r`/`\\n` skipped, trailing
     bits ignored; errors are `illegal base64 data at input byte N`."""
@@ -298,18 +308,34 @@ class Custom(T):
     def decode(self, v: Any, d: Decoder) -> Any:
         try:
             return self.fn(v, d)
+        except GoTypeError as e:
+            d.type_error(e.value, e.typ)
+            return self.zero()
         except GoError as e:
             d.error(str(e))
             return self.zero()
 
 
-class Struct(T):
-    """A Go struct: fields as (JSON name, type), embedded structs already flattened."""
+def embed(prefix: str, fields: list[Any]) -> list[Any]:
+    """The fields of a struct embedded (without a JSON name) as `prefix`: Go names the
+    embedded struct in error paths (`AccountClaims.ClaimsData.sub`)."""
+    out = []
+    for f in fields:
+        name, t = f[0], f[1]
+        inner = f[2] if len(f) > 2 else ""
+        out.append((name, t, f"{prefix}.{inner}" if inner else prefix))
+    return out
 
-    def __init__(self, name: str, fields: list[tuple[str, T]], *, ptr: bool = False,
+
+class Struct(T):
+    """A Go struct: fields as (JSON name, type[, embedded struct path]), embedded structs
+    flattened (see `embed`)."""
+
+    def __init__(self, name: str, fields: list[Any], *, ptr: bool = False,
                  init: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(name, (lambda: None) if ptr else self.new)
-        self.fields = dict(fields)
+        self.fields: dict[str, T] = {f[0]: f[1] for f in fields}
+        self.paths = {f[0]: (f"{f[2]}.{f[0]}" if len(f) > 2 and f[2] else f[0]) for f in fields}
         self.folded = {k.casefold(): k for k in reversed(list(self.fields))}
         self.short = name.split(".")[-1].lstrip("*")
         self.ptr = ptr
@@ -330,7 +356,7 @@ class Struct(T):
             key = k if k in self.fields else self.folded.get(k.casefold())
             if key is None:
                 continue
-            d.push(self.short, key)
+            d.push(self.short, self.paths[key])
             try:
                 out[key] = d.value(self.fields[key], x, out.get(key))
             finally:
@@ -343,6 +369,8 @@ class Decoder:
 
     def __init__(self) -> None:
         self.first: str | None = None
+        self.first_type: tuple[str, str] | None = None
+        self.raw_type_errors = False
         self._struct: list[str] = []
         self._path: list[str] = []
 
@@ -359,6 +387,8 @@ class Decoder:
             self.first = msg
 
     def type_error(self, value: str, typ: str) -> None:
+        if self.raw_type_errors and not self._path and self.first is None:
+            self.first_type = (value, typ)
         if self._path:
             where = f"Go struct field {self._struct[-1]}.{'.'.join(self._path)}"
         else:
@@ -391,9 +421,13 @@ def unmarshal(data: bytes | str, t: T, into: Any = None) -> Any:
 
 
 def unmarshal_value(v: Any, t: T) -> Any:
-    """Decode an already parsed value (inside a custom unmarshaler)."""
+    """Decode an already parsed value (inside a custom unmarshaler); a type error of the
+    value itself is a GoTypeError, for the outer decoder to give its context."""
     d = Decoder()
+    d.raw_type_errors = True
     out = d.value(t, v)
+    if d.first_type is not None:
+        raise GoTypeError(*d.first_type)
     if d.first is not None:
         raise GoError(d.first)
     return out
