@@ -88,11 +88,13 @@ def apply(m: _Mapper, key: str, tok: Token) -> None:
             m.error(tok, f"error parsing resolver_pinned_accounts: unsupported type {_go_type(v)}")
     elif key in ("trusted", "trusted_keys"):
         v = tok.value
+        at = tok  # nats-server reports at the last element of a list
         if type(v) is str:
             o.trusted_keys = [v]
         elif type(v) is list:
             keys = []
             for t in v:
+                at = t
                 if type(t.value) is str:
                     keys.append(t.value)
                 else:
@@ -102,7 +104,7 @@ def apply(m: _Mapper, key: str, tok: Token) -> None:
             m.error(tok, f"error parsing trusted: unsupported type {_go_type(v)}")
         for k in o.trusted_keys:
             if not nkeys_util.is_valid_public_key(k, nkeys_util.PREFIX_OPERATOR):
-                m.error(tok, f"trust key {_q(k)} required to be a valid public operator nkey")
+                m.error(at, f"trust key {_q(k)} required to be a valid public operator nkey")
     elif key == "resolver_tls":
         m.error(tok, f"resolver_tls: {URL_REFUSED}")
 
@@ -151,12 +153,12 @@ def _resolver(m: _Mapper, tok: Token) -> None:
     o = m.opts
     v = tok.value
     o.resolver = None
+    m.resolver_seen = True
     if type(v) is str:
         if _MEM.search(v):
             o.resolver = ResolverOptions("MEM")
         elif _URL.search(v):
             m.error(tok, URL_REFUSED)
-            m.url_resolver = True
             return
     elif type(v) is dict:
         r = ResolverOptions("")
@@ -263,7 +265,7 @@ def finish(m: _Mapper) -> None:
     """After every key: an operator without a resolver would use its account server URL."""
     o = m.opts
     tok = getattr(m, "operator_tok", None)
-    if len(o.operators) == 1 and o.resolver is None and tok is not None and not getattr(m, "url_resolver", False):
+    if len(o.operators) == 1 and o.resolver is None and tok is not None and not getattr(m, "resolver_seen", False):
         m.error(tok, URL_REFUSED)
 
 
