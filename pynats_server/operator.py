@@ -275,7 +275,7 @@ class OperatorMode:
                 if self.resolver is None:
                     raise LookupError_("account expired")
                 try:
-                    self.update_from_resolver(acc)
+                    self.update_from_resolver(acc, remote=remote)
                 except LookupError_:
                     raise LookupError_("account expired") from None
                 if acc.jwt.expired:
@@ -367,13 +367,34 @@ class OperatorMode:
             sysacc.account_added(acc)
         return acc
 
-    def update_from_resolver(self, acc: Account) -> None:
+    def route_account(self, name: str, route: Any, *, fetch: bool = False) -> Account | None:
+        """An account a route names before any client here used it (processRemoteSub /
+        routed messages): with a memory resolver it is looked up; with a directory
+        resolver an RS+ gets an expired placeholder (interest is kept; the first client
+        makes it fetch the real claims), a message only what is stored here."""
+        static = not isinstance(self.resolver, DirResolver)
+        if static or fetch:
+            try:
+                return self.lookup(name, remote=False)
+            except (LookupError_, FetchNeeded):
+                return None
+        acc = Account(name)
+        st = AccountState(None, "")
+        st.expired = True
+        st.incomplete = True
+        acc.jwt = st
+        self.server.register_account(acc)
+        if self.server.loop is not None:
+            acc.start(self.server)
+        return acc
+
+    def update_from_resolver(self, acc: Account, *, remote: bool = True) -> None:
         """updateAccount: fetch the account's JWT again and apply it."""
         st = acc.jwt
         if not st.incomplete and time.monotonic() - st.updated < UPDATE_TOO_SOON:
             self.log.debug(f"Requested account update for [{acc.name}] ignored, too soon")
             raise LookupError_("account resolver update too soon")
-        self.update_with_jwt(acc, self.fetch_raw(acc.name))
+        self.update_with_jwt(acc, self.fetch_raw(acc.name, remote=remote))
 
     def update_with_jwt(self, acc: Account, token: str) -> None:
         """updateAccountWithClaimJWT: apply a (new) JWT to a live account."""

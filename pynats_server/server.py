@@ -293,6 +293,13 @@ class Server:
     def lookup_account(self, name: str) -> Account | None:
         return self.accounts.get(name)
 
+    def route_account(self, name: bytes, route: Any, *, fetch: bool = False) -> Account | None:
+        """An account a route names that is not registered here: in operator mode it may
+        be resolved (operator.py); otherwise None (the caller logs and ignores)."""
+        if self.operator is None:
+            return None
+        return self.operator.route_account(name.decode(errors="replace"), route, fetch=fetch)
+
     def _start_accounts(self) -> None:
         for acc in list(self.accounts.values()):
             acc.start(self)
