@@ -226,3 +226,78 @@ async def test_full_resolvers_catch_up_by_pack(tmp_path: Path) -> None:
     finally:
         await g.stop()
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("layout", ["go-full+py-cache", "py-full+go-cache", "py-full+py-cache"])
+async def test_cache_resolver_fetches_from_the_cluster(tmp_path: Path, layout: str) -> None:
+    """A cache resolver that lacks an account asks the cluster ($SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP):
+    the full resolver answers, the JWT is stored, and the user connects."""
+    op = OperatorSetup()
+    op.account("A")
+    dfull, dcache = str(tmp_path / "full"), str(tmp_path / "cache")
+    full_port, cache_port = free_port(), free_port()
+    full_kind, cache_kind = (k.split("-")[0] for k in layout.split("+"))
+    nodes: list[Any] = []
+    try:
+        for kind, port, routes, rtype, d in ((full_kind, full_port, [], "full", dfull),
+                                             (cache_kind, cache_port, [full_port], "cache", dcache)):
+            if kind == "go":
+                if rtype == "cache":
+                    os.makedirs(d)
+                    with open(os.path.join(d, op.pub(op.system) + ".jwt"), "w") as f:
+                        f.write(op.accounts[op.system]["jwt"])
+                    conf = op.config("MEMORY").split("resolver: MEMORY")[0]
+                    conf += f'resolver {{ type: cache, dir: "{d}" }}\n'
+                    conf += f"server_name: c\ncluster {{ name: JWT, listen: \"127.0.0.1:{port}\", routes: [\"nats-route://127.0.0.1:{full_port}\"] }}\n"
+                    path = tmp_path / "c.conf"
+                    path.write_text(conf)
+                else:
+                    path = _go_conf(op, tmp_path, "f", port, routes, "full", d)
+                g = GoServer(go_binary("go214"), "-c", str(path))
+                await g.start()
+                nodes.append(g)
+            else:
+                if rtype == "cache":
+                    os.makedirs(d)
+                    with open(os.path.join(d, op.pub(op.system) + ".jwt"), "w") as f:
+                        f.write(op.accounts[op.system]["jwt"])
+                    s = _py_node(op, "c", port, routes)
+                    s.opts.resolver = ResolverOptions("CACHE", dir=d)
+                    s.opts.resolver_preload = {}
+                    s = Server(s.opts)
+                else:
+                    s = _py_node(op, "f", port, routes, "full", d)
+                await s.start()
+                nodes.append(s)
+        cache_url = nodes[1].client_url
+        full_url = nodes[0].client_url
+
+        async def routed() -> bool:
+            n = nodes[1]
+            if isinstance(n, Server):
+                return n.cluster is not None and len(n.cluster.routes) == 1
+            return len(n.varz("routez")["routes"]) == 1
+
+        await wait_for(routed, 10, "route")
+        # Statsz heartbeats tell the cache how many servers to wait for; the fetch answers
+        # come from the full resolver (and, when it has none, its own empty answer).
+        ca = str(op.creds_file("A", tmp_path / "a.creds"))
+
+        async def connected() -> bool:
+            try:
+                nc = await nats.connect(cache_url, user_credentials=ca, allow_reconnect=False,
+                                        max_reconnect_attempts=0, connect_timeout=3)
+            except Exception:
+                return False
+            await nc.close()
+            return True
+
+        await wait_for(connected, 15, "a user of an account the cache had to fetch")
+        assert os.path.exists(os.path.join(dcache, op.pub("A") + ".jwt"))
+        await _deliver(full_url, cache_url, ca, ca, str(op.creds_file(op.system, tmp_path / "s.creds")), "via.cache")
+    finally:
+        for n in reversed(nodes):
+            if isinstance(n, Server):
+                await n.shutdown()
+            else:
+                await n.stop()
