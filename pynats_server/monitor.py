@@ -358,7 +358,14 @@ class Monitoring:
             elif subs:
                 info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
         if auth:
-            info["name_tag"] = c.account.name
+            uc = c.jwt_claims  # operator mode: the user's JWT (a bearer token's is not shown)
+            if uc is not None:
+                if not uc.bearer_token:
+                    info["jwt"] = c.co.get("jwt", "")
+                info["issuer_key"] = c.jwt_signing_key or c.account.name
+            info["name_tag"] = c.account.name_tag or c.account.name
+            if uc is not None and uc.nats.get("tags"):
+                info["tags"] = list(uc.nats["tags"])
         return info
 
     def closed_conn(self, c: ClientConnection) -> ClosedConn:

@@ -711,7 +711,14 @@ def client_info(c: Any, *, stop: float = 0.0) -> dict[str, Any]:
         rtt = c.rtt
         info["rtt"] = int(rtt * 1e6) * 1000 if 1e-6 < rtt < 1e-3 else int(rtt * 1e9)
         info["stop"] = go_time(stop)
-    info["name_tag"] = c.account.name
+    if getattr(c, "server", None) is not None and c.server.operator is not None:
+        # Operator mode: the CONNECT's JWT (as sent) and, once accepted, who signed the user.
+        info["jwt"] = c.co.get("jwt", "")
+        if c.jwt_claims is not None:
+            info["issuer_key"] = c.jwt_signing_key or c.account.name
+    info["name_tag"] = c.account.name_tag or c.account.name
+    if getattr(c, "jwt_claims", None) is not None and c.jwt_claims.nats.get("tags"):
+        info["tags"] = list(c.jwt_claims.nats["tags"])
     info["kind"] = "Client"
     info["client_type"] = "nats"
     return {k: v for k, v in info.items() if v}
