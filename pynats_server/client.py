@@ -199,7 +199,7 @@ class ClientConnection(JWTClient, Connection):
             self._drop_all_subs()
         tls = srv.opts.tls
         if srv.operator is not None:
-            verdict = srv.operator.check(self, co)  # JWT users (operator.py)
+            verdict = srv.operator.safe_check(self, co)  # JWT users (operator.py)
         elif tls is not None and tls.map and srv.auth.users:
             # verify_and_map: the client certificate names the user.
             name = srv.tls_mapped_user(self, co)

@@ -79,7 +79,7 @@ class JWTClient:
         self._auth_pending = False
         if self.closed:
             return
-        v = self.server.operator.check(self, self.co, remote=False)
+        v = self.server.operator.safe_check(self, self.co, remote=False)
         if not self._finish_connect(v, first):
             self.server.flush_dirty()
             return

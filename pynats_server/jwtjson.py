@@ -21,6 +21,7 @@ offending character is the same, the phrase may differ for unusual inputs.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -46,9 +47,15 @@ class GoTypeError(GoError):
         self.typ = typ
 
 
+_URL_CHARS = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def raw_url_b64decode(s: str) -> bytes:
     """Go's base64.RawURLEncoding.DecodeString: no padding, `\\r`/`\\n` skipped, trailing
     bits ignored; errors are `illegal base64 data at input byte N`."""
+    if len(s) % 4 != 1 and _URL_CHARS.fullmatch(s):
+        # The usual case, at C speed; the loop below finds where anything else goes wrong.
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
     out = bytearray()
     si = 0
     n = len(s)
@@ -85,8 +92,6 @@ def raw_url_b64decode(s: str) -> bytes:
 
 
 def raw_url_b64encode(data: bytes) -> str:
-    import base64
-
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 

@@ -648,6 +648,14 @@ class OperatorMode:
 
     # -- authentication ---------------------------------------------------------------------
 
+    def safe_check(self, c: Any, co: dict[str, Any], *, remote: bool = True) -> Verdict:
+        """`check`, and a refusal (never a crash) if anything unforeseen goes wrong."""
+        try:
+            return self.check(c, co, remote=remote)
+        except Exception as e:  # a bug must not take the server down: refuse this one
+            self.log.error(f"Error checking a user JWT: {e!r}")
+            return Verdict(False, Identity(jwt=bool(co.get("jwt"))))
+
     def check(self, c: Any, co: dict[str, Any], *, remote: bool = True) -> Verdict:
         """processClientOrLeafAuthentication's JWT branch for a client's CONNECT."""
         ident = Identity(str(co.get("nkey") or ""), str(co.get("user") or ""), str(co.get("auth_token") or ""))

@@ -379,3 +379,47 @@ def test_dir_store_limits_and_expiry(tmp_path, keys) -> None:
     exp_store = DirStore(str(tmp_path / "exp"))
     exp_store.save(accts[0], jwt.new_account(oseed, accts[0], exp=int(time.time()) - 1))
     assert exp_store.expire() == [accts[0]]
+
+
+def test_mutated_tokens_only_ever_give_jwt_errors(keys) -> None:
+    """Bytes flipped, cut or inserted anywhere in a valid token: a JWTError or a decoded
+    token, never another exception (bounded, deterministic)."""
+    import random
+
+    rng = random.Random(1234)
+    oseed, _ = keys["op"]
+    aseed, apub = keys["acc"]
+    _, upub = keys["user"]
+    tokens = [
+        jwt.new_account(oseed, apub, exports=[{"subject": "a.*", "type": "service", "account_token_position": 2}],
+                        signing_keys=[jwt.user_scope(keys["sk"][1])]),
+        jwt.new_user(aseed, upub, pub_allow=["a"], src=["1.2.3.4/32"], times=[("01:00:00", "02:00:00")]),
+    ]
+    alphabet = "ABCxyz019-_.=\"{}[]:, \\\x00\xff\u2028"
+    for _ in range(600):
+        t = list(rng.choice(tokens))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.random()
+            i = rng.randrange(len(t))
+            if op < 0.4:
+                t[i] = rng.choice(alphabet)
+            elif op < 0.7:
+                del t[i:i + rng.randint(1, 20)]
+            else:
+                t.insert(i, rng.choice(alphabet))
+        text = "".join(t)
+        for fn in (jwt.decode, jwt.decode_generic):
+            try:
+                c = fn(text)
+            except jwt.JWTError:
+                continue
+            c.validate()
+    # Payloads that decode but hold every kind of wrong value.
+    for raw in (b'{"nats":{"type":"user","version":2,"pub":{"allow":[1,{}]},"src":5,"times":[null,1]}}',
+                b'{"nats":{"type":"account","version":2,"exports":[{"type":null}],"signing_keys":[{"kind":"user_scope","key":5}]}}',
+                b'{"nats":{"type":"account","version":2,"imports":[{"token":"x.y.z","type":"stream"}],"revocations":{"a":"b"}}}',
+                b'{"iss":"' + apub.encode() + b'","nats":{"type":"activation","version":2,"kind":"nope"}}'):
+        try:
+            jwt.decode(_mk(raw, aseed)).validate()
+        except jwt.JWTError:
+            pass
