@@ -292,6 +292,7 @@ class Monitoring:
             "config_load_time": go_time(srv.start_time),
             "config_digest": "",
             "feature_flags": {},
+            **_trusted_operators(opts),
             "system_account": srv.system_account.name if srv.system_account is not None else "",
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
             "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
@@ -650,6 +651,16 @@ class Monitoring:
 
 
 _RESPONSE_TYPES = {"Stream": "Streamed", "Streamed": "Streamed", "Chunked": "Chunked"}
+
+
+def _trusted_operators(opts: Any) -> dict[str, Any]:
+    """Operator mode: the operators' JWTs and their claims (as the JWTs hold them)."""
+    if not opts.operators:
+        return {}
+    import base64
+
+    claims = [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in opts.operators]
+    return {"trusted_operators_jwt": list(opts.operators), "trusted_operators_claim": claims}
 
 
 def _auth_fields(info: dict[str, Any], user: str, account: str) -> None:

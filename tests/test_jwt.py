@@ -396,7 +396,7 @@ def test_mutated_tokens_only_ever_give_jwt_errors(keys) -> None:
         jwt.new_user(aseed, upub, pub_allow=["a"], src=["1.2.3.4/32"], times=[("01:00:00", "02:00:00")]),
     ]
     alphabet = "ABCxyz019-_.=\"{}[]:, \\\x00\xff\u2028"
-    for _ in range(600):
+    for _ in range(250):
         t = list(rng.choice(tokens))
         for _ in range(rng.randint(1, 4)):
             op = rng.random()

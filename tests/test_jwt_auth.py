@@ -82,6 +82,12 @@ async def test_natspy_callbacks_and_request_reply() -> None:
 
         await nc.subscribe("svc", cb=echo)
         assert (await nc.request("svc", b"x", timeout=2)).data == b"re:x"
+        # A bearer token: the signature nats-py sends anyway is not checked.
+        _, bearer = op.user("A", "b", bearer_token=True)
+        nb = await nats.connect(srv.client_url, user_jwt_cb=lambda: bearer.encode(),
+                                signature_cb=lambda nonce: b"bm90IGEgc2lnbmF0dXJl")
+        assert (await nb.request("svc", b"y", timeout=2)).data == b"re:y"
+        await nb.close()
         await nc.close()
     finally:
         await srv.shutdown()
@@ -213,8 +219,12 @@ async def test_account_limits(kind: str, servers: Any, tmp_path: Any) -> None:
     s = await servers(kind, op.config(), tmp_path)
     seed, token = op.user("A")
     c1 = await Raw.open(s.port)
-    await c1.connect(token, seed)
+    await c1.connect(token, seed, protocol=0 if kind == "go29" else 1)
     await c1.read_until(b"PONG\r\n")
+    if kind != "go29":
+        # The INFO after the first PONG gives the client's own payload limit.
+        info = json.loads((await c1.read_until(b"\r\n"))[5:])
+        assert info["max_payload"] == 4
     # One subscription allowed; the connection stays.
     await c1.send("SUB a 1\r\nSUB b 2\r\nPING\r\n")
     assert await c1.read_until(b"PONG\r\n") == b"-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n"
