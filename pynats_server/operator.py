@@ -307,7 +307,9 @@ class OperatorMode:
             if isinstance(self.resolver, DirResolver) and self.service is not None and self.service.running:
                 if remote:
                     raise FetchNeeded(name) from None
-                err = self._fetch_errors.pop(name, err)
+                if name in self._fetch_errors:
+                    # The remote fetch just failed (and was logged): that is the error.
+                    raise LookupError_(self._fetch_errors.pop(name)) from None
         if not quiet:
             self.log.debug(f"Account [{name}] fetch took {_go_dur(time.perf_counter() - start)}")
             if err:

@@ -325,7 +325,7 @@ class DirResolver:
     def __init__(self, kind: str, store: DirStore, timeout: float, interval: float) -> None:
         self.kind = kind  # FULL or CACHE
         self.dir = store
-        self.timeout = timeout or 2.0
+        self.timeout = timeout or 1.9  # nats-server's DEFAULT_ACCOUNT_FETCH_TIMEOUT
         self.interval = interval if interval > 0 else 60.0
 
     def fetch(self, name: str) -> str:

@@ -92,6 +92,7 @@ class ResolverService:
         if sacc is None:
             return
         self.client = InternalClient(srv, sacc, "System")
+        self.client.echo = False  # as nats-server's system client: its own requests are not for it
         self.running = True
         self.inbox = f"$SYS._INBOX.{_server_hash(srv.name)}"
         self._sub(f"{self.inbox}.*", self._inbox_reply, raw=True)
