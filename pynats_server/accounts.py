@@ -387,7 +387,8 @@ class Account:
             del self.responses[subject]
         from .delivery import deliver_msg
 
-        return deliver_msg(origin, ri.dest, ri.reply, reply, hdr, msg)
+        # An empty reply is dropped on the way back, as nats-server's service import does.
+        return deliver_msg(origin, ri.dest, ri.reply, reply or None, hdr, msg)
 
     def _prune_responses(self) -> None:
         if not self.responses:

@@ -51,7 +51,7 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
     the general path, which weighs routes. `local_only` is the plan for a message that came
     over a route without queue names: local plain subscribers only. Internal subscribers
     (callbacks) always take the general path."""
-    plan = []
+    plan: list[tuple[Any, Any, bytes, Any]] = []
     for sub in r.psubs:
         # A client whose deliveries need a check (permissions: a deny filter, replies to
         # record) takes the general path: the check is never paid by anyone else.
@@ -147,7 +147,9 @@ def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int,
         r = sublist._match_miss(subject)
     dirty = srv.dirty
     delivered = False
-    tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+    # An empty reply (the server's own messages) still takes its place in the control line,
+    # as nats-server writes it: `MSG subject sid  size`.
+    tail = reply + b" " + szb + b"\r\n" if reply is not None else szb + b"\r\n"
     for sub in r.psubs:
         d = sub.client
         if (d is c and not c.echo) or sub.closed:

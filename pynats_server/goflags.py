@@ -112,9 +112,9 @@ def parse_int(text: str) -> int:
 
 def parse(argv: list[str], flags: list[Flag]) -> Parsed:
     by_name: dict[str, Flag] = {}
-    for f in flags:
-        for n in f.names:
-            by_name[n] = f
+    for fl in flags:
+        for n in fl.names:
+            by_name[n] = fl
     out = Parsed()
     i = 0
     while i < len(argv):

@@ -71,12 +71,12 @@ class Subscription:
         pc = self.pcache
         if pc is None:
             pc = self.pcache = {}
-        p = pc.get(subject)
-        if p is None:
+        cached = pc.get(subject)
+        if cached is None:
             if len(pc) >= 256:
                 pc.clear()
-            p = pc[subject] = b"MSG " + subject + b" " + self.sid + b" "
-        return p
+            cached = pc[subject] = b"MSG " + subject + b" " + self.sid + b" "
+        return cached
 
     def deliver_subject(self, subject: bytes) -> bytes:
         """The subject the subscriber sees (an import's shadow subscription maps it)."""
@@ -269,7 +269,8 @@ class Sublist:
             if group is None or group.pop(sub, 0) is not None:
                 return False
             if not group:
-                del qs[sub.queue]  # type: ignore[index]
+                assert qs is not None
+                del qs[sub.queue]
                 if not qs:
                     node.qsubs = None
         self.count -= 1

@@ -272,6 +272,8 @@ class SystemServices:
         if cluster:
             si["cluster"] = cluster
         si["ver"] = const.NATS_VERSION
+        # nats-server 2.14's feature flags and their defaults (feature_flags.go).
+        si["feature_flags"] = {"js_ack_fc_v2": False, "js_raft_delete_range": False}
         si["jetstream"] = False
         si["flags"] = 0
         si["seq"] = self.seq
@@ -292,9 +294,9 @@ class SystemServices:
         subj = subject.encode() if isinstance(subject, str) else subject
         payload = obj if isinstance(obj, bytes) else wire.go_json(obj)
         if hdr:
-            deliver_msg(self.client, self.account, subj, None, len(hdr), hdr + payload + b"\r\n")
+            deliver_msg(self.client, self.account, subj, b"", len(hdr), hdr + payload + b"\r\n")
         else:
-            deliver_msg(self.client, self.account, subj, None, -1, payload + b"\r\n")
+            deliver_msg(self.client, self.account, subj, b"", -1, payload + b"\r\n")
 
     def _respond(self, reply: bytes, data: Any = None, *, error: tuple[int, str] | None = None,
                  with_data: bool = True, req_hdr: bytes = b"") -> None:
@@ -485,8 +487,9 @@ class SystemServices:
             c.close_connection("Kicked")
             return None
 
-        cid = _cid(body)
-        if cid is not None:
+        found = _cid(body)
+        if found is not None:
+            cid = found
             self._z_nodata(reply, hdr, body, kick)
 
     def _ldm(self, origin: Any, subject: str, reply: bytes | None, hdr: bytes, body: bytes) -> None:
@@ -500,8 +503,9 @@ class SystemServices:
             c.send_async_info(wire.info(srv.client_info(c, ldm=True)))
             return None
 
-        cid = _cid(body)
-        if cid is not None:
+        found = _cid(body)
+        if found is not None:
+            cid = found
             self._z_nodata(reply, hdr, body, ldm)
 
     def _z_nodata(self, reply: bytes | None, hdr: bytes, body: bytes, fn: Callable[[dict[str, Any]], Any]) -> None:

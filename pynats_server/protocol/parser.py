@@ -257,8 +257,8 @@ class Parser:
         self._have = 0
         self._need = 0
         self._pa: tuple[Any, ...] = ()
-        self._on_pub = getattr(handler, "on_pub", None)
-        self._on_rmsg = getattr(handler, "on_rmsg", None)
+        self._on_pub: Any = getattr(handler, "on_pub", None)
+        self._on_rmsg: Any = getattr(handler, "on_rmsg", None)
         # Ops a route ignores; a handler that wants to say so (log, count) has these.
         self._on_ok = getattr(handler, "on_ok", None)
         self._on_account_sub = getattr(handler, "on_account_sub", None)

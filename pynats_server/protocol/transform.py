@@ -75,12 +75,12 @@ class SubjectTransform:
                 return None
         out: list[str] = []
         for part in self._dest:
-            if type(part) is str:
+            if isinstance(part, str):
                 out.append(part)
             elif part == 0:
                 out.extend(rest)
             else:
-                out.append(wild[part - 1])  # type: ignore[index]
+                out.append(wild[part - 1])
         return ".".join(out)
 
     def reverse(self) -> SubjectTransform:

@@ -59,13 +59,13 @@ def msg_prefix(subject: bytes, sid: bytes) -> bytes:
 
 def msg_tail(reply: bytes | None, szb: bytes) -> bytes:
     """The per message part of a MSG control line: `[reply ]size\\r\\n`."""
-    if reply:
+    if reply is not None:
         return reply + b" " + szb + b"\r\n"
     return szb + b"\r\n"
 
 
 def hmsg_line(subject: bytes, sid: bytes, reply: bytes | None, hdb: bytes, szb: bytes) -> bytes:
-    if reply:
+    if reply is not None:
         return b"HMSG %s %s %s %s %s\r\n" % (subject, sid, reply, hdb, szb)
     return b"HMSG %s %s %s %s\r\n" % (subject, sid, hdb, szb)
 
