@@ -192,7 +192,8 @@ class ResolverService:
         from .delivery import deliver_msg
 
         subj = subject.encode() if isinstance(subject, str) else subject
-        deliver_msg(self.client, self.client.account, subj, reply.encode() if reply else None, -1, payload + b"\r\n")
+        # Without a reply the field stays empty (`MSG subject sid  size`), as nats-server writes it.
+        deliver_msg(self.client, self.client.account, subj, reply.encode() if reply else b"", -1, payload + b"\r\n")
         self.server.schedule_flush()
 
     def _server_info(self) -> dict[str, Any]:

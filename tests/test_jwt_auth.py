@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -518,3 +519,27 @@ async def test_bad_jwts_never_logged_beyond_go(servers: Any, tmp_path: Any) -> N
     assert await good.read_until(b"PONG\r\n") == b"PONG\r\n"
     text = "\n".join(s.log_lines())
     assert seed not in text and op.accounts["A"]["seed"] not in text and token not in text
+
+
+@pytest.mark.parametrize("kind", ["pynats", "go214"])
+async def test_full_resolver_asks_the_cluster_for_unknown_accounts(kind: str, servers: Any, tmp_path: Any) -> None:
+    """An account a full resolver does not store: it asks the other servers (none here) and
+    gives up after the fetch timeout (1.9 s), with nats-server's log lines."""
+    op = OperatorSetup()
+    s = await servers(kind, op.config("full", str(tmp_path / f"d-{kind}")), tmp_path)
+    aseed, apub = nk.create_account()
+    useed, upub = nk.create_user()
+    n = len(s.log_lines())
+    c = await Raw.open(s.port)
+    start = time.monotonic()
+    await c.connect(jwt.new_user(aseed, upub), useed)
+    assert await c.read_all(timeout=6) == b"-ERR 'Authorization Violation'\r\n<EOF>"
+    assert 1.5 < time.monotonic() - start < 4
+    await wait_log(s, "[DBG] Client connection closed: Authentication Failure")
+    lines = [re.sub(r"fetch took [0-9.]+s$", "fetch took Xs", line) for line in s.log_since(n)]
+    assert [line for line in lines if "etch" in line or "lookup" in line or line.startswith("[ERR]")] == [
+        f"[WRN] Account [{apub}] fetch took Xs",
+        "[WRN] Account fetch failed: fetching jwt timed out",
+        "[DBG] Account JWT lookup error: fetching jwt timed out",
+        "[ERR] authentication error",
+    ]
