@@ -543,3 +543,34 @@ async def test_full_resolver_asks_the_cluster_for_unknown_accounts(kind: str, se
         "[DBG] Account JWT lookup error: fetching jwt timed out",
         "[ERR] authentication error",
     ]
+
+
+@pytest.mark.parametrize("kind", ["pynats", "go214"])
+async def test_full_resolver_delete(kind: str, servers: Any, tmp_path: Any) -> None:
+    """$SYS.REQ.CLAIMS.DELETE, signed by the operator: the account's JWT is renamed to
+    .deleted and its connected clients are closed."""
+    op = OperatorSetup()
+    op.account("A")
+    d = str(tmp_path / f"d-{kind}")
+    conf = op.config("full", d).replace(f'dir: "{d}" }}', f'dir: "{d}", allow_delete: true }}')
+    s = await servers(kind, conf, tmp_path)
+    seed, token = op.user("A")
+    c = await Raw.open(s.port)
+    await c.connect(token, seed)
+    await c.read_until(b"PONG\r\n")
+    sysc = await _sys_client(s, op)
+    # Only a request the operator signed for itself is taken.
+    aseed = op.accounts["A"]["seed"]
+    for sub, why in ((op.public_key, "not self signed"), (op.pub("A"), "not trusted")):
+        bad = jwt.encode("generic", sub, {"accounts": [op.pub("A")]}, aseed)
+        resp = await _request(sysc, "$SYS.REQ.CLAIMS.DELETE", bad)
+        assert isinstance(resp, dict) and resp["error"]["description"] == f"delete accounts request by {sub} failed - {why}"
+    req = jwt.encode("generic", op.public_key, {"accounts": [op.pub("A")]}, op.seed)
+    resp = await _request(sysc, "$SYS.REQ.CLAIMS.DELETE", req)
+    assert isinstance(resp, dict) and resp["data"] == {"code": 200, "message": "deleted 1 accounts"}
+    assert os.path.exists(os.path.join(d, op.pub("A") + ".jwt.deleted"))
+    assert not os.path.exists(os.path.join(d, op.pub("A") + ".jwt"))
+    assert (await c.read_all()).endswith(b"-ERR 'Account Authentication Expired'\r\n<EOF>")
+    req = jwt.encode("generic", op.public_key, {"accounts": [op.pub(op.system)]}, op.seed)
+    resp = await _request(sysc, "$SYS.REQ.CLAIMS.DELETE", req)
+    assert isinstance(resp, dict) and resp["error"]["description"].endswith("not allowed to delete system account")
