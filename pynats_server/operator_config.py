@@ -13,10 +13,11 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from . import jwt, nkeys_util
+from . import nkeys_util
 from .options import Options, ResolverOptions
 
 if TYPE_CHECKING:
+    from . import jwt
     from .conf import Token
     from .config import _Mapper
 
@@ -41,6 +42,8 @@ _BAD_RESOLVER = (
 def read_operator_jwt(source: str) -> tuple[str, jwt.OperatorClaims]:
     """nats-server's readOperatorJWT: a file (possibly decorated) or, failing that, an inline
     JWT. ValueError with nats-server's text (without the `error parsing operator JWT: `)."""
+    from . import jwt
+
     try:
         with open(source, encoding="utf-8", errors="surrogateescape") as f:
             contents = f.read()
@@ -244,6 +247,8 @@ def make_dir(d: str) -> str:
 
 
 def _preload(m: _Mapper, tok: Token) -> None:
+    from . import jwt
+
     if type(tok.value) is not dict:
         m.error(tok, "preload should be a map of account_public_key:account_jwt")
         return
@@ -273,11 +278,15 @@ def finish(m: _Mapper) -> None:
 
 
 def operator_claims(opts: Options) -> list[jwt.OperatorClaims]:
+    from . import jwt
+
     return [jwt.decode_operator(t) for t in opts.operators]
 
 
 def validate(opts: Options) -> str:
     """What nats-server refuses to start with in operator mode ("" when fine)."""
+    from . import jwt
+
     if not opts.operators:
         for k in opts.trusted_keys:
             if not nkeys_util.is_valid_public_key(k, nkeys_util.PREFIX_OPERATOR):
@@ -332,6 +341,8 @@ def validate(opts: Options) -> str:
 
 def system_account(opts: Options) -> str:
     """The system account's public key in operator mode ("" when none is named)."""
+    from . import jwt
+
     if opts.system_account:
         return opts.system_account
     if len(opts.operators) == 1:
@@ -344,6 +355,7 @@ def system_account(opts: Options) -> str:
 
 def trusted_keys(opts: Options) -> tuple[list[str], set[str]]:
     """The keys accounts may be signed by, and the strict operators' signing keys."""
+
     keys = list(opts.trusted_keys)
     strict: set[str] = set()
     for op in operator_claims(opts):

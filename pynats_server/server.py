@@ -20,7 +20,6 @@ from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
 from .monitor import ClosedConn, Monitoring
-from .operator import OperatorMode
 from .options import Options
 from .protocol import wire
 from .sublist import Subscription
@@ -73,8 +72,10 @@ class Server:
             self.register_account(acc)
         sys_name = opts.system_account or ("" if opts.no_system_account else const.SYSTEM_ACCOUNT)
         # JWT operator mode (operator.py): accounts come from the resolver, by public key.
-        self.operator: OperatorMode | None = None
+        self.operator: Any = None  # operator.OperatorMode (imported only when used)
         if opts.operators or opts.trusted_keys:
+            from .operator import OperatorMode
+
             self.operator = OperatorMode.create(self)
             sys_name = self.operator.system_account_name() or sys_name
         if sys_name:
