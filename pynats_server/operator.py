@@ -158,7 +158,6 @@ class OperatorMode:
         self.log = server.log
         self.operators = operator_config.operator_claims(opts)
         self.trusted, self.strict_keys = operator_config.trusted_keys(opts)
-        self.strict_operators = {op.sub for op in self.operators if op.strict_signing_key_usage}
         r = opts.resolver
         self.resolver: MemResolver | DirResolver | None = None
         if r is not None:
@@ -433,7 +432,9 @@ class OperatorMode:
         acc.stream_imports = []
         for from_ in list(acc.service_imports):
             acc.remove_service_import(from_)
-        strict = st.issuer in self.strict_operators
+        # Accounts signed by a strict operator's signing key: users must be signed by one of
+        # the account's signing keys, not the account's own key.
+        strict = st.issuer in self.strict_keys
         keys: dict[str, dict[str, Any] | None] = dict(claims.signing_keys)
         if not strict:
             keys[acc.name] = None

@@ -8,6 +8,7 @@ same bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -235,6 +236,9 @@ async def test_account_limits(kind: str, servers: Any, tmp_path: Any) -> None:
     await c2.connect(token, seed)
     assert await c2.read_all() == b"-ERR 'maximum account active connections exceeded'\r\n<EOF>"
     await wait_log(s, "[DBG] Client connection closed: Maximum Account Connections Exceeded")
+    deadline = time.monotonic() + 5  # the second line is written after the close
+    while len([line for line in s.log_since(n) if "xceeded" in line]) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     assert [line for line in s.log_since(n) if "xceeded" in line] == [
         "[ERR] maximum account active connections exceeded",
         "[DBG] Client connection closed: Maximum Account Connections Exceeded",
@@ -574,3 +578,55 @@ async def test_full_resolver_delete(kind: str, servers: Any, tmp_path: Any) -> N
     req = jwt.encode("generic", op.public_key, {"accounts": [op.pub(op.system)]}, op.seed)
     resp = await _request(sysc, "$SYS.REQ.CLAIMS.DELETE", req)
     assert isinstance(resp, dict) and resp["error"]["description"].endswith("not allowed to delete system account")
+
+
+@pytest.mark.parametrize("kind", ["pynats", "go214"])
+async def test_pinned_accounts_and_strict_signing_keys(kind: str, servers: Any, tmp_path: Any) -> None:
+    """resolver_pinned_accounts: only users of the listed accounts (and the system account)
+    connect. An operator with strict_signing_key_usage: accounts it signed with its own key
+    (not a signing key) are not trusted."""
+    op = OperatorSetup()
+    op.account("A")
+    op.account("B")
+    conf = op.config(extra=f"resolver_pinned_accounts: [{op.pub('A')}]")
+    s = await servers(kind, conf, tmp_path)
+    for acct, ok in (("A", True), ("B", False), (op.system, True)):
+        n = len(s.log_lines())
+        seed, token = op.user(acct)
+        c = await Raw.open(s.port)
+        await c.connect(token, seed)
+        if ok:
+            assert await c.read_until(b"PONG\r\n") == b"PONG\r\n", acct
+        else:
+            assert await c.read_all() == b"-ERR 'Authorization Violation'\r\n<EOF>"
+            await wait_log(s, f"[DBG] Account {op.pub(acct)} not listed as operator pinned account")
+            assert "[ERR] authentication error" in s.log_since(n)
+        c.close()
+    # Strict signing key usage: a fresh setup whose operator signs accounts only with a
+    # signing key. An account signed with the operator's own key is refused, and users
+    # must be signed by one of their account's signing keys.
+    strict = OperatorSetup()
+    sk_seed, sk_pub = nk.create_operator()
+    ask_seed, ask_pub = nk.create_account()
+    strict.jwt = jwt.new_operator(strict.seed, "STRICT", system_account=strict.pub(strict.system),
+                                  signing_keys=[sk_pub], strict_signing_key_usage=True)
+    strict.account("A", signing_keys=[ask_pub])
+    strict.account("B")
+    for name in (strict.system, "A"):
+        a = strict.accounts[name]
+        a["jwt"] = jwt.new_account(sk_seed, a["pub"], name, signing_keys=a["claims"].get("signing_keys"))
+    s2 = await servers(kind, strict.config(), tmp_path, name="strict")
+    useed, upub = nk.create_user()
+    for token, ok, why in (
+        (jwt.new_user(ask_seed, upub, issuer_account=strict.pub("A")), True, ""),
+        (jwt.new_user(strict.accounts["A"]["seed"], upub), False, "[DBG] User JWT issuer is not known"),
+        (jwt.new_user(strict.accounts["B"]["seed"], upub), False, "[DBG] Account JWT lookup error: account validation failed"),
+    ):
+        c = await Raw.open(s2.port)
+        await c.connect(token, useed)
+        if ok:
+            assert await c.read_until(b"PONG\r\n") == b"PONG\r\n"
+        else:
+            assert await c.read_all() == b"-ERR 'Authorization Violation'\r\n<EOF>"
+            await wait_log(s2, why)
+        c.close()
