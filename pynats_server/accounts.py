@@ -47,13 +47,18 @@ class AccountError(ValueError):
 
 
 class ExportAuth:
-    """Who may import an export: everyone (`approved` None), or the named accounts."""
+    """Who may import an export: everyone (`approved` None), the named accounts, or (JWT
+    accounts, `token_req`) importers holding an activation token (`revoked`: tokens
+    revoked, by importer key or `*`, with the time)."""
 
-    __slots__ = ("approved", "account_pos")
+    __slots__ = ("approved", "account_pos", "token_req", "revoked")
 
-    def __init__(self, approved: list[str] | None = None, account_pos: int = 0) -> None:
+    def __init__(self, approved: list[str] | None = None, account_pos: int = 0,
+                 token_req: bool = False) -> None:
         self.approved = set(approved) if approved is not None else None
         self.account_pos = account_pos
+        self.token_req = token_req
+        self.revoked: dict[str, int] | None = None
 
     def allows(self, importer: str, subject: str) -> bool:
         if self.account_pos > 0:
@@ -66,8 +71,9 @@ class ServiceExport(ExportAuth):
     __slots__ = ("response_type", "threshold")
 
     def __init__(self, approved: list[str] | None = None, response_type: str = SINGLETON,
-                 threshold: float = DEFAULT_RESPONSE_THRESHOLD, account_pos: int = 0) -> None:
-        super().__init__(approved, account_pos)
+                 threshold: float = DEFAULT_RESPONSE_THRESHOLD, account_pos: int = 0,
+                 token_req: bool = False) -> None:
+        super().__init__(approved, account_pos, token_req)
         self.response_type = response_type
         self.threshold = threshold
 
@@ -76,7 +82,7 @@ class _Import:
     """`from_` -> `to` with the account on the other side: a literal `to`, the same subject
     (`use_pub`, wildcards on both sides), or a transform of the wildcard tokens."""
 
-    __slots__ = ("acc", "from_", "to", "tr", "use_pub")
+    __slots__ = ("acc", "from_", "to", "tr", "use_pub", "claim")
 
     kind = ""
 
@@ -84,6 +90,7 @@ class _Import:
         self.acc = acc
         self.from_ = from_
         self.to = to
+        self.claim: Any = None  # a JWT account's import claim (its activation token)
         self.tr: SubjectTransform | None = None
         self.use_pub = False
         if wildcards:
@@ -141,7 +148,7 @@ class ShadowSubscription(Subscription):
 class ServiceImport(_Import):
     """Requests on `from_` in this account go to `to` in `acc` (the exporter)."""
 
-    __slots__ = ("export", "share")
+    __slots__ = ("export", "share", "sub")
     kind = "service"
 
     def __init__(self, acc: Account, from_: str, to: str, export: ServiceExport | None,
@@ -149,6 +156,7 @@ class ServiceImport(_Import):
         super().__init__(acc, from_, to, has_wildcard(to))
         self.export = export
         self.share = share
+        self.sub: Subscription | None = None  # the importer's internal subscription
 
 
 class ResponseImport:
@@ -182,48 +190,69 @@ class Account:
         self.default_permissions: Any = None
         self.nclients = 0
         self.jetstream: Any = None  # jetstream.engine.JsAccount when the account has JetStream
+        # Limits (JWT accounts; -1: none): connections, subscriptions and payload size.
+        self.max_conns = -1
+        self.max_subs = -1
+        self.max_payload = -1
+        # JWT accounts: the claims' name (log lines show `<key>/<name>`) and the operator
+        # mode's state of the account (operator.AccountState).
+        self.name_tag = ""
+        self.jwt: Any = None
+
+    def trace_label(self) -> str:
+        """nats-server's traceLabel: `name` or `name/name tag`."""
+        return f"{self.name}/{self.name_tag}" if self.name_tag else self.name
 
     def __repr__(self) -> str:
         return f"<Account {self.name}>"
 
     # -- exports ------------------------------------------------------------------------
 
-    def add_stream_export(self, subject: str, accounts: list[str] | None = None, account_pos: int = 0) -> None:
+    def add_stream_export(self, subject: str, accounts: list[str] | None = None, account_pos: int = 0,
+                          token_req: bool = False) -> None:
         if not is_valid_subject(subject.encode()):
             raise AccountError("invalid subject")
-        self.stream_exports[subject] = ExportAuth(accounts, account_pos)
+        self.stream_exports[subject] = ExportAuth(accounts, account_pos, token_req)
 
     def add_service_export(self, subject: str, accounts: list[str] | None = None, *,
                            response_type: str = SINGLETON,
-                           threshold: float = DEFAULT_RESPONSE_THRESHOLD, account_pos: int = 0) -> None:
+                           threshold: float = DEFAULT_RESPONSE_THRESHOLD, account_pos: int = 0,
+                           token_req: bool = False) -> None:
         if not is_valid_subject(subject.encode()):
             raise AccountError("invalid subject")
-        self.service_exports[subject] = ServiceExport(accounts, response_type, threshold, account_pos)
+        self.service_exports[subject] = ServiceExport(accounts, response_type, threshold, account_pos, token_req)
 
-    def stream_export_allows(self, importer: str, subject: str) -> bool:
+    def _export_allows(self, ea: ExportAuth, importer: str, subject: str, claim: Any) -> bool:
+        if ea.token_req and not ea.account_pos:
+            # A private JWT export: the importer's claim must carry a valid activation token.
+            return self.jwt is not None and self.jwt.activation_ok(self, importer, claim, ea)
+        return ea.allows(importer, subject)
+
+    def stream_export_allows(self, importer: str, subject: str, claim: Any = None) -> bool:
         if not self.stream_exports or not is_valid_subject(subject.encode()):
             return False
         ea = self.stream_exports.get(subject)
         if ea is not None:
-            return ea.allows(importer, subject)
+            return self._export_allows(ea, importer, subject, claim)
         return any(
-            is_subset_match(subject, s) and ea.allows(importer, subject)
+            is_subset_match(subject, s) and self._export_allows(ea, importer, subject, claim)
             for s, ea in self.stream_exports.items()
         )
 
-    def service_export_for(self, importer: str, subject: str) -> ServiceExport | None:
+    def service_export_for(self, importer: str, subject: str, claim: Any = None) -> ServiceExport | None:
         se = self.service_exports.get(subject)
         if se is not None:
-            return se if se.allows(importer, subject) else None
+            return se if self._export_allows(se, importer, subject, claim) else None
         for s, se in self.service_exports.items():
-            if is_subset_match(subject, s) and se.allows(importer, subject):
+            if is_subset_match(subject, s) and self._export_allows(se, importer, subject, claim):
                 return se
         return None
 
     # -- imports ------------------------------------------------------------------------
 
-    def add_stream_import(self, exporter: Account, from_: str, *, prefix: str = "", to: str = "") -> None:
-        if not exporter.stream_export_allows(self.name, from_):
+    def add_stream_import(self, exporter: Account, from_: str, *, prefix: str = "", to: str = "",
+                          claim: Any = None) -> None:
+        if not exporter.stream_export_allows(self.name, from_, claim):
             raise AccountError("stream import not authorized")
         if prefix:
             if has_wildcard(prefix):
@@ -234,12 +263,15 @@ class Account:
         to = to or from_
         if any(im.acc is exporter and im.from_ == from_ for im in self.stream_imports):
             raise AccountError("stream import already exists")
-        self.stream_imports.append(StreamImport(exporter, from_, to))
+        im = StreamImport(exporter, from_, to)
+        im.claim = claim
+        self.stream_imports.append(im)
 
-    def add_service_import(self, exporter: Account, from_: str, to: str = "", *, share: bool = False) -> None:
+    def add_service_import(self, exporter: Account, from_: str, to: str = "", *, share: bool = False,
+                           claim: Any = None) -> None:
         """Requests on `from_` here go to `to` in `exporter`."""
         to = to or from_
-        se = exporter.service_export_for(self.name, to)
+        se = exporter.service_export_for(self.name, to, claim)
         if se is None:
             raise AccountError("service import not authorized")
         dup = self.service_imports.get(from_)
@@ -249,9 +281,15 @@ class Account:
                 f"account {dup.acc.name!r}, subject {dup.to!r}"
             )
         si = ServiceImport(exporter, from_, to, se, share)
+        si.claim = claim
         self.service_imports[from_] = si
         if self.internal is not None:
             self._subscribe_service_import(si)
+
+    def remove_service_import(self, from_: str) -> None:
+        si = self.service_imports.pop(from_, None)
+        if si is not None and si.sub is not None and self.internal is not None:
+            self.internal.remove_sub(si.sub)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -274,7 +312,7 @@ class Account:
                        reply: bytes | None, hdr: int, msg: Any) -> bool:
             return self._process_service_import(si, origin, subject, reply, hdr, msg)
 
-        self.internal_client().subscribe(si.from_.encode(), on_request, forward=False)
+        si.sub = self.internal_client().subscribe(si.from_.encode(), on_request, forward=False)
 
     # -- shadow subscriptions (stream imports) --------------------------------------------
 

@@ -81,6 +81,8 @@ class Identity:
     nkey: str = ""
     user: str = ""
     token: str = ""
+    jwt: bool = False  # operator mode: the CONNECT carried a JWT
+    pubkey: str = ""  # ... the user's public key, once the JWT is accepted
 
     @property
     def raw(self) -> str:
@@ -89,6 +91,8 @@ class Identity:
             return self.nkey
         if self.user:
             return self.user
+        if self.jwt:
+            return self.pubkey
         return "[REDACTED]" if self.token else ""
 
     def describe(self) -> str:
@@ -97,6 +101,8 @@ class Identity:
             return f'Nkey "{_go_q(self.nkey)}"'
         if self.user:
             return f'User "{_go_q(self.user)}"'
+        if self.jwt:
+            return f'JWT User "{self.pubkey}"'
         return 'Token "[REDACTED]"' if self.token else 'User "N/A"'
 
     def label(self) -> str:
@@ -105,6 +111,8 @@ class Identity:
             return f"nkey:{self.nkey}"
         if self.user:
             return f"user:{self.user}"
+        if self.jwt:
+            return f"jwt:{self.pubkey}"
         return "token" if self.token else ""
 
 
@@ -123,6 +131,16 @@ class Verdict:
     debug: str = ""  # the debug line nats-server logs for this failure, if any
     # (bcrypt hash, given secret): `ok` holds only once this check is done (and true).
     bcrypt: tuple[str, str] | None = None
+    error: str = ""  # an error line nats-server logs for this failure (operator mode)
+    debug_before: str = ""  # a debug line logged before `debug` (operator mode)
+    # Operator mode (operator.py): the user's account, claims, limits (subs, payload), the
+    # scoped signing key that signed it, and seconds until it must go (None: never).
+    account: Any = None
+    jwt: Any = None
+    jwt_limits: tuple[int, int] = (-1, -1)
+    jwt_signing_key: str = ""
+    jwt_expires: float | None = None
+    fetch: str = ""  # the account to fetch from other servers before deciding
 
 
 def _conn_type_allowed(u: User) -> bool:
@@ -142,8 +160,10 @@ class Authenticator:
                 self.nkeys[u.nkey] = u
             else:
                 self.users[u.user] = u
-        self.required = bool(self.users or self.nkeys or opts.username or opts.authorization)
-        self.nonce_required = bool(self.nkeys)
+        # Operator mode (JWT users): always required, with a nonce to sign.
+        jwt_mode = bool(opts.operators or opts.trusted_keys)
+        self.required = bool(self.users or self.nkeys or opts.username or opts.authorization or jwt_mode)
+        self.nonce_required = bool(self.nkeys) or jwt_mode
         self.no_auth_user = opts.no_auth_user if self.required else ""
 
     def no_auth_entry(self) -> User | None:
@@ -224,6 +244,12 @@ def plaintext_passwords(opts: Options) -> bool:
 
 def validate(opts: Options) -> str:
     """What nats-server refuses to start with in the auth options ("" when fine)."""
+    if opts.operators or opts.trusted_keys:
+        from .operator_config import validate as validate_operators
+
+        problem = validate_operators(opts)
+        if problem:
+            return problem
     for u in opts.users:
         bad = sorted(t for t in u.allowed_connection_types if t.upper() not in CONNECTION_TYPES)
         if bad:

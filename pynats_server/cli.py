@@ -449,7 +449,8 @@ def validate(opts: Options) -> None:
             check_jetstream_options(opts)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not any(
+    jwt_mode = bool(opts.operators or opts.trusted_keys)  # accounts come from the resolver
+    if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not jwt_mode and not any(
         a.name == opts.system_account for a in opts.accounts
     ):
         raise UsageError("error resolving system account: account missing")

@@ -27,6 +27,7 @@ from .auth import (
 )
 from .connection import Connection, go_quote
 from .delivery import build_plan, deliver_client_msg, no_responders
+from .jwt_client import JWTClient
 from .protocol import wire
 from .protocol.connect import ConnectError, parse_connect, redact_connect
 from .protocol.parser import CLIENT, Hold, Parser, ProtocolError
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from .server import Server
 
 
-class ClientConnection(Connection):
+class ClientConnection(JWTClient, Connection):
     kind_name = "Client"
     log_id_prefix = "cid"
 
@@ -81,6 +82,7 @@ class ClientConnection(Connection):
         # filter, replies to record): its subscriptions then take the general path.
         self.perm_filter: ClientPermissions | None = None
         self.parser.pedantic = True
+        self.msubs = opts.max_subscriptions or -1
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -198,6 +200,8 @@ class ClientConnection(Connection):
         verdict = self.authenticate(co)
         if verdict.bcrypt is not None:
             self._check_bcrypt(verdict, first)
+        if verdict.fetch:
+            self.jwt_fetch(verdict, first)  # raises Hold
         if not self._finish_connect(verdict, first):
             raise _Closed()
 
@@ -205,6 +209,8 @@ class ClientConnection(Connection):
         """Decide CONNECT options `co` under the server's authorization now (at CONNECT,
         and again for every client when a configuration reload changes it)."""
         srv = self.server
+        if srv.operator is not None:
+            return srv.operator.safe_check(self, co)  # JWT users (operator.py)
         tls = srv.opts.tls
         if tls is not None and tls.map and srv.auth.users:
             # verify_and_map: the client certificate names the user.
@@ -243,12 +249,18 @@ class ClientConnection(Connection):
     def _finish_connect(self, v: Verdict, first: bool) -> bool:
         """The rest of CONNECT once authentication is decided; False when it closed."""
         co = self.co
-        if v.debug:
+        if v.debug_before:
+            self.debug(v.debug_before)
+        if v.error:
+            self.error(v.error)
+        if v.debug and v.jwt is None:
             self.debug(v.debug)
         if not v.ok:
             self._auth_violation(v.ident)
             return False
         acc = self._user_account(v.user)
+        if v.jwt is not None and not self.jwt_register(v):
+            return False
         if acc is None or co.get("account") or co.get("new_account"):
             self._auth_violation(v.ident)
             return False
@@ -257,11 +269,14 @@ class ClientConnection(Connection):
         self._set_perms(v.user, acc)
         self.bind_account(acc)
         self.parser.await_connect = False
+        self._ncs_acc = acc.trace_label()
+        if v.jwt is not None:
+            self.jwt_connected(v)
         sysacc = self.server.sysacc
         if sysacc is not None:
             sysacc.client_connected(self)  # $SYS.ACCOUNT.<acc>.CONNECT, if anyone listens
         if first:
-            self._ncs = _client_ncs(self.version, self.lang, self.name, acc.name, v.ident.label())
+            self._ncs = _client_ncs(self.version, self.lang, self.name, self._ncs_acc, v.ident.label())
         proto = co.get("protocol", 0)
         if not 0 <= proto <= 1:
             self.send_err(wire.E_BAD_CLIENT_PROTOCOL)
@@ -367,6 +382,7 @@ class ClientConnection(Connection):
             self.first_pong_sent = True
             if self.protocol >= const.CLIENT_PROTO_INFO:
                 fields = self.server.client_info(self)
+                fields["max_payload"] = self.parser.max_payload
                 fields["connect_info"] = True
                 fields["remote_account"] = self.account.name
                 fields["acc_is_sys"] = self.account.is_system
@@ -409,10 +425,8 @@ class ClientConnection(Connection):
         if queue == _SYS_GROUP or (self.perms is not None and not self._sub_allowed(subject, queue)):
             self._sub_violation(subject, queue, sid)
             return
-        max_subs = srv.opts.max_subscriptions
-        if max_subs > 0 and len(self.subs) >= max_subs:
-            self.error(wire.E_MAX_SUBSCRIPTIONS)
-            self.send_err(wire.E_MAX_SUBSCRIPTIONS)
+        if self.msubs != -1 and len(self.subs) >= self.msubs:
+            self.max_subs_exceeded()
             return
         if sid in self.subs:
             # A duplicate sid is ignored; the first subscription stays.
@@ -632,6 +646,7 @@ class ClientConnection(Connection):
         if self._auth_handle is not None:
             self._auth_handle.cancel()
             self._auth_handle = None
+        self.jwt_closed()
         self.debug(f"Client connection closed: {reason}")
         self.closed_subs = len(self.subs)  # /connz?state=closed shows what it had
         self._drop_all_subs()

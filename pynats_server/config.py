@@ -3,7 +3,7 @@
 The keys and messages are nats-server 2.14's (server/opts.go): every problem is collected and
 reported together, each as `file:line:col: reason`, warnings before errors. Keys that
 nats-server knows but pynats-server does not implement are accepted with a warning, unless
-ignoring them would change who may connect (TLS, JWT operators, account users) or what a
+ignoring them would change who may connect (auth callout, URL account resolvers) or what a
 client is promised (JetStream): those are errors. Unknown keys are errors, except keys only
 defined to be referenced as `$variables`.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import const
+from . import const, operator_config
 from .conf import Token
 from .options import (
     AccountConfig,
@@ -44,28 +44,6 @@ _IGNORED = {
     "write_timeout", "default_js_domain", "gateway", "leaf", "leafnodes",
     "websocket", "ws", "mqtt", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
-# Known to nats-server and refused whatever their value.
-_REFUSED = {
-    **dict.fromkeys(
-        (
-            "operator",
-            "operators",
-            "roots",
-            "root",
-            "root_operators",
-            "root_operator",
-            "resolver",
-            "account_resolver",
-            "accounts_resolver",
-            "resolver_tls",
-            "resolver_preload",
-            "resolver_pinned_accounts",
-            "trusted",
-            "trusted_keys",
-        ),  # fmt: skip
-        "JWT authentication (operators, resolvers, trusted keys) is not supported",
-    ),
-}
 _CLUSTER_IGNORED = {"connect_backoff", "accounts", "write_deadline", "write_timeout"}
 
 
@@ -94,6 +72,7 @@ def apply_config(opts: Options, tokens: dict[str, Token], path: str = "") -> lis
         m.warnings.append(f"{path}: config has no values or is empty")
     for key, tok in tokens.items():
         m.guarded(m.top, key, tok)
+    operator_config.finish(m)
     if m.errors:
         raise UsageError("\n".join(m.warnings + m.errors))
     return m.warnings
@@ -322,8 +301,8 @@ class _Mapper:
         elif k == "remote_syslog":
             if _want(tok, str):
                 self.error(tok, "remote syslog logging is not supported")
-        elif k in _REFUSED:
-            self.error(tok, _REFUSED[k])
+        elif k in operator_config.KEYS:
+            operator_config.apply(self, k, tok)
         elif k == "accounts":
             self.accounts(tok)
         elif k in ("system_account", "system"):

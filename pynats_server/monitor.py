@@ -292,6 +292,7 @@ class Monitoring:
             "config_load_time": go_time(srv.config_time),
             "config_digest": srv.config_digest,
             "feature_flags": {},
+            **_trusted_operators(opts),
             "system_account": srv.system_account.name if srv.system_account is not None else "",
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
             "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
@@ -358,7 +359,14 @@ class Monitoring:
             elif subs:
                 info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
         if auth:
-            info["name_tag"] = c.account.name
+            uc = c.jwt_claims  # operator mode: the user's JWT (a bearer token's is not shown)
+            if uc is not None:
+                if not uc.bearer_token:
+                    info["jwt"] = c.co.get("jwt", "")
+                info["issuer_key"] = c.jwt_signing_key or c.account.name
+            info["name_tag"] = c.account.name_tag or c.account.name
+            if uc is not None and uc.nats.get("tags"):
+                info["tags"] = list(uc.nats["tags"])
         return info
 
     def closed_conn(self, c: ClientConnection) -> ClosedConn:
@@ -643,6 +651,16 @@ class Monitoring:
 
 
 _RESPONSE_TYPES = {"Stream": "Streamed", "Streamed": "Streamed", "Chunked": "Chunked"}
+
+
+def _trusted_operators(opts: Any) -> dict[str, Any]:
+    """Operator mode: the operators' JWTs and their claims (as the JWTs hold them)."""
+    if not opts.operators:
+        return {}
+    import base64
+
+    claims = [json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) for t in opts.operators]
+    return {"trusted_operators_jwt": list(opts.operators), "trusted_operators_claim": claims}
 
 
 def _auth_fields(info: dict[str, Any], user: str, account: str) -> None:

@@ -166,6 +166,22 @@ class AccountConfig:
 
 
 @dataclass
+class ResolverOptions:
+    """The account resolver of operator mode: `MEM` (accounts from `resolver_preload` only),
+    `FULL` (every account JWT in `dir`, kept in sync with the cluster) or `CACHE` (some,
+    fetched from other servers on demand). Durations in seconds; 0: nats-server's default."""
+
+    kind: str = "MEM"  # MEM, FULL or CACHE
+    dir: str = ""
+    allow_delete: bool = False
+    hard_delete: bool = False
+    limit: int = 0  # JWTs kept (0: no limit for FULL, 1000 for CACHE)
+    ttl: float = 0.0  # CACHE: how long a JWT is kept
+    interval: float = 0.0  # FULL: how often the store is compared with the cluster's (1 m)
+    timeout: float = 0.0  # fetching a JWT from other servers (2 s)
+
+
+@dataclass
 class ClusterOptions:
     host: str = ""  # empty: no cluster listener
     port: int = 0  # -1: random
@@ -236,6 +252,14 @@ class Options:
 
     # JetStream: None is off.
     jetstream: JetStreamOptions | None = None
+
+    # JWT operator mode (see docs/JWT.md): the operator JWTs (as given: a JWT or a file),
+    # or bare trusted operator keys, and where account JWTs come from.
+    operators: list[str] = field(default_factory=list)
+    trusted_keys: list[str] = field(default_factory=list)
+    resolver: ResolverOptions | None = None
+    resolver_preload: dict[str, str] = field(default_factory=dict)
+    resolver_pinned_accounts: list[str] | None = None
 
     # Monitoring: 0 disables it, -1 picks a random port.
     http_host: str = ""

@@ -494,6 +494,14 @@ OPTIONS: list[Spec] = [
     Spec("LameDuckDuration", "refuse", lambda o: o.lame_duck_duration, fmt=go_dur),
     Spec("LameDuckGracePeriod", "refuse", lambda o: o.lame_duck_grace_period, fmt=go_dur),
     Spec("Loop", "ignore"),  # pynats-server's event loop choice: fixed once running
+    # Operator mode and JetStream are set at start here (nats-server reloads some of them).
+    Spec("TrustedOperators", "refuse", lambda o: tuple(o.operators)),
+    Spec("TrustedKeys", "refuse", lambda o: tuple(o.trusted_keys)),
+    Spec("AccountResolver", "refuse", lambda o: o.resolver),
+    Spec("ResolverPreload", "refuse", lambda o: tuple(sorted(o.resolver_preload.items()))),
+    Spec("ResolverPinnedAccounts", "refuse", lambda o: o.resolver_pinned_accounts),
+    Spec("JetStream", "refuse", lambda o: o.jetstream is not None),
+    Spec("JetStreamOptions", "refuse", lambda o: o.jetstream),
 ]
 
 

@@ -267,6 +267,8 @@ class RouteConnection(Connection):
             self.trace(f"<<- [RS+ {arg.decode(errors='replace')}]")
         acc = self._accounts.get(account)
         if acc is None:
+            acc = self.server.route_account(account, self)  # operator mode: resolved, or a placeholder
+        if acc is None:
             # An account we do not have: logged (at error level) and ignored, as nats-server does.
             self.ignored(
                 "RS+ unknown account",
@@ -370,8 +372,10 @@ class RouteConnection(Connection):
             acc = self._last_acc = self._accounts.get(account)
             self._last_acc_name = account
         if acc is None:
-            self._dropped(account, subject)
-            return
+            acc = self._last_acc = self.server.route_account(account, self, fetch=True)
+            if acc is None:
+                self._dropped(account, subject)
+                return
         if queues is None:
             r = acc.cache_get(subject)
             if r is None:
@@ -406,7 +410,7 @@ class RouteConnection(Connection):
     ) -> None:
         if self.log.trace_enabled:
             self._trace_routed(b"HMSG", account, subject, reply, queues, hdb, szb, msg)
-        acc = self._accounts.get(account)
+        acc = self._accounts.get(account) or self.server.route_account(account, self, fetch=True)
         if acc is None:
             self._dropped(account, subject)
         else:

@@ -83,8 +83,17 @@ class Server:
         for acc in build_accounts(opts):
             self.register_account(acc)
         sys_name = opts.system_account or ("" if opts.no_system_account else const.SYSTEM_ACCOUNT)
+        # JWT operator mode (operator.py): accounts come from the resolver, by public key.
+        self.operator: Any = None  # operator.OperatorMode (imported only when used)
+        if opts.operators or opts.trusted_keys:
+            from .operator import OperatorMode
+
+            self.operator = OperatorMode.create(self)
+            sys_name = self.operator.system_account_name() or sys_name
         if sys_name:
             found = self.accounts.get(sys_name)
+            if found is None and self.operator is not None and sys_name != const.SYSTEM_ACCOUNT:
+                found = self.operator.system_account(sys_name)
             if found is None and sys_name != const.SYSTEM_ACCOUNT:
                 raise ValueError("error resolving system account: account missing")
             self.system_account = found or self.register_account(Account(sys_name))
@@ -175,10 +184,14 @@ class Server:
             self.config_digest = config_file_digest(opts.config_file)
             digest = f"({self.config_digest})" if self.config_digest else ""
             log.notice(f"Using configuration file: {opts.config_file} {digest}")
+        if self.operator is not None:
+            self.operator.startup_log()
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warn(
                 "Maximum payloads over 8.00 MB are generally discouraged and could lead to poor performance"
             )
+        if self.operator is not None:
+            self.operator.check_preloads()
         self.load_tls()
         if opts.pid_file:
             with open(opts.pid_file, "w", encoding="ascii") as f:
@@ -223,6 +236,8 @@ class Server:
             self._build_info()
         if self.sysacc is not None:
             self.sysacc.start()
+        if self.operator is not None:
+            self.operator.start()  # the resolver's system account handlers and timers
         self.running = True
         self._write_ports_file()
         log.notice("Server is ready")
@@ -274,6 +289,8 @@ class Server:
         if self.sysacc is not None:
             self.sysacc.shutdown_event()
             self.sysacc.stop()
+        if self.operator is not None:
+            self.operator.close()
         if self._listener is not None:
             self._listener.close()
         if self.cluster is not None:
@@ -354,6 +371,13 @@ class Server:
 
     def lookup_account(self, name: str) -> Account | None:
         return self.accounts.get(name)
+
+    def route_account(self, name: bytes, route: Any, *, fetch: bool = False) -> Account | None:
+        """An account a route names that is not registered here: in operator mode it may
+        be resolved (operator.py); otherwise None (the caller logs and ignores)."""
+        if self.operator is None:
+            return None
+        return self.operator.route_account(name.decode(errors="replace"), route, fetch=fetch)
 
     def _start_accounts(self) -> None:
         for acc in list(self.accounts.values()):

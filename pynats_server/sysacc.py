@@ -170,13 +170,23 @@ class SystemServices:
             sacc.add_service_export("$SYS.REQ.USER.*.INFO")
             self._import(sacc, "$SYS.REQ.USER.INFO", f"$SYS.REQ.USER.{name}.INFO", share=True)
         for acc in self.server.accounts.values():
-            if acc is sacc:
-                continue
-            connz = f"$SYS.REQ.ACCOUNT.{acc.name}.CONNZ"
-            self._import(acc, "$SYS.REQ.ACCOUNT.PING.CONNZ", connz)
-            self._import(acc, "$SYS.REQ.SERVER.PING.CONNZ", connz)
-            self._import(acc, "$SYS.REQ.ACCOUNT.PING.STATZ", f"$SYS.REQ.ACCOUNT.{acc.name}.STATZ")
-            self._import(acc, "$SYS.REQ.USER.INFO", f"$SYS.REQ.USER.{acc.name}.INFO", share=True)
+            if acc is not sacc:
+                self._account_imports(acc)
+
+    def _account_imports(self, acc: Account) -> None:
+        connz = f"$SYS.REQ.ACCOUNT.{acc.name}.CONNZ"
+        self._import(acc, "$SYS.REQ.ACCOUNT.PING.CONNZ", connz)
+        self._import(acc, "$SYS.REQ.SERVER.PING.CONNZ", connz)
+        self._import(acc, "$SYS.REQ.ACCOUNT.PING.STATZ", f"$SYS.REQ.ACCOUNT.{acc.name}.STATZ")
+        self._import(acc, "$SYS.REQ.USER.INFO", f"$SYS.REQ.USER.{acc.name}.INFO", share=True)
+
+    def account_added(self, acc: Account) -> None:
+        """An account registered after startup, or whose claims changed (JWT accounts,
+        operator.py): the system's exports, or this account's imports of them."""
+        if acc is self.account:
+            self._setup_imports()
+        else:
+            self._account_imports(acc)
 
     def _import(self, acc: Account, from_: str, to: str, *, share: bool = False) -> None:
         if from_ in acc.service_imports:
@@ -701,7 +711,14 @@ def client_info(c: Any, *, stop: float = 0.0) -> dict[str, Any]:
         rtt = c.rtt
         info["rtt"] = int(rtt * 1e6) * 1000 if 1e-6 < rtt < 1e-3 else int(rtt * 1e9)
         info["stop"] = go_time(stop)
-    info["name_tag"] = c.account.name
+    if getattr(c, "server", None) is not None and c.server.operator is not None:
+        # Operator mode: the CONNECT's JWT (as sent) and, once accepted, who signed the user.
+        info["jwt"] = c.co.get("jwt", "")
+        if c.jwt_claims is not None:
+            info["issuer_key"] = c.jwt_signing_key or c.account.name
+    info["name_tag"] = c.account.name_tag or c.account.name
+    if getattr(c, "jwt_claims", None) is not None and c.jwt_claims.nats.get("tags"):
+        info["tags"] = list(c.jwt_claims.nats["tags"])
     info["kind"] = "Client"
     info["client_type"] = "nats"
     return {k: v for k, v in info.items() if v}

@@ -314,3 +314,105 @@ class ThreadedCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class OperatorSetup:
+    """An operator-mode setup for tests: an operator, its system account, accounts and
+    users, with their keys and JWTs (minted by pynats_server.jwt), and the server config.
+
+        op = OperatorSetup()
+        op.account("A", exports=[{"subject": "svc.>", "type": "service"}])
+        creds = op.creds_file("A", tmp_path / "alice.creds", pub_allow=["foo.>"])
+        srv = Server(op.options(host="127.0.0.1", port=-1))      # or op.config() for a file
+        nc = await nats.connect(srv.client_url, user_credentials=str(creds))
+
+    The same config text works for nats-server (`op.config()`); `resolver` is `MEMORY` with
+    every account preloaded, or a `full`/`cache` directory resolver (accounts are written
+    to the directory, as nats-server stores them).
+    """
+
+    def __init__(self, name: str = "OP", *, system_account: str = "SYS") -> None:
+        from . import jwt, nkeys_util
+
+        self._jwt = jwt
+        self._nk = nkeys_util
+        self.name = name
+        self.seed, self.public_key = nkeys_util.create_operator()
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.system = system_account
+        self.account(system_account)
+        self.jwt = jwt.new_operator(self.seed, name, system_account=self.accounts[system_account]["pub"])
+
+    def account(self, name: str, **claims: Any) -> str:
+        """Create (or, for a known name, sign again) an account; returns its JWT. `claims` are
+        jwt.new_account's keywords (exports, imports, limits, revocations, ...)."""
+        a = self.accounts.get(name)
+        if a is None:
+            seed, pub = self._nk.create_account()
+            a = self.accounts[name] = {"seed": seed, "pub": pub, "claims": {}}
+        a["claims"] = {**a["claims"], **claims}
+        a["jwt"] = self._jwt.new_account(self.seed, a["pub"], name, **a["claims"])
+        return str(a["jwt"])
+
+    def pub(self, account: str) -> str:
+        """An account's public key (its name on the server)."""
+        return str(self.accounts[account]["pub"])
+
+    def user(self, account: str, name: str = "", **claims: Any) -> tuple[str, str]:
+        """A new user of `account`: (seed, JWT); `claims` are jwt.user_nats' keywords."""
+        seed, pub = self._nk.create_user()
+        return seed, self._jwt.new_user(self.accounts[account]["seed"], pub, name or pub, **claims)
+
+    def creds(self, account: str, name: str = "", **claims: Any) -> str:
+        """A creds file's text for a new user of `account` (what NATS clients load)."""
+        seed, token = self.user(account, name, **claims)
+        return self._jwt.format_user_creds(token, seed)
+
+    def creds_file(self, account: str, path: Any, name: str = "", **claims: Any) -> Any:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.creds(account, name, **claims))
+        return path
+
+    def activation(self, exporter: str, importer: str, subject: str, kind: str = "stream", **kw: Any) -> str:
+        """An activation token for a private export of `exporter` to `importer`."""
+        return self._jwt.new_activation(self.accounts[exporter]["seed"], self.pub(importer), subject, kind, **kw)
+
+    def resolver_options(self, resolver: str = "MEMORY", directory: str = "") -> tuple[Any, dict[str, str]]:
+        from .options import ResolverOptions
+
+        if resolver.upper() in ("MEM", "MEMORY"):
+            return ResolverOptions("MEM"), {a["pub"]: a["jwt"] for a in self.accounts.values()}
+        import os
+
+        os.makedirs(directory, exist_ok=True)
+        for a in self.accounts.values():
+            with open(os.path.join(directory, a["pub"] + ".jwt"), "w", encoding="utf-8") as f:
+                f.write(a["jwt"])
+        return ResolverOptions(resolver.upper(), dir=directory), {}
+
+    def config(self, resolver: str = "MEMORY", directory: str = "", extra: str = "") -> str:
+        """The operator-mode part of a server config file."""
+        lines = [f'operator: "{self.jwt}"', f"system_account: {self.pub(self.system)}"]
+        r, preload = self.resolver_options(resolver, directory)
+        if r.kind == "MEM":
+            lines.append("resolver: MEMORY")
+            lines.append("resolver_preload {")
+            lines += [f'  {k}: "{v}"' for k, v in preload.items()]
+            lines.append("}")
+        else:
+            lines.append(f'resolver {{ type: {r.kind.lower()}, dir: "{directory}" }}')
+        if extra:
+            lines.append(extra)
+        return "\n".join(lines) + "\n"
+
+    def options(self, resolver: str = "MEMORY", directory: str = "", **overrides: Any) -> Options:
+        """pynats Options for the same setup (random port on 127.0.0.1 unless overridden)."""
+        r, preload = self.resolver_options(resolver, directory)
+        opts = Options(host="127.0.0.1", port=-1, no_log=True)
+        opts.operators = [self.jwt]
+        opts.system_account = self.pub(self.system)
+        opts.resolver = r
+        opts.resolver_preload = preload
+        for k, v in overrides.items():
+            setattr(opts, k, v)
+        return opts

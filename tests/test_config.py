@@ -412,8 +412,8 @@ ERRORS = [
     ("tls { cert_file: a.pem }", "x.conf:1:0: missing 'key_file' in TLS configuration"),
     ("cluster { tls { cert_file: a.pem } }", "x.conf:1:10: missing 'key_file' in TLS configuration"),
     (
-        "operator: op.jwt",
-        "x.conf:1:0: JWT authentication (operators, resolvers, trusted keys) is not supported",
+        "operator: /nonexistent/op.jwt",
+        "x.conf:1:0: error parsing operator JWT: open /nonexistent/op.jwt: no such file or directory",
     ),  # fmt: skip
     ("accounts { $G: { } }", 'x.conf:1:11: "$G" is a Reserved Account'),
     (

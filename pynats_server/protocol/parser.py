@@ -405,9 +405,11 @@ class Parser:
                 pos = self._after_line
                 if self._state == _PAYLOAD:
                     pos = self._take_payload(buf, pos, n)
-                # CONNECT or a payload may have changed the handler or the fast flag.
+                # CONNECT or a payload may have changed the handler, the fast flag or (a
+                # JWT user's limit) the maximum payload.
                 on_pub = self._on_pub
                 fast = self._fast
+                max_payload = self.max_payload
         finally:
             self.in_msgs += nm
             self.in_bytes += nb
