@@ -40,6 +40,7 @@ test: venv go-servers
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 fmt: venv
 	$(BIN)/ruff check --fix .

@@ -198,6 +198,9 @@ class _Mapper:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self._js: JetStreamOptions | None = opts.jetstream
+        # Operator mode (operator_config.py): where `operator` was, and whether a resolver was.
+        self.operator_tok: Token | None = None
+        self.resolver_seen = False
 
     def guarded(self, fn: Any, key: str, tok: Token) -> None:
         try:
@@ -972,12 +975,12 @@ class _Mapper:
             if v.value:
                 pins = set()
                 for i in v.value:
-                    e = str(_want(i, str)).lower()
-                    if not re.fullmatch(r"[a-f0-9]{64}", e):
-                        self.error(i, f"{bad}'pinned_certs' key {e} does not look like hex-encoded sha256 "
+                    pin = str(_want(i, str)).lower()
+                    if not re.fullmatch(r"[a-f0-9]{64}", pin):
+                        self.error(i, f"{bad}'pinned_certs' key {pin} does not look like hex-encoded sha256 "
                                       "of DER encoded SubjectPublicKeyInfo")  # fmt: skip
                         return False
-                    pins.add(e)
+                    pins.add(pin)
                 t.pinned_certs = pins
         elif k in ("handshake_first", "first", "immediate"):
             val = v.value

@@ -33,8 +33,8 @@ class Connection(asyncio.Protocol):
         self.log = server.log
         self.transport: asyncio.Transport | None = None
         self.out: list[Any] = []
-        self.closed = False
-        self.close_reason = ""
+        self.closed: bool = False
+        self.close_reason: str = ""
         self.host = ""
         self.port = 0
         self.start = time.time()

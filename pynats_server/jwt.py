@@ -847,7 +847,7 @@ def validate_import(i: dict[str, Any], acc_pub: str, vr: ValidationResults) -> N
     if act.nats.get("kind", 0) != t:
         vr.add_error(f"mismatch between token import type {act.import_type} and type of import {type_name(t)}")
     vr.issues.extend(act.validate(time_checks=False).issues)
-    target = i.get("to") if t == 2 and i.get("to") else subj
+    target = str(i.get("to")) if t == 2 and i.get("to") else subj
     if not subject_contained_in(target, act.import_subject):
         vr.add_error(f"activation token import subject {_go_q(act.import_subject)} doesn't match import {_go_q(subj)}")
 

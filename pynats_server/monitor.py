@@ -849,6 +849,7 @@ class Monitor:
         if isinstance(result, str):
             return "200 OK", "text/html; charset=utf-8", result.encode()
         if path == "/healthz":
+            assert isinstance(result, dict)
             status = "200 OK" if result.get("status") == "ok" else "503 Service Unavailable"
             return status, "application/json", json.dumps(result, separators=(",", ":")).encode()
         return "200 OK", "application/json", json.dumps(result, indent=2, ensure_ascii=False).encode()

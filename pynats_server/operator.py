@@ -506,8 +506,10 @@ class OperatorMode:
                 except AccountError as err:
                     log.debug(f"Error adding service import to account [{tl}]: {_import_error(err)}")
                     incomplete.append(i)
-        if getattr(srv, "sysacc", None) is not None and (acc.is_system or not new):
-            srv.sysacc.account_added(acc)  # the system's exports, or its imports of them
+        # Not there yet while the server is being made (its accounts come first).
+        sysacc = getattr(srv, "sysacc", None)
+        if sysacc is not None and (acc.is_system or not new):
+            sysacc.account_added(acc)  # the system's exports, or its imports of them
         st.incomplete = bool(incomplete)
         for i in incomplete:
             self.incomplete_exporters.add(i.get("account", ""))

@@ -269,8 +269,8 @@ def _preload(m: _Mapper, tok: Token) -> None:
 def finish(m: _Mapper) -> None:
     """After every key: an operator without a resolver would use its account server URL."""
     o = m.opts
-    tok = getattr(m, "operator_tok", None)
-    if len(o.operators) == 1 and o.resolver is None and tok is not None and not getattr(m, "resolver_seen", False):
+    tok = m.operator_tok
+    if len(o.operators) == 1 and o.resolver is None and tok is not None and not m.resolver_seen:
         m.error(tok, URL_REFUSED)
 
 

@@ -292,9 +292,9 @@ def reload_cluster_permissions(srv: Server, old_perms: Permissions | None) -> No
                 continue
             del r.rsubs[key]
             sub.closed = True
-            acc = srv.accounts_b.get(key[0])
-            if r.live and acc is not None:
-                acc.sublist.remove(sub)
+            held = srv.accounts_b.get(key[0])
+            if r.live and held is not None:
+                held.sublist.remove(sub)
     srv.flush_dirty()
 
 

@@ -528,7 +528,7 @@ class Server:
             c.debug("User required in cert, no TLS connection state")
             return None
         users = {u.user: u for u in self.opts.users if not u.nkey}
-        name = certs.map_certificate(der, c.peer_cert(), certs.find_by_name_or_dn(list(users)), c.debug)
+        name = certs.map_certificate(der, c.peer_cert(), certs.find_by_name_or_dn(list(users)), c.debug)  # type: ignore[attr-defined]
         if name is not None and co.get("user"):
             self.log.warn(f"User {certs._goq(str(co['user']))} found in connect proto, but user required from cert")
         return name

@@ -184,7 +184,7 @@ class SystemServices:
         """An account registered after startup, or whose claims changed (JWT accounts,
         operator.py): the system's exports, or this account's imports of them."""
         if acc is self.account:
-            self._setup_imports()
+            self.setup_imports()
         else:
             self._account_imports(acc)
 

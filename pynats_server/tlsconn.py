@@ -314,7 +314,8 @@ class _TLSMixin:
         if chain is not None:
             try:
                 certs_ = chain() or []
-                return [c.public_bytes(ssl._ssl.ENCODING_DER) if hasattr(c, "public_bytes") else c for c in certs_]
+                der_encoding = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
+                return [c.public_bytes(der_encoding) if hasattr(c, "public_bytes") else c for c in certs_]
             except (ssl.SSLError, ValueError, AttributeError):
                 pass
         der = obj.getpeercert(binary_form=True)
