@@ -1114,14 +1114,20 @@ class IndexedStore(ABC):
                 self._rebuild_ttl_heap()
             elif not cfg.allow_msg_ttl:
                 self._ttl_heap.clear()
-            self._enforce_msgs()
-            self._enforce_bytes()
             maxp = cfg.max_msgs_per_subject
-            if maxp > 0 and (old.max_msgs_per_subject <= 0 or maxp < old.max_msgs_per_subject):
-                for sid in [s for s in self._sids.values() if self._ss_n[s] > maxp]:
-                    self._enforce_per_subject(sid, maxp)
+            old_maxp = old.max_msgs_per_subject
+            self._enforce_all(maxp > 0 and (old_maxp <= 0 or maxp < old_maxp))
         finally:
             self._end_op()
+
+    def _enforce_all(self, per_subject: bool) -> None:
+        """Apply max_msgs and max_bytes (discard old) and, if asked, the per-subject limit."""
+        self._enforce_msgs()
+        self._enforce_bytes()
+        maxp = self._cfg.max_msgs_per_subject
+        if per_subject and maxp > 0:
+            for sid in [s for s in self._sids.values() if self._ss_n[s] > maxp]:
+                self._enforce_per_subject(sid, maxp)
 
     def _rebuild_ttl_heap(self) -> None:
         heap = []

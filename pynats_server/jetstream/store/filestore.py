@@ -161,10 +161,15 @@ class FileStore(IndexedStore):
         except BaseException:
             self._close_fds()
             raise
+        self._op_first0 = self._first
         if cfg.first_seq > 0 and not self._blocks:
             self._purge(cfg.first_seq)
             self._end_op()
-        self._op_first0 = self._first
+        elif self._blocks:
+            # A torn multi-record write (a message and the removal its limit caused) can
+            # leave a limit exceeded: apply the limits again (removals are written).
+            self._enforce_all(True)
+            self._end_op()
 
     def _msg_size(self, slen: int, hlen: int, mlen: int) -> int:
         # base.file_store_msg_size, inline: this runs for every store and removal.
