@@ -191,19 +191,21 @@ class IndexedStore(ABC):
         self._loc.append(loc)
         self._hl.append(hl)
         self._ml.append(ml)
-        name = self._names[sid]
-        size = self._msg_size(len(name) if name else 0, hl, ml)
+        size = self._msg_size(len(self._names[sid] or b""), hl, ml)
         self._msgs += 1
         self._bytes += size
         self._last = seq
         self._last_ts = ts
-        cnt = self._ss_n[sid] + 1
-        self._ss_n[sid] = cnt
+        ss_n = self._ss_n
+        cnt = ss_n[sid] + 1
+        ss_n[sid] = cnt
         self._ss_l[sid] = seq
-        self._stale_l.discard(sid)
+        if self._stale_l:
+            self._stale_l.discard(sid)
         if cnt == 1:
             self._ss_f[sid] = seq
-            self._stale_f.discard(sid)
+            if self._stale_f:
+                self._stale_f.discard(sid)
         if ttl:
             self._ttl[seq] = ttl
         return size

@@ -239,8 +239,14 @@ class FileStore(IndexedStore):
         off = 0
         hdr_unpack = _HDR.unpack_from
         msgx_unpack = _MSGX.unpack_from
+        u32_unpack = _U32.unpack_from
         crc32 = zlib.crc32
         top = index << 32
+        # Messages are added a run at a time: floors only grow, so the run's highest floor
+        # applies to all of it, and messages below it need not be indexed at all.
+        run: list[tuple[int, int, bytes, int, int, int, int, int]] = []
+        run_floor = 0
+        last_seen = self._last
         with memoryview(data) as mv:
             while off < n:
                 bad = ""
@@ -250,7 +256,7 @@ class FileStore(IndexedStore):
                     rl, kind, flags, slen, seq, ts = hdr_unpack(data, off)
                     if rl < MIN_RECORD or rl > n - off:
                         bad = f"bad record length {rl}"
-                    elif crc32(mv[off : off + rl - 4]) != _U32.unpack_from(data, off + rl - 4)[0]:
+                    elif crc32(mv[off : off + rl - 4]) != u32_unpack(data, off + rl - 4)[0]:
                         bad = "checksum mismatch"
                 if bad:
                     if not is_last:
@@ -267,35 +273,68 @@ class FileStore(IndexedStore):
                     ml = rl - (p - off) - slen - hl - 4
                     if ml < 0:
                         raise self._corrupt(path, f"bad message lengths at offset {off}")
-                    if seq <= self._last:
+                    if seq <= last_seen:
                         raise self._corrupt(
-                            path, f"sequence {seq} out of order (last {self._last}) at offset {off}"
+                            path, f"sequence {seq} out of order (last {last_seen}) at offset {off}"
                         )
-                    subj = data[p : p + slen]
-                    sid = self._sids.get(subj)
-                    if sid is None:
-                        sid = self._intern(subj)
-                    self._index_add(seq, ts, sid, top | off, hl, ml, ttl)
-                    if blk.first == 0:
-                        blk.first = seq
-                    blk.last = seq
-                    blk.live += 1
-                    blk.live_bytes += rl
-                    if floor > self._first:
-                        self._replay_floor(floor)
-                elif kind == KIND_DEL:
+                    last_seen = seq
+                    run.append((seq, ts, data[p : p + slen], top | off, hl, ml, ttl, rl))
+                    if floor > run_floor:
+                        run_floor = floor
+                    off += rl
+                    continue
+                if run:
+                    self._replay_run(run, run_floor, blk)
+                    run = []
+                    run_floor = 0
+                if kind == KIND_DEL:
                     blk.tombs.append(seq)
                     self._remove(seq)
                 elif kind == KIND_SEQS:
                     last = _U64.unpack_from(data, off + HDR_SIZE)[0]
                     self._replay_seqs(seq, last, ts)
+                    last_seen = self._last
                 else:
                     if not is_last:
                         raise self._corrupt(path, f"unknown record kind {kind} at offset {off}")
                     self._cut_tail(path, off, n, f"unknown record kind {kind}")
                     break
                 off += rl
+        if run:
+            self._replay_run(run, run_floor, blk)
         blk.size = off
+
+    def _replay_run(
+        self,
+        run: list[tuple[int, int, bytes, int, int, int, int, int]],
+        floor: int,
+        blk: _Block,
+    ) -> None:
+        if floor > self._first:
+            self._replay_floor(floor)
+        sids = self._sids
+        add = self._index_add
+        live = 0
+        live_bytes = 0
+        for seq, ts, subj, loc, hl, ml, ttl, rl in run:
+            if seq < floor:
+                continue
+            sid = sids.get(subj)
+            if sid is None:
+                sid = self._intern(subj)
+            add(seq, ts, sid, loc, hl, ml, ttl)
+            live += 1
+            live_bytes += rl
+        seq, ts = run[-1][0], run[-1][1]
+        self._last = seq
+        self._last_ts = ts
+        if self._msgs == 0:
+            self._first = max(floor, self._first, seq + 1)
+        if blk.first == 0:
+            blk.first = run[0][0]
+        blk.last = seq
+        blk.live += live
+        blk.live_bytes += live_bytes
 
     def _cut_tail(self, path: str, off: int, n: int, why: str) -> None:
         try:
