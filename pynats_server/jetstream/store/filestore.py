@@ -34,6 +34,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from . import snapshot
 from .base import (
     ConsumerStore,
     ConsumerStoreConfig,
@@ -69,6 +70,8 @@ MIN_RECORD = DEL_SIZE
 _M32 = 0xFFFFFFFF
 # Read file descriptors kept open for blocks other than the one being written.
 _FD_CACHE = 8
+# Below this many messages replaying the blocks at open is quick: no index snapshot.
+_SNAPSHOT_MIN = 0
 
 
 @dataclass(slots=True)
@@ -151,6 +154,8 @@ class FileStore(IndexedStore):
         self._op_first0 = 0
         # What recovery found and cut off (torn tail of the last block), for the caller's log.
         self.recovery_notes: list[str] = []
+        # Whether the index came from index.db (a clean stop) rather than a replay.
+        self.recovered_from_snapshot = False
         try:
             os.makedirs(self._mdir, mode=0o700, exist_ok=True)
             os.makedirs(os.path.join(self._dir, CONSUMERS_DIR), mode=0o700, exist_ok=True)
@@ -199,14 +204,15 @@ class FileStore(IndexedStore):
                 except OSError:
                     pass
         indexes.sort()
-        self._replaying = True
-        self._quiet = True
-        try:
-            for n, index in enumerate(indexes):
-                self._replay_block(index, n == len(indexes) - 1)
-        finally:
-            self._replaying = False
-            self._quiet = False
+        if not self._load_snapshot(indexes):
+            self._replaying = True
+            self._quiet = True
+            try:
+                for n, index in enumerate(indexes):
+                    self._replay_block(index, n == len(indexes) - 1)
+            finally:
+                self._replaying = False
+                self._quiet = False
         if self._blocks:
             lmb = self._blocks[-1]
             self._lmb = lmb
@@ -224,6 +230,86 @@ class FileStore(IndexedStore):
                 self._op_touched.clear()
         if self._cfg.allow_msg_ttl:
             self._rebuild_ttl_heap()
+
+    def _load_snapshot(self, indexes: list[int]) -> bool:
+        """Take the index from index.db if it matches the blocks exactly (snapshot.py)."""
+        path = os.path.join(self._mdir, snapshot.INDEX_FILE)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        try:
+            os.unlink(path)
+        except OSError:
+            return False
+        snap = snapshot.decode(data)
+        if snap is None or [b.index for b in snap.blocks] != indexes:
+            return False
+        for b in snap.blocks:
+            try:
+                if snapshot.file_crc(os.path.join(self._mdir, f"{b.index}.blk")) != (
+                    b.size,
+                    b.crc,
+                ):
+                    return False
+            except OSError:
+                return False
+        self._first, self._last, self._last_ts = snap.first, snap.last, snap.last_ts
+        self._msgs, self._bytes, self._base = snap.msgs, snap.nbytes, snap.base
+        self._sid, self._ts, self._loc, self._hl, self._ml = (
+            snap.sid,
+            snap.ts,
+            snap.loc,
+            snap.hl,
+            snap.ml,
+        )
+        self._names = snap.names
+        self._sids = {n: i for i, n in enumerate(snap.names) if n is not None}
+        self._free = [i for i, n in enumerate(snap.names) if n is None and i > 0]
+        self._ss_n, self._ss_f, self._ss_l = snap.ss_n, snap.ss_f, snap.ss_l
+        self._stale_f, self._stale_l = snap.stale_f, snap.stale_l
+        self._ttl = snap.ttl
+        for b in snap.blocks:
+            blk = _Block(b.index, os.path.join(self._mdir, f"{b.index}.blk"))
+            blk.size, blk.first, blk.last = b.size, b.first, b.last
+            blk.live, blk.live_bytes, blk.tombs = b.live, b.live_bytes, b.tombs
+            self._blocks.append(blk)
+            self._bmap[b.index] = blk
+        self.recovered_from_snapshot = True
+        return True
+
+    def _write_snapshot(self) -> None:
+        blocks = []
+        for blk in self._blocks:
+            size, crc = snapshot.file_crc(blk.path)
+            blocks.append(
+                snapshot.BlockInfo(
+                    blk.index, size, blk.first, blk.last, blk.live, blk.live_bytes, crc, blk.tombs
+                )
+            )
+        snap = snapshot.IndexSnapshot(
+            self._first,
+            self._last,
+            self._last_ts,
+            self._msgs,
+            self._bytes,
+            self._base,
+            self._sid,
+            self._ts,
+            self._loc,
+            self._hl,
+            self._ml,
+            self._names,
+            self._ss_n,
+            self._ss_f,
+            self._ss_l,
+            self._stale_f,
+            self._stale_l,
+            self._ttl,
+            blocks,
+        )
+        snapshot.write(os.path.join(self._mdir, snapshot.INDEX_FILE), snap)
 
     def _replay_block(self, index: int, is_last: bool) -> None:
         path = os.path.join(self._mdir, f"{index}.blk")
@@ -840,6 +926,11 @@ class FileStore(IndexedStore):
             if self._werr is None:
                 self._flush()
                 self._fsync()
+                if self._blocks and self._msgs >= _SNAPSHOT_MIN:
+                    try:
+                        self._write_snapshot()
+                    except OSError:
+                        pass  # only a faster start is lost
         finally:
             self._close_fds()
             self._closed = True
