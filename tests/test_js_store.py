@@ -129,6 +129,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: Model | None = None
         self.now = 1_700_000_000 * NS
         self.block_size = 0
+        self.few = 16
 
     def teardown(self) -> None:
         if self.store is not None:
@@ -137,9 +138,13 @@ class StoreMachine(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def open(self, cfg: StoreConfig) -> StreamStore:
+        s: FileStore | MemStore
         if self.file:
-            return FileStore(FileStoreConfig(self.dir, block_size=self.block_size), cfg)
-        return MemStore(cfg)
+            s = FileStore(FileStoreConfig(self.dir, block_size=self.block_size), cfg)
+        else:
+            s = MemStore(cfg)
+        s._few_subjects = self.few
+        return s
 
     @initialize(
         max_msgs=st.sampled_from([-1, -1, 1, 3, 8, 20]),
@@ -150,8 +155,9 @@ class StoreMachine(RuleBasedStateMachine):
         max_age=st.sampled_from([0, 0, 2 * NS, 5 * NS]),
         ttl=st.booleans(),
         block_size=st.sampled_from([160, 400, 2000, 1 << 20]),
+        few=st.sampled_from([0, 16]),
     )
-    def init(self, max_msgs, max_bytes, maxp, discard, per_subject, max_age, ttl, block_size):
+    def init(self, max_msgs, max_bytes, maxp, discard, per_subject, max_age, ttl, block_size, few):
         cfg = StoreConfig(
             storage=StorageType.FILE if self.file else StorageType.MEMORY,
             max_msgs=max_msgs,
@@ -163,6 +169,8 @@ class StoreMachine(RuleBasedStateMachine):
             allow_msg_ttl=ttl,
         )
         self.block_size = block_size
+        # 0: searches by subject always walk the sequences; 16: per subject when few.
+        self.few = few
         self.store = self.open(cfg)
         self.model = Model(cfg, mem=not self.file)
 

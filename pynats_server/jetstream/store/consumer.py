@@ -73,11 +73,9 @@ def encode_consumer_state(state: ConsumerState, now: float | None = None) -> byt
             _uvarint(out, sseq - asflr)
             _uvarint(out, p.sequence - adflr)
             # Go's integer division truncates toward zero.
-            secs = (
-                int(p.timestamp / 1_000_000_000)
-                if p.timestamp < 0
-                else p.timestamp // (1_000_000_000)
-            )
+            secs = abs(p.timestamp) // 1_000_000_000
+            if p.timestamp < 0:
+                secs = -secs
             _varint(out, mints - secs)
     _uvarint(out, len(state.redelivered))
     for sseq, n in state.redelivered.items():

@@ -22,7 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 from ...protocol.subjects import match_literal
@@ -90,6 +90,8 @@ class IndexedStore(ABC):
     """The StreamStore operations over the shared index (not thread-safe: one owner)."""
 
     storage_type: StorageType = StorageType.MEMORY
+    # Above this many matching subjects, next/prev walk the sequences (tests lower it).
+    _few_subjects = _FEW_SUBJECTS
 
     def __init__(self, cfg: StoreConfig) -> None:
         self._cfg = replace(cfg)
@@ -321,11 +323,12 @@ class IndexedStore(ABC):
             self._stale_l.discard(sid)
         return self._ss_l[sid]
 
-    def _matching(self, filter: bytes) -> list[int]:
-        """Live subject ids matching a filter that is not "all"."""
+    def _match_set(self, filter: bytes) -> set[int]:
+        """Subject ids matching a filter that is not "all". The set is the cache's own (do
+        not change it) and may hold ids of subjects since removed (their count is 0)."""
         if _is_literal(filter):
             sid = self._sids.get(filter)
-            return [sid] if sid is not None else []
+            return {sid} if sid is not None else set()
         m = self._matches.get(filter)
         names = self._names
         if m is None or m.epoch != self._sid_epoch:
@@ -341,17 +344,21 @@ class IndexedStore(ABC):
                 else:
                     m.sids.discard(s)
             m.pos = len(self._sid_log)
-        cnt = self._ss_n
-        return [s for s in m.sids if cnt[s] > 0]
+        return m.sids
 
-    def _matching_multi(self, filters: Iterable[bytes]) -> list[int] | None:
-        """Live subject ids matching any filter; None when a filter matches everything."""
+    def _matching(self, filter: bytes) -> list[int]:
+        """Live subject ids matching a filter that is not "all"."""
+        cnt = self._ss_n
+        return [s for s in self._match_set(filter) if cnt[s] > 0]
+
+    def _matching_multi(self, filters: Iterable[bytes]) -> set[int] | None:
+        """Subject ids matching any filter (maybe with dead ids); None when one is "all"."""
         out: set[int] = set()
         for f in filters:
             if is_all(f):
                 return None
-            out.update(self._matching(f))
-        return list(out)
+            out |= self._match_set(f)
+        return out
 
     # ------------------------------------------------------------------ payload hooks
 
@@ -447,7 +454,7 @@ class IndexedStore(ABC):
         cfg = self._cfg
         hl = len(hdr)
         ml = len(msg)
-        if 0 < cfg.max_msg_size < hl + ml:
+        if 0 < cfg.max_msg_size < hl + ml or len(subj) > 0xFFFF:
             raise ErrMsgTooLarge()
         sid = self._sids.get(subj)
         maxp = cfg.max_msgs_per_subject
@@ -555,7 +562,7 @@ class IndexedStore(ABC):
             raise ErrStoreEOF()
         raise ErrStoreMsgNotFound()
 
-    def _next_seq(self, sids: list[int] | None, start: int) -> int:
+    def _next_seq(self, sids: Collection[int] | None, start: int) -> int:
         """The first live sequence >= start whose subject id is in ``sids`` (None: any)."""
         base = self._base
         last = self._last
@@ -563,40 +570,40 @@ class IndexedStore(ABC):
         if sids is None:
             j = find_nonzero(sida, start - base, last - base + 1)
             return j + base if j >= 0 else 0
+        if len(sids) > self._few_subjects:
+            # Many subjects: walk the sequences (the next match is usually close).
+            want = sids if isinstance(sids, (set, frozenset)) else set(sids)
+            lo = start - base
+            hi = last - base + 1
+            step = 256
+            while lo < hi:
+                e = min(hi, lo + step)
+                for k, v in enumerate(sida[lo:e]):
+                    if v in want:
+                        return lo + k + base
+                lo = e
+                step = min(step * 4, 1 << 16)
+            return 0
+        cnt = self._ss_n
         cand = []
         for s in sids:
-            lseq = self._fix_last(s)
-            if lseq >= start:
-                cand.append((max(start, self._fix_first(s)), lseq, s))
+            if cnt[s] > 0:
+                lseq = self._fix_last(s)
+                if lseq >= start:
+                    cand.append((max(start, self._fix_first(s)), lseq, s))
         if not cand:
             return 0
-        if len(cand) == 1:
-            lo, hi, s = cand[0]
-            j = find_value(sida, s, lo - base, hi - base + 1)
-            return j + base if j >= 0 else 0
-        if len(cand) <= _FEW_SUBJECTS:
-            cand.sort()
-            best = last + 1
-            for lo, hi, s in cand:
-                if lo >= best:
-                    break
-                j = find_value(sida, s, lo - base, min(hi, best - 1) - base + 1)
-                if j >= 0:
-                    best = j + base
-            return best if best <= last else 0
-        want = {s for _, _, s in cand}
-        lo = min(c[0] for c in cand) - base
-        hi = max(c[1] for c in cand) - base + 1
-        step = 4096
-        while lo < hi:
-            e = min(hi, lo + step)
-            for k, v in enumerate(sida[lo:e]):
-                if v in want:
-                    return lo + k + base
-            lo = e
-        return 0
+        cand.sort()
+        best = last + 1
+        for lo_seq, hi_seq, s in cand:
+            if lo_seq >= best:
+                break
+            j = find_value(sida, s, lo_seq - base, min(hi_seq, best - 1) - base + 1)
+            if j >= 0:
+                best = j + base
+        return best if best <= last else 0
 
-    def _prev_seq(self, sids: list[int] | None, start: int) -> int:
+    def _prev_seq(self, sids: Collection[int] | None, start: int) -> int:
         """The last live sequence <= start whose subject id is in ``sids`` (None: any)."""
         base = self._base
         first = self._first
@@ -604,38 +611,41 @@ class IndexedStore(ABC):
         if sids is None:
             j = rfind_nonzero(sida, first - base, start - base + 1)
             return j + base if j >= 0 else 0
+        if len(sids) > self._few_subjects:
+            want = sids if isinstance(sids, (set, frozenset)) else set(sids)
+            hi = min(start - base + 1, len(sida))
+            lo = first - base
+            step = 256
+            while hi > lo:
+                s0 = max(lo, hi - step)
+                chunk = sida[s0:hi]
+                for k in range(len(chunk) - 1, -1, -1):
+                    if chunk[k] in want:
+                        return s0 + k + base
+                hi = s0
+                step = min(step * 4, 1 << 16)
+            return 0
+        cnt = self._ss_n
         cand = []
         for s in sids:
-            fseq = self._fix_first(s)
-            if fseq <= start:
-                cand.append((min(start, self._fix_last(s)), fseq, s))
+            if cnt[s] > 0:
+                fseq = self._fix_first(s)
+                if fseq <= start:
+                    cand.append((min(start, self._fix_last(s)), fseq, s))
         if not cand:
             return 0
-        if len(cand) <= _FEW_SUBJECTS:
-            cand.sort(reverse=True)
-            best = 0
-            for hi, lo, s in cand:
-                if hi <= best:
-                    break
-                j = rfind_value(sida, s, max(lo, best + 1) - base, hi - base + 1)
-                if j >= 0:
-                    best = j + base
-            return best
-        want = {s for _, _, s in cand}
-        hi = max(c[0] for c in cand) - base + 1
-        lo = min(c[1] for c in cand) - base
-        step = 4096
-        while hi > lo:
-            s0 = max(lo, hi - step)
-            chunk = sida[s0:hi]
-            for k in range(len(chunk) - 1, -1, -1):
-                if chunk[k] in want:
-                    return s0 + k + base
-            hi = s0
-        return 0
+        cand.sort(reverse=True)
+        best = 0
+        for hi_seq, lo_seq, s in cand:
+            if hi_seq <= best:
+                break
+            j = rfind_value(sida, s, max(lo_seq, best + 1) - base, hi_seq - base + 1)
+            if j >= 0:
+                best = j + base
+        return best
 
-    def _filter_sids(self, filter: bytes) -> list[int] | None:
-        return None if is_all(filter) else self._matching(filter)
+    def _filter_sids(self, filter: bytes) -> set[int] | None:
+        return None if is_all(filter) else self._match_set(filter)
 
     def load_next_msg(self, filter: bytes, wc: bool, start: int) -> tuple[StoredMsg, int]:
         """The first message matching ``filter`` at or after ``start``: (msg, its seq).
@@ -846,7 +856,9 @@ class IndexedStore(ABC):
         self, sseq: int, filters: Sequence[bytes], last_per_subject: bool
     ) -> tuple[int, int]:
         self._check_open()
-        sids = self._matching_multi(filters)
+        msids = self._matching_multi(filters)
+        cnt = self._ss_n
+        sids = None if msids is None else [s for s in msids if cnt[s] > 0]
         return self._filtered(sseq, sids, last_per_subject).msgs, self._last
 
     def subjects_state(self, filter: bytes) -> dict[bytes, SimpleState]:
@@ -978,7 +990,7 @@ class IndexedStore(ABC):
             self._end_op()
 
     def _purge_ex(self, subject: bytes, seq: int, keep: int) -> int:
-        sids = self._filter_sids(subject)
+        sids = None if is_all(subject) else self._matching(subject)
         ss = self._filtered(1, sids, False)
         if ss.msgs == 0:
             return 0

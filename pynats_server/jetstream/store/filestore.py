@@ -70,8 +70,6 @@ MIN_RECORD = DEL_SIZE
 _M32 = 0xFFFFFFFF
 # Read file descriptors kept open for blocks other than the one being written.
 _FD_CACHE = 8
-# Below this many messages replaying the blocks at open is quick: no index snapshot.
-_SNAPSHOT_MIN = 0
 
 
 @dataclass(slots=True)
@@ -919,14 +917,17 @@ class FileStore(IndexedStore):
         return o
 
     def stop(self) -> None:
-        """Write and fsync what is pending, close the files."""
+        """Write and fsync what is pending, save the index snapshot, close the files."""
+        self._stop(True)
+
+    def _stop(self, snap: bool) -> None:
         if self._closed:
             return
         try:
             if self._werr is None:
                 self._flush()
                 self._fsync()
-                if self._blocks and self._msgs >= _SNAPSHOT_MIN:
+                if snap and self._blocks:
                     try:
                         self._write_snapshot()
                     except OSError:
@@ -938,7 +939,7 @@ class FileStore(IndexedStore):
     def delete(self) -> None:
         """Stop and remove the stream directory."""
         try:
-            self.stop()
+            self._stop(False)
         except ErrStoreWrite:
             pass
         shutil.rmtree(self._dir, ignore_errors=True)
