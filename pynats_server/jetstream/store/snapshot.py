@@ -116,12 +116,12 @@ def decode(data: bytes) -> IndexSnapshot | None:
     body = memoryview(data)[12:]
     if zlib.crc32(body) != int.from_bytes(data[8:12], "little"):
         return None
-    sections: list[bytes] = []
+    sections: list[memoryview] = []
     off = 0
     while off < len(body):
         (n,) = _U64.unpack_from(body, off)
         off += 8
-        sections.append(bytes(body[off : off + n]))
+        sections.append(body[off : off + n])
         off += n
     if len(sections) != 18 or sections[0] != _layout():
         return None
@@ -140,7 +140,7 @@ def decode(data: bytes) -> IndexSnapshot | None:
         if n == 0xFFFFFFFF:
             names.append(None)
         else:
-            names.append(blob[p : p + n])
+            names.append(bytes(blob[p : p + n]))
             p += n
     stats = []
     for sec in sections[9:12]:
