@@ -54,6 +54,7 @@ _BLK_RE = re.compile(r"^(\d+)\.blk$")
 
 _HDR = struct.Struct("<IBBHQq")  # rec_len, kind, flags, subj_len, seq, ts
 _MSGX = struct.Struct("<IQ")  # hdr_len, floor
+_MSG_HDR = struct.Struct("<IBBHQqIQ")  # _HDR then _MSGX
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
@@ -508,10 +509,11 @@ class FileStore(IndexedStore):
             raise self._werr
         fd = self._wfd
         try:
-            with memoryview(pending) as mv:
-                done = 0
-                while done < len(mv):
-                    done += os.write(fd, mv[done:])
+            done = os.write(fd, pending)
+            if done < len(pending):
+                with memoryview(pending) as mv:
+                    while done < len(mv):
+                        done += os.write(fd, mv[done:])
         except OSError as e:
             # Cut back to the last whole write so the file ends on a record boundary.
             try:
@@ -586,8 +588,7 @@ class FileStore(IndexedStore):
         pending = self._pending
         self._op_msg = len(pending)
         # The floor (bytes 28..36) and the checksum are filled in by _end_op().
-        pending += _HDR.pack(rl, KIND_MSG, FLAG_TTL if ttl else 0, slen, seq, ts)
-        pending += _MSGX.pack(hl, 0)
+        pending += _MSG_HDR.pack(rl, KIND_MSG, FLAG_TTL if ttl else 0, slen, seq, ts, hl, 0)
         if ttl:
             pending += _I64.pack(ttl)
         pending += subj
@@ -651,6 +652,29 @@ class FileStore(IndexedStore):
 
     def _end_op(self) -> None:
         if self._closed or self._replaying:
+            return
+        if (
+            not self._op_removed
+            and not self._op_marker
+            and not self._op_touched
+            and not self._op_erased
+            and not self._op_reset
+            and self._op_truncated < 0
+            and self._op_msg >= 0
+        ):
+            # The common case, a store and nothing else: patch the floor, write.
+            p = self._op_msg
+            self._op_msg = -1
+            first = self._first
+            self._op_first0 = first
+            pending = self._pending
+            rl = _U32.unpack_from(pending, p)[0]
+            _U64.pack_into(pending, p + HDR_SIZE + 4, first)
+            with memoryview(pending) as mv:
+                crc = zlib.crc32(mv[p : p + rl - 4])
+            _U32.pack_into(pending, p + rl - 4, crc)
+            if self._fcfg.write_through or len(pending) >= self._block_size:
+                self._flush()
             return
         try:
             if self._op_reset or self._op_truncated >= 0:
