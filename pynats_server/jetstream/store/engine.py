@@ -1,9 +1,13 @@
 """The in-memory index both stores share, and every stream-store operation on top of it.
 
-Per sequence, five parallel arrays hold the subject id, timestamp, payload location and
-header/payload lengths (28 bytes a message, no Python object per message). Sequences
-``[base, base + len)`` are covered; a subject id of 0 marks a sequence without a live message
-(deleted, skipped). Sequences past the arrays' end and before ``last`` are holes too.
+Per position, five parallel arrays hold the subject id, timestamp, payload location and
+header/payload lengths (28 bytes a message, no Python object per message); a subject id of 0
+marks a position without a live message (removed, skipped). While dense, position i is
+sequence ``base + i``. When removals leave more dead positions than live ones (a KV bucket
+whose oldest key never changes keeps the front in place), the arrays are compacted to the
+live positions (and those the payload layer still needs) and a sixth array, ``_seqa``, holds
+each position's sequence (sparse: lookups by binary search). Sequences not in the arrays
+are holes.
 
 Subjects are interned: id -> name, and per subject (count, first, last). ``first``/``last`` may
 be stale after removals (then they are a lower/upper bound) and are fixed on use, as
@@ -24,6 +28,7 @@ from array import array
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
+from itertools import compress
 
 from ...protocol.subjects import match_literal
 from .base import (
@@ -92,6 +97,8 @@ class IndexedStore(ABC):
     storage_type: StorageType = StorageType.MEMORY
     # Above this many matching subjects, next/prev walk the sequences (tests lower it).
     _few_subjects = _FEW_SUBJECTS
+    # Dead positions tolerated before the arrays are compacted (tests lower it).
+    _compact_min = 4096
 
     def __init__(self, cfg: StoreConfig) -> None:
         self._cfg = replace(cfg)
@@ -117,6 +124,8 @@ class IndexedStore(ABC):
         self._msgs = 0
         self._bytes = 0
         self._base = 0
+        self._seqa: array[int] | None = None
+        self._kept_dead = 0
         self._sid = array("I")
         self._ts = array("q")
         self._loc = array("Q")
@@ -136,6 +145,8 @@ class IndexedStore(ABC):
 
     def _clear_arrays(self, base: int) -> None:
         self._base = base
+        self._seqa = None
+        self._kept_dead = 0
         del self._sid[:]
         del self._ts[:]
         del self._loc[:]
@@ -179,15 +190,23 @@ class IndexedStore(ABC):
                 self._clear_arrays(seq)
             else:
                 self._base = seq
-        n = len(sida)
-        gap = seq - self._base - n
-        if gap > 0:
-            # Skipped sequences: holes. Timestamps stay non-decreasing for get_seq_from_time.
-            sida.frombytes(bytes(4 * gap))
-            self._ts.frombytes(array("q", [ts]).tobytes() * gap)
-            self._loc.frombytes(b"\xff" * (8 * gap))
-            self._hl.frombytes(bytes(4 * gap))
-            self._ml.frombytes(bytes(4 * gap))
+        sa = self._seqa
+        if sa is not None:
+            sa.append(seq)
+        else:
+            n = len(sida)
+            gap = seq - self._base - n
+            if gap > 64:
+                # A long run of skipped sequences: go sparse rather than store holes.
+                self._seqa = sa = array("Q", range(self._base, self._base + n))
+                sa.append(seq)
+            elif gap > 0:
+                # Skipped sequences: holes; timestamps stay ordered for get_seq_from_time.
+                sida.frombytes(bytes(4 * gap))
+                self._ts.frombytes(array("q", [ts]).tobytes() * gap)
+                self._loc.frombytes(b"\xff" * (8 * gap))
+                self._hl.frombytes(bytes(4 * gap))
+                self._ml.frombytes(bytes(4 * gap))
         sida.append(sid)
         self._ts.append(ts)
         self._loc.append(loc)
@@ -215,10 +234,15 @@ class IndexedStore(ABC):
     def _remove(self, seq: int, secure: bool = False) -> bool:
         """Remove the live message at ``seq``. Reports it (storage-update callback) unless a
         bulk operation is running."""
-        i = seq - self._base
         sida = self._sid
-        if i < 0 or i >= len(sida):
-            return False
+        if self._seqa is None:
+            i = seq - self._base
+            if i < 0 or i >= len(sida):
+                return False
+        else:
+            i = self._pos(seq)
+            if i < 0:
+                return False
         sid = sida[i]
         if not sid:
             return False
@@ -268,7 +292,13 @@ class IndexedStore(ABC):
             else:
                 self._sdm_totals.pop(sid, None)
         if seq == self._first:
-            self._advance_first()
+            self._advance_first(i)
+        else:
+            # Compact when dead positions outnumber live ones (and twice those kept last time,
+            # so that positions the file store still needs do not make it run every time).
+            dead = len(sida) - self._msgs
+            if dead > self._compact_min and dead > self._msgs + 2 * self._kept_dead:
+                self._compact_index()
         if self._quiet:
             self._quiet_msgs += 1
             self._quiet_bytes += size
@@ -276,17 +306,19 @@ class IndexedStore(ABC):
             self._scb(-1, -size, seq, name)
         return True
 
-    def _advance_first(self) -> None:
-        """``first`` was removed: the next live sequence (or last + 1) becomes first."""
+    def _advance_first(self, i: int) -> None:
+        """``first`` (at position ``i``) was removed: the next live sequence (or last + 1)
+        becomes first."""
         if self._msgs == 0:
             self._first = self._last + 1
             return
-        base = self._base
-        j = find_nonzero(self._sid, self._first - base + 1, self._last - base + 1)
-        self._first = j + base if j >= 0 else self._last + 1
-        dead = self._first - base
-        if dead > 4096 and dead * 2 > len(self._sid):
-            self._trim_front(dead)
+        j = find_nonzero(self._sid, i + 1, len(self._sid))
+        if j < 0:
+            self._first = self._last + 1
+            return
+        self._first = self._seq_at(j)
+        if j > 4096 and j * 2 > len(self._sid):
+            self._trim_front(j)
 
     def _trim_front(self, k: int) -> None:
         del self._sid[:k]
@@ -294,18 +326,78 @@ class IndexedStore(ABC):
         del self._loc[:k]
         del self._hl[:k]
         del self._ml[:k]
-        self._base += k
+        if self._seqa is None:
+            self._base += k
+        else:
+            del self._seqa[:k]
+            self._kept_dead = max(0, self._kept_dead - k)
+
+    def _keep_positions(self, n: int) -> None:
+        """Keep the first ``n`` positions only."""
+        for a in (self._sid, self._ts, self._loc, self._hl, self._ml):
+            del a[n:]
+        if self._seqa is not None:
+            del self._seqa[n:]
+
+    # Positions. Dense: position = seq - base. Sparse: _seqa[position] = seq.
+
+    def _pos(self, seq: int) -> int:
+        """The position of ``seq``, or -1."""
+        sa = self._seqa
+        if sa is None:
+            i = seq - self._base
+            return i if 0 <= i < len(self._sid) else -1
+        i = bisect.bisect_left(sa, seq)
+        return i if i < len(sa) and sa[i] == seq else -1
+
+    def _pos_ge(self, seq: int) -> int:
+        """The first position whose sequence is >= ``seq`` (len when none)."""
+        sa = self._seqa
+        if sa is None:
+            i = seq - self._base
+            return 0 if i < 0 else min(i, len(self._sid))
+        return bisect.bisect_left(sa, seq)
+
+    def _pos_end(self, seq: int) -> int:
+        """One past the last position whose sequence is <= ``seq``."""
+        sa = self._seqa
+        if sa is None:
+            i = seq - self._base + 1
+            return 0 if i < 0 else min(i, len(self._sid))
+        return bisect.bisect_right(sa, seq)
+
+    def _seq_at(self, i: int) -> int:
+        sa = self._seqa
+        return self._base + i if sa is None else sa[i]
+
+    def _compact_index(self) -> None:
+        """Keep the live positions and those whose payload is still stored (loc set): the
+        file store needs the latter until their block is rewritten or deleted."""
+        sida, loca = self._sid, self._loc
+        lo = self._pos_ge(self._first)
+        keep = [bool(v) or loc != NOLOC for v, loc in zip(sida[lo:], loca[lo:], strict=True)]
+        seqs: Iterable[int] = (
+            self._seqa[lo:]
+            if self._seqa is not None
+            else range(self._base + lo, self._base + len(sida))
+        )
+        self._seqa = array("Q", compress(seqs, keep))
+        self._sid = array("I", compress(sida[lo:], keep))
+        self._ts = array("q", compress(self._ts[lo:], keep))
+        self._loc = array("Q", compress(loca[lo:], keep))
+        self._hl = array("I", compress(self._hl[lo:], keep))
+        self._ml = array("I", compress(self._ml[lo:], keep))
+        self._kept_dead = len(self._sid) - self._msgs
 
     # ------------------------------------------------------------------ per-subject state
 
     def _fix_first(self, sid: int) -> int:
         if sid in self._stale_f:
-            base = self._base
             lo = max(self._ss_f[sid], self._first)
             hi = self._ss_l[sid] if sid not in self._stale_l else self._last
-            j = find_value(self._sid, sid, lo - base, hi - base + 1)
+            j = find_value(self._sid, sid, self._pos_ge(lo), self._pos_end(hi))
             if j >= 0:
-                self._ss_f[sid] = j + base
+                self._ss_f[sid] = self._seq_at(j)
             self._stale_f.discard(sid)
             if self._ss_n[sid] == 1:
                 self._ss_l[sid] = self._ss_f[sid]
@@ -314,12 +406,11 @@ class IndexedStore(ABC):
 
     def _fix_last(self, sid: int) -> int:
         if sid in self._stale_l:
-            base = self._base
             lo = self._fix_first(sid)
             hi = min(self._ss_l[sid], self._last)
-            j = rfind_value(self._sid, sid, lo - base, hi - base + 1)
+            j = rfind_value(self._sid, sid, self._pos_ge(lo), self._pos_end(hi))
             if j >= 0:
-                self._ss_l[sid] = j + base
+                self._ss_l[sid] = self._seq_at(j)
             self._stale_l.discard(sid)
         return self._ss_l[sid]
 
@@ -470,7 +561,7 @@ class IndexedStore(ABC):
                     if not asl or sid is None:
                         raise ErrMaxBytes()
                     # At the subject limit the subject's oldest message goes: enough room?
-                    i = self._fix_first(sid) - self._base
+                    i = self._pos(self._fix_first(sid))
                     if self._msg_size(len(subj), self._hl[i], self._ml[i]) < size:
                         raise ErrMaxBytes()
         if seq != self._last + 1:
@@ -555,35 +646,41 @@ class IndexedStore(ABC):
 
     def load_msg(self, seq: int) -> StoredMsg:
         self._check_open()
-        i = seq - self._base
-        if 0 <= i < len(self._sid) and self._sid[i]:
-            return self._msg_at(i, seq)
+        if self._seqa is None:
+            i = seq - self._base
+            if 0 <= i < len(self._sid) and self._sid[i]:
+                return self._msg_at(i, seq)
+        else:
+            i = self._pos(seq)
+            if i >= 0 and self._sid[i]:
+                return self._msg_at(i, seq)
         if seq > self._last:
             raise ErrStoreEOF()
         raise ErrStoreMsgNotFound()
 
     def _next_seq(self, sids: Collection[int] | None, start: int) -> int:
         """The first live sequence >= start whose subject id is in ``sids`` (None: any)."""
-        base = self._base
-        last = self._last
+        i = self._next_pos(sids, start)
+        return self._seq_at(i) if i >= 0 else 0
+
+    def _next_pos(self, sids: Collection[int] | None, start: int) -> int:
         sida = self._sid
+        lo = self._pos_ge(start)
+        hi = len(sida)
         if sids is None:
-            j = find_nonzero(sida, start - base, last - base + 1)
-            return j + base if j >= 0 else 0
+            return find_nonzero(sida, lo, hi)
         if len(sids) > self._few_subjects:
-            # Many subjects: walk the sequences (the next match is usually close).
+            # Many subjects: walk the positions (the next match is usually close).
             want = sids if isinstance(sids, (set, frozenset)) else set(sids)
-            lo = start - base
-            hi = last - base + 1
             step = 256
             while lo < hi:
                 e = min(hi, lo + step)
                 for k, v in enumerate(sida[lo:e]):
                     if v in want:
-                        return lo + k + base
+                        return lo + k
                 lo = e
                 step = min(step * 4, 1 << 16)
-            return 0
+            return -1
         cnt = self._ss_n
         cand = []
         for s in sids:
@@ -592,39 +689,41 @@ class IndexedStore(ABC):
                 if lseq >= start:
                     cand.append((max(start, self._fix_first(s)), lseq, s))
         if not cand:
-            return 0
+            return -1
         cand.sort()
-        best = last + 1
+        best = hi
         for lo_seq, hi_seq, s in cand:
-            if lo_seq >= best:
+            p = self._pos_ge(lo_seq)
+            if p >= best:
                 break
-            j = find_value(sida, s, lo_seq - base, min(hi_seq, best - 1) - base + 1)
+            j = find_value(sida, s, p, min(self._pos_end(hi_seq), best))
             if j >= 0:
-                best = j + base
-        return best if best <= last else 0
+                best = j
+        return best if best < hi else -1
 
     def _prev_seq(self, sids: Collection[int] | None, start: int) -> int:
         """The last live sequence <= start whose subject id is in ``sids`` (None: any)."""
-        base = self._base
-        first = self._first
+        i = self._prev_pos(sids, start)
+        return self._seq_at(i) if i >= 0 else 0
+
+    def _prev_pos(self, sids: Collection[int] | None, start: int) -> int:
         sida = self._sid
+        lo = self._pos_ge(self._first)
+        hi = self._pos_end(start)
         if sids is None:
-            j = rfind_nonzero(sida, first - base, start - base + 1)
-            return j + base if j >= 0 else 0
+            return rfind_nonzero(sida, lo, hi)
         if len(sids) > self._few_subjects:
             want = sids if isinstance(sids, (set, frozenset)) else set(sids)
-            hi = min(start - base + 1, len(sida))
-            lo = first - base
             step = 256
             while hi > lo:
                 s0 = max(lo, hi - step)
                 chunk = sida[s0:hi]
                 for k in range(len(chunk) - 1, -1, -1):
                     if chunk[k] in want:
-                        return s0 + k + base
+                        return s0 + k
                 hi = s0
                 step = min(step * 4, 1 << 16)
-            return 0
+            return -1
         cnt = self._ss_n
         cand = []
         for s in sids:
@@ -633,15 +732,16 @@ class IndexedStore(ABC):
                 if fseq <= start:
                     cand.append((min(start, self._fix_last(s)), fseq, s))
         if not cand:
-            return 0
+            return -1
         cand.sort(reverse=True)
-        best = 0
+        best = -1
         for hi_seq, lo_seq, s in cand:
-            if hi_seq <= best:
+            e = self._pos_end(hi_seq)
+            if e <= best + 1:
                 break
-            j = rfind_value(sida, s, max(lo_seq, best + 1) - base, hi_seq - base + 1)
+            j = rfind_value(sida, s, max(self._pos_ge(lo_seq), best + 1), e)
             if j >= 0:
-                best = j + base
+                best = j
         return best
 
     def _filter_sids(self, filter: bytes) -> set[int] | None:
@@ -656,10 +756,11 @@ class IndexedStore(ABC):
             start = self._first
         if start > self._last or self._msgs == 0:
             raise ErrStoreEOF()
-        seq = self._next_seq(self._filter_sids(filter), start)
-        if not seq:
+        i = self._next_pos(self._filter_sids(filter), start)
+        if i < 0:
             raise ErrStoreEOF()
-        return self._msg_at(seq - self._base, seq), seq
+        seq = self._seq_at(i)
+        return self._msg_at(i, seq), seq
 
     def load_next_msg_multi(self, filters: Sequence[bytes], start: int) -> tuple[StoredMsg, int]:
         self._check_open()
@@ -667,10 +768,11 @@ class IndexedStore(ABC):
             start = self._first
         if start > self._last or self._msgs == 0:
             raise ErrStoreEOF()
-        seq = self._next_seq(self._matching_multi(filters), start)
-        if not seq:
+        i = self._next_pos(self._matching_multi(filters), start)
+        if i < 0:
             raise ErrStoreEOF()
-        return self._msg_at(seq - self._base, seq), seq
+        seq = self._seq_at(i)
+        return self._msg_at(i, seq), seq
 
     def load_prev_msg(self, filter: bytes, wc: bool, start: int) -> tuple[StoredMsg, int]:
         """The last message matching ``filter`` at or before ``start``; ErrStoreEOF if none."""
@@ -679,10 +781,11 @@ class IndexedStore(ABC):
             raise ErrStoreEOF()
         if start > self._last:
             start = self._last
-        seq = self._prev_seq(self._filter_sids(filter), start)
-        if not seq:
+        i = self._prev_pos(self._filter_sids(filter), start)
+        if i < 0:
             raise ErrStoreEOF()
-        return self._msg_at(seq - self._base, seq), seq
+        seq = self._seq_at(i)
+        return self._msg_at(i, seq), seq
 
     def load_prev_msg_multi(self, filters: Sequence[bytes], start: int) -> tuple[StoredMsg, int]:
         self._check_open()
@@ -690,10 +793,11 @@ class IndexedStore(ABC):
             raise ErrStoreEOF()
         if start > self._last:
             start = self._last
-        seq = self._prev_seq(self._matching_multi(filters), start)
-        if not seq:
+        i = self._prev_pos(self._matching_multi(filters), start)
+        if i < 0:
             raise ErrStoreEOF()
-        return self._msg_at(seq - self._base, seq), seq
+        seq = self._seq_at(i)
+        return self._msg_at(i, seq), seq
 
     def load_last_msg(self, subject: bytes) -> StoredMsg:
         """The last message on ``subject`` (a filter: the last of all matching subjects).
@@ -706,15 +810,15 @@ class IndexedStore(ABC):
             seq = 0
             for s in self._matching(subject):
                 seq = max(seq, self._fix_last(s))
-        i = seq - self._base
-        if seq and 0 <= i < len(self._sid) and self._sid[i]:
+        i = self._pos(seq) if seq else -1
+        if i >= 0 and self._sid[i]:
             return self._msg_at(i, seq)
         raise ErrStoreMsgNotFound()
 
     def subject_for_seq(self, seq: int) -> bytes:
         self._check_open()
-        i = seq - self._base
-        if seq >= self._first and 0 <= i < len(self._sid):
+        i = self._pos(seq) if seq >= self._first else -1
+        if i >= 0:
             sid = self._sid[i]
             if sid:
                 return self._names[sid] or b""
@@ -724,20 +828,19 @@ class IndexedStore(ABC):
         """The first sequence whose message is at or after ``ts`` (ns); last + 1 if none."""
         if self._msgs == 0:
             return self._last + 1
-        base = self._base
-        fi = self._first - base
+        fi = self._pos(self._first)
         tsa = self._ts
         if ts <= tsa[fi]:
             return self._first
-        li = rfind_nonzero(self._sid, fi, self._last - base + 1)
+        li = rfind_nonzero(self._sid, fi, len(self._sid))
         lts = tsa[li]
         if ts == lts:
-            return li + base
+            return self._seq_at(li)
         if ts > lts:
             return self._last + 1
         j = bisect.bisect_left(tsa, ts, fi, li + 1)
         k = find_nonzero(self._sid, j, li + 1)
-        return k + base if k >= 0 else self._last + 1
+        return self._seq_at(k) if k >= 0 else self._last + 1
 
     # ------------------------------------------------------------------ state
 
@@ -747,7 +850,7 @@ class IndexedStore(ABC):
             msgs=self._msgs,
             bytes=self._bytes,
             first_seq=self._first,
-            first_ts=self._ts[self._first - self._base] if self._msgs else 0,
+            first_ts=self._ts[self._pos(self._first)] if self._msgs else 0,
             last_seq=self._last,
             last_ts=self._last_ts,
             num_subjects=len(self._sids),
@@ -764,20 +867,36 @@ class IndexedStore(ABC):
         return st
 
     def _deleted_seqs(self) -> list[int]:
+        """Every sequence in [first, last] without a message."""
         out: list[int] = []
-        base = self._base
         sida = self._sid
-        lo = self._first - base
-        hi = min(self._last - base + 1, len(sida))
+        if self._seqa is None:
+            base = self._base
+            lo = max(self._first - base, 0)
+            hi = min(self._last - base + 1, len(sida))
+            while lo < hi:
+                e = min(hi, lo + (1 << 15))
+                chunk = sida[lo:e]
+                if chunk.count(0):
+                    out.extend(lo + k + base for k, v in enumerate(chunk) if not v)
+                lo = e
+            out.extend(range(max(self._first, base + len(sida)), self._last + 1))
+            return out
+        prev = self._first - 1  # the last sequence known to be live (or before first)
+        lo = self._pos_ge(self._first)
+        hi = len(sida)
         step = 1 << 15
+        seq_at = self._seq_at
         while lo < hi:
             e = min(hi, lo + step)
-            chunk = sida[lo:e]
-            if chunk.count(0):
-                out.extend(lo + k + base for k, v in enumerate(chunk) if not v)
+            for k, v in enumerate(sida[lo:e]):
+                if v:
+                    seq = seq_at(lo + k)
+                    if seq > prev + 1:
+                        out.extend(range(prev + 1, seq))
+                    prev = seq
             lo = e
-        tail = max(self._first, base + len(sida))
-        out.extend(range(tail, self._last + 1))
+        out.extend(range(prev + 1, self._last + 1))
         return out
 
     def filtered_state(self, seq: int, subject: bytes) -> SimpleState:
@@ -791,7 +910,6 @@ class IndexedStore(ABC):
             sseq = first
         if sseq > last:
             return SimpleState()
-        base = self._base
         sida = self._sid
         if sids is None:
             if sseq <= first:
@@ -800,12 +918,13 @@ class IndexedStore(ABC):
             if last_per_subject:
                 sids = [s for s in self._sids.values()]
             else:
-                hi = min(last - base + 1, len(sida))
-                n = max(0, hi - (sseq - base)) - count_value(sida, 0, sseq - base, hi)
+                lo = self._pos_ge(sseq)
+                hi = len(sida)
+                n = hi - lo - count_value(sida, 0, lo, hi)
                 if n <= 0:
                     return SimpleState()
-                f = find_nonzero(sida, sseq - base, hi) + base
-                lst = rfind_nonzero(sida, sseq - base, hi) + base
+                f = self._seq_at(find_nonzero(sida, lo, hi))
+                lst = self._seq_at(rfind_nonzero(sida, lo, hi))
                 return SimpleState(n, f, lst)
         ss = SimpleState()
         partial: list[int] = []
@@ -827,16 +946,16 @@ class IndexedStore(ABC):
             if sl > ss.last:
                 ss.last = sl
         if partial:
-            lo = sseq - base
+            lo = self._pos_ge(sseq)
             if len(partial) <= 8:
                 for s in partial:
-                    hi = self._ss_l[s] - base + 1
+                    hi = self._pos_end(self._ss_l[s])
                     ss.msgs += count_value(sida, s, lo, hi)
-                    f = find_value(sida, s, lo, hi) + base
+                    f = self._seq_at(find_value(sida, s, lo, hi))
                     if ss.first == 0 or f < ss.first:
                         ss.first = f
             else:
-                hi = max(self._ss_l[s] for s in partial) - base + 1
+                hi = self._pos_end(max(self._ss_l[s] for s in partial))
                 counts = Counter(sida[lo:hi])
                 want = set(partial)
                 ss.msgs += sum(counts[s] for s in want)
@@ -896,7 +1015,6 @@ class IndexedStore(ABC):
         if max_seq == 0:
             max_seq = self._last
         seen: set[int] = set()
-        base = self._base
         for f in filters:
             sids = list(self._sids.values()) if is_all(f) else self._matching(f)
             for s in sids:
@@ -906,9 +1024,9 @@ class IndexedStore(ABC):
                 elif self._ss_n[s] > 1:
                     fseq = self._fix_first(s)
                     if fseq <= max_seq:
-                        j = rfind_value(self._sid, s, fseq - base, max_seq - base + 1)
+                        j = rfind_value(self._sid, s, self._pos_ge(fseq), self._pos_end(max_seq))
                         if j >= 0:
-                            seen.add(j + base)
+                            seen.add(self._seq_at(j))
             if max_allowed > 0 and len(seen) > max_allowed:
                 raise ErrTooManyResults()
         return sorted(seen)
@@ -1017,11 +1135,11 @@ class IndexedStore(ABC):
 
     def _collect(self, sids: list[int] | None, lo: int, hi: int, limit: int) -> list[int]:
         """Up to ``limit`` live sequences in [lo, hi] whose subject id is in ``sids``."""
-        base = self._base
         sida = self._sid
+        seq_at = self._seq_at
         out: list[int] = []
-        i = max(lo, self._first) - base
-        end = min(hi, self._last) - base + 1
+        i = self._pos_ge(max(lo, self._first))
+        end = self._pos_end(min(hi, self._last))
         if sids is None or len(sids) == 1:
             while len(out) < limit:
                 j = (
@@ -1031,7 +1149,7 @@ class IndexedStore(ABC):
                 )
                 if j < 0:
                     break
-                out.append(j + base)
+                out.append(seq_at(j))
                 i = j + 1
             return out
         want = set(sids)
@@ -1039,7 +1157,7 @@ class IndexedStore(ABC):
             e = min(end, i + 4096)
             for k, v in enumerate(sida[i:e]):
                 if v in want:
-                    out.append(i + k + base)
+                    out.append(seq_at(i + k))
                     if len(out) >= limit:
                         break
             i = e
@@ -1087,9 +1205,9 @@ class IndexedStore(ABC):
             self._p_reset()
             self._report_bulk(msgs, nbytes)
             return
-        i = seq - self._base
+        i = self._pos(seq)
         last_ts = self._last_ts
-        if 0 <= i < len(self._sid) and self._sid[i]:
+        if i >= 0 and self._sid[i]:
             last_ts = self._ts[i]
         self._bulk_begin()
         try:
@@ -1106,13 +1224,9 @@ class IndexedStore(ABC):
         self._last_ts = last_ts
         if self._msgs == 0:
             self._first = seq + 1
-        keep = max(0, seq - self._base + 1)
+        keep = self._pos_end(seq)
         if keep < len(self._sid):
-            del self._sid[keep:]
-            del self._ts[keep:]
-            del self._loc[keep:]
-            del self._hl[keep:]
-            del self._ml[keep:]
+            self._keep_positions(keep)
         self._p_truncated(seq)
         self._report_bulk(msgs, nbytes)
 
@@ -1145,11 +1259,10 @@ class IndexedStore(ABC):
 
     def _rebuild_ttl_heap(self) -> None:
         heap = []
-        base = self._base
         tsa = self._ts
         for seq, ttl in self._ttl.items():
             if ttl > 0:
-                heap.append((tsa[seq - base] + ttl * _NS, seq))
+                heap.append((tsa[self._pos(seq)] + ttl * _NS, seq))
         heapq.heapify(heap)
         self._ttl_heap = heap
 
@@ -1158,15 +1271,12 @@ class IndexedStore(ABC):
         due: int | None = None
         if self._cfg.max_age > 0 and self._msgs:
             # The first message that may expire (those with a TTL of "never" do not).
-            seq = self._first
+            i = self._pos(self._first)
             ttls = self._ttl
-            base = self._base
-            last = self._last
-            while seq and ttls and ttls.get(seq, 0) < 0:
-                j = find_nonzero(self._sid, seq - base + 1, last - base + 1)
-                seq = j + base if j >= 0 else 0
-            if seq:
-                due = self._ts[seq - base] + self._cfg.max_age
+            while i >= 0 and ttls and ttls.get(self._seq_at(i), 0) < 0:
+                i = find_nonzero(self._sid, i + 1, len(self._sid))
+            if i >= 0:
+                due = self._ts[i] + self._cfg.max_age
         if self._ttl_heap:
             t = self._ttl_heap[0][0]
             if due is None or t < due:
@@ -1188,32 +1298,25 @@ class IndexedStore(ABC):
             max_age = cfg.max_age
             if max_age > 0 and self._msgs:
                 min_age = now - max_age
-                base = self._base
                 seq = self._first
-                last = self._last
-                sida = self._sid
-                tsa = self._ts
-                while seq and seq <= last:
-                    i = seq - base
-                    ts = tsa[i]
+                while seq:
+                    i = self._pos(seq)
+                    ts = self._ts[i]
                     if ts > min_age:
                         next_due = ts + max_age
                         break
-                    if self._ttl.get(seq, 0) < 0:
-                        j = find_nonzero(sida, i + 1, last - base + 1)
-                        seq = j + base if j >= 0 else 0
-                        continue
-                    self._expire_one(seq, now, sdm_ttl, res)
-                    base = self._base
-                    j = find_nonzero(sida, seq - base + 1, last - base + 1)
-                    seq = j + base if j >= 0 else 0
+                    if self._ttl.get(seq, 0) >= 0:
+                        self._expire_one(seq, now, sdm_ttl, res)
+                    # Removals may compact or trim the arrays: find the position again.
+                    j = find_nonzero(self._sid, self._pos_ge(seq + 1), len(self._sid))
+                    seq = self._seq_at(j) if j >= 0 else 0
             heap = self._ttl_heap
             if heap and cfg.allow_msg_ttl:
                 due = []
                 while heap and heap[0][0] <= now:
                     exp, seq = heapq.heappop(heap)
                     ttl = self._ttl.get(seq)
-                    if ttl and self._ts[seq - self._base] + ttl * _NS == exp:
+                    if ttl and self._ts[self._pos(seq)] + ttl * _NS == exp:
                         due.append(seq)
                 for seq in sorted(due):
                     if not self._expire_one(seq, now, sdm_ttl, res):
@@ -1231,8 +1334,8 @@ class IndexedStore(ABC):
 
     def _expire_one(self, seq: int, now: int, sdm_ttl: int, res: ExpireResult) -> bool:
         """Expire one message: removed (True) or left for a marker (False)."""
-        i = seq - self._base
-        if i < 0 or i >= len(self._sid) or not self._sid[i]:
+        i = self._pos(seq)
+        if i < 0 or not self._sid[i]:
             return True
         if sdm_ttl <= 0:
             if self._remove(seq):

@@ -256,6 +256,8 @@ class FileStore(IndexedStore):
                 return False
         self._first, self._last, self._last_ts = snap.first, snap.last, snap.last_ts
         self._msgs, self._bytes, self._base = snap.msgs, snap.nbytes, snap.base
+        self._seqa = snap.seqa
+        self._kept_dead = len(snap.sid) - snap.msgs
         self._sid, self._ts, self._loc, self._hl, self._ml = (
             snap.sid,
             snap.ts,
@@ -294,6 +296,7 @@ class FileStore(IndexedStore):
             self._msgs,
             self._bytes,
             self._base,
+            self._seqa,
             self._sid,
             self._ts,
             self._loc,
@@ -444,10 +447,9 @@ class FileStore(IndexedStore):
                 if s <= last:
                     break
                 self._remove(s)
-            keep = max(0, last - self._base + 1)
+            keep = self._pos_end(last)
             if keep < len(self._sid):
-                for a in (self._sid, self._ts, self._loc, self._hl, self._ml):
-                    del a[keep:]
+                self._keep_positions(keep)
         self._replay_floor(first)
         self._last = last
         self._last_ts = last_ts
@@ -608,7 +610,7 @@ class FileStore(IndexedStore):
         loc = self._loc[i]
         blk = loc >> 32
         off = loc & _M32
-        seq = self._base + i
+        seq = self._seq_at(i)
         name = self._names[self._sid[i]]
         slen = len(name) if name else 0
         hl = self._hl[i]
@@ -748,8 +750,8 @@ class FileStore(IndexedStore):
     def _tomb_needed(self, t: int, holder: int) -> bool:
         if t < self._first or t > self._last:
             return False
-        i = t - self._base
-        if i < 0 or i >= len(self._sid) or self._sid[i]:
+        i = self._pos(t)
+        if i < 0 or self._sid[i]:
             return False
         loc = self._loc[i]
         if loc == NOLOC:
@@ -801,9 +803,8 @@ class FileStore(IndexedStore):
 
     def _forget_locs(self, blk: _Block) -> None:
         """The block's dead records are gone from disk: their tombs are no longer needed."""
-        base = self._base
-        lo = max(blk.first - base, 0)
-        hi = min(blk.last - base + 1, len(self._sid))
+        lo = self._pos_ge(blk.first)
+        hi = self._pos_end(blk.last)
         loca = self._loc
         sida = self._sid
         index = blk.index
@@ -836,16 +837,15 @@ class FileStore(IndexedStore):
             data = os.pread(fd, blk.size, 0)
         except OSError as e:
             raise self._corrupt(blk.path, f"read failed: {e}") from e
-        base = self._base
         sida = self._sid
         loca = self._loc
         top = blk.index << 32
         new = bytearray()
         live_bytes = 0
         first = last = 0
-        lo = max(blk.first, self._first) - base
-        hi = min(blk.last - base + 1, len(sida))
-        for i in range(max(lo, 0), hi):
+        lo = self._pos_ge(max(blk.first, self._first))
+        hi = self._pos_end(blk.last)
+        for i in range(lo, hi):
             loc = loca[i]
             if loc >> 32 != blk.index or loc == NOLOC:
                 continue
@@ -858,8 +858,8 @@ class FileStore(IndexedStore):
             new += data[off : off + rl]
             live_bytes += rl
             if not first:
-                first = i + base
-            last = i + base
+                first = self._seq_at(i)
+            last = self._seq_at(i)
         tombs = [t for t in blk.tombs if self._tomb_needed(t, blk.index)]
         for t in tombs:
             new += _del_record(t)

@@ -96,6 +96,8 @@ class MemStore(IndexedStore):
         if n == 0:
             return
         g = self._loc[i] >> 32
+        # Nothing to keep for a removed message: the index may drop its position.
+        self._loc[i] = NOLOC
         live = self._seg_live[g] - n
         self._seg_live[g] = live
         if g == self._cur:
@@ -109,10 +111,9 @@ class MemStore(IndexedStore):
 
     def _compact_segment(self, g: int, seg: bytearray) -> None:
         """Rewrite segment ``g`` with its live messages only (their offsets change)."""
-        base = self._base
         sida, loca, hla, mla = self._sid, self._loc, self._hl, self._ml
-        lo = max(self._seg_lo[g], self._first) - base
-        hi = min(self._seg_hi[g] - base + 1, len(sida))
+        lo = self._pos_ge(max(self._seg_lo[g], self._first))
+        hi = self._pos_end(self._seg_hi[g])
         new = bytearray()
         top = g << 32
         for i in range(lo, hi):

@@ -53,6 +53,7 @@ class IndexSnapshot:
     msgs: int
     nbytes: int
     base: int
+    seqa: array[int] | None
     sid: array[int]
     ts: array[int]
     loc: array[int]
@@ -86,6 +87,7 @@ def encode(snap: IndexSnapshot) -> bytes:
     sections.append(
         _STATE.pack(snap.first, snap.last, snap.last_ts, snap.msgs, snap.nbytes, snap.base)
     )
+    sections.append(b"D" if snap.seqa is None else b"S" + snap.seqa.tobytes())
     for a in (snap.sid, snap.ts, snap.loc, snap.hl, snap.ml):
         sections.append(a.tobytes())
     lens = array("I", [0xFFFFFFFF if n is None else len(n) for n in snap.names])
@@ -123,9 +125,14 @@ def decode(data: bytes) -> IndexSnapshot | None:
         off += 8
         sections.append(body[off : off + n])
         off += n
-    if len(sections) != 18 or sections[0] != _layout():
+    if len(sections) != 19 or sections[0] != _layout():
         return None
     first, last, last_ts, msgs, nbytes, base = _STATE.unpack(sections[1])
+    seqa: array[int] | None = None
+    if bytes(sections[2][:1]) == b"S":
+        seqa = array("Q")
+        seqa.frombytes(sections[2][1:])
+    del sections[2]
     arrays = []
     for code, sec in zip(("I", "q", "Q", "I", "I"), sections[2:7], strict=True):
         a = array(code)
@@ -174,6 +181,8 @@ def decode(data: bytes) -> IndexSnapshot | None:
     sid, ts, loc, hl, ml = arrays
     if not (len(sid) == len(ts) == len(loc) == len(hl) == len(ml)):
         return None
+    if seqa is not None and len(seqa) != len(sid):
+        return None
     if not (len(names) == len(stats[0]) == len(stats[1]) == len(stats[2])):
         return None
     return IndexSnapshot(
@@ -183,6 +192,7 @@ def decode(data: bytes) -> IndexSnapshot | None:
         msgs,
         nbytes,
         base,
+        seqa,
         sid,
         ts,
         loc,
