@@ -312,12 +312,17 @@ class IndexedStore(ABC):
         if self._msgs == 0:
             self._first = self._last + 1
             return
-        j = find_nonzero(self._sid, i + 1, len(self._sid))
-        if j < 0:
-            self._first = self._last + 1
-            return
-        self._first = self._seq_at(j)
-        if j > 4096 and j * 2 > len(self._sid):
+        sida = self._sid
+        n = len(sida)
+        j = i + 1
+        if j >= n or not sida[j]:  # usually the next one is there (discard old)
+            j = find_nonzero(sida, j, n)
+            if j < 0:
+                self._first = self._last + 1
+                return
+        sa = self._seqa
+        self._first = self._base + j if sa is None else sa[j]
+        if j > 4096 and j * 2 > n:
             self._trim_front(j)
 
     def _trim_front(self, k: int) -> None:
