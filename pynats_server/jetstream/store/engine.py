@@ -422,10 +422,12 @@ class IndexedStore(ABC):
     def _match_set(self, filter: bytes) -> set[int]:
         """Subject ids matching a filter that is not "all". The set is the cache's own (do
         not change it) and may hold ids of subjects since removed (their count is 0)."""
-        if _is_literal(filter):
+        m = self._matches.get(filter)
+        if m is not None and m.epoch == self._sid_epoch and m.pos == len(self._sid_log):
+            return m.sids  # the usual case: a consumer asking again
+        if m is None and _is_literal(filter):
             sid = self._sids.get(filter)
             return {sid} if sid is not None else set()
-        m = self._matches.get(filter)
         names = self._names
         if m is None or m.epoch != self._sid_epoch:
             sids = {s for n, s in self._sids.items() if match_literal(n, filter)}
@@ -672,6 +674,11 @@ class IndexedStore(ABC):
         sida = self._sid
         lo = self._pos_ge(start)
         hi = len(sida)
+        if lo < hi:
+            # A consumer walking a stream: the next position usually matches.
+            v = sida[lo]
+            if v and (sids is None or v in sids):
+                return lo
         if sids is None:
             return find_nonzero(sida, lo, hi)
         if len(sids) > self._few_subjects:
