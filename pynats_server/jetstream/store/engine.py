@@ -1053,7 +1053,8 @@ class IndexedStore(ABC):
             self._end_op()
 
     def erase_msg(self, seq: int) -> bool:
-        """Remove and overwrite the message's bytes (memory: random bytes; file: in place)."""
+        """Remove the message and destroy its bytes (memory: overwritten with random bytes;
+        file: its block is rewritten without it)."""
         self._check_writable()
         try:
             return self._remove(seq, secure=True)
