@@ -997,6 +997,22 @@ def test_subject_delete_markers(make):  # TestMemStoreSubjectDeleteMarkers
     assert res.removed == 1 and res.markers == [] and s.state().msgs == 0
 
 
+def test_subject_delete_marker_for_ttl(make):
+    s = make(allow_msg_ttl=True, subject_delete_marker_ttl=5 * NS)
+    t0 = 11_000 * NS
+    s.store_raw_msg(b"a", b"", b"1", 0, t0, ttl=2)
+    s.store_raw_msg(b"a", b"", b"2", 0, t0 + NS, ttl=10)
+    s.store_raw_msg(b"b", b"", b"3", 0, t0, ttl=1)
+    res = s.expire(t0 + 3 * NS)
+    # a's first message is not its last: removed; b's only one gets a marker (TTL 5s).
+    assert res.removed == 1 and [m[0] for m in res.markers] == [b"b"]
+    assert header_value(res.markers[0][1], b"Nats-TTL") == b"5s"
+    assert res.next_due == t0 + 5 * NS
+    # The stream did not store the marker: proposed again 2 s later, not before.
+    assert s.expire(t0 + 4 * NS).markers == []
+    assert [m[0] for m in s.expire(t0 + 5 * NS).markers] == [b"b"]
+
+
 def test_all_last_seqs(make):  # TestMemStoreAllLastSeqs
     import random
 

@@ -1053,7 +1053,8 @@ class IndexedStore(ABC):
             self._end_op()
 
     def erase_msg(self, seq: int) -> bool:
-        """Remove and overwrite the message's bytes (memory: random bytes; file: in place)."""
+        """Remove the message and destroy its bytes (memory: overwritten with random bytes;
+        file: its block is rewritten without it)."""
         self._check_writable()
         try:
             return self._remove(seq, secure=True)
@@ -1327,8 +1328,10 @@ class IndexedStore(ABC):
                 due = []
                 while heap and heap[0][0] <= now:
                     exp, seq = heapq.heappop(heap)
+                    # Entries of removed messages are stale; a retry (after a marker was
+                    # proposed) comes later than the message's own expiry.
                     ttl = self._ttl.get(seq)
-                    if ttl and self._ts[self._pos(seq)] + ttl * _NS == exp:
+                    if ttl and self._ts[self._pos(seq)] + ttl * _NS <= exp:
                         due.append(seq)
                 for seq in sorted(due):
                     if not self._expire_one(seq, now, sdm_ttl, res):
