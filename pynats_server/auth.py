@@ -199,7 +199,7 @@ class Authenticator:
                     return Verdict(False, ident)
         if nk is not None:
             if nk.nkey != no_auth:
-                why = self._check_sig(nk.nkey, str(co.get("sig") or ""), nonce)
+                why = nkeys_util.check_nonce_sig(nk.nkey, str(co.get("sig") or ""), nonce)
                 if why:
                     return Verdict(False, ident, debug=why)
             return Verdict(True, ident, nk)
@@ -219,20 +219,6 @@ class Authenticator:
         if is_bcrypt(configured):
             return Verdict(True, ident, user, bcrypt=(configured, given))
         return Verdict(same_text(configured, given), ident, user)
-
-    @staticmethod
-    def _check_sig(nkey: str, sig: str, nonce: bytes) -> str:
-        """"" when `sig` is `nkey`'s signature of the nonce, else nats-server's debug line."""
-        if not sig:
-            return "Signature missing"
-        raw = nkeys_util.decode_sig(sig)
-        if raw is None:
-            return "Signature not valid base64"
-        try:
-            ok = nkeys_util.verify(nkey, nonce, raw)
-        except nkeys_util.NkeyError as e:
-            return f"User nkey not valid: {e}"
-        return "" if ok else "Signature not verified"
 
 
 def plaintext_passwords(opts: Options) -> bool:

@@ -27,6 +27,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .protocol.gojson import go_string as _go_string
+
 # -- base64 -------------------------------------------------------------------------------
 
 _URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -181,13 +183,6 @@ def _kind(v: Any) -> str:
     return "null"
 
 
-def _go_string(s: str) -> str:
-    """Lone surrogates (from `\\ud800` escapes) become U+FFFD, as Go decodes them."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-    return s
 
 
 # -- schemas --------------------------------------------------------------------------------

@@ -90,6 +90,21 @@ def verify(public_key: str, data: bytes, sig: bytes) -> bool:
     return True
 
 
+def check_nonce_sig(public_key: str, sig: str, nonce: bytes) -> str:
+    """"" when `sig` is `public_key`'s signature of the INFO nonce, else nats-server's debug
+    line for the failure."""
+    if not sig:
+        return "Signature missing"
+    raw = decode_sig(sig)
+    if raw is None:
+        return "Signature not valid base64"
+    try:
+        ok = verify(public_key, nonce, raw)
+    except NkeyError as e:
+        return f"User nkey not valid: {e}"
+    return "" if ok else "Signature not verified"
+
+
 def decode_sig(sig: str) -> bytes | None:
     """A CONNECT `sig` as nats-server reads it: unpadded base64url, else padded standard
     base64 (CR and LF are skipped, as Go's decoders do). None when it is neither."""

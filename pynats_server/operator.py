@@ -721,7 +721,7 @@ class OperatorMode:
             v.debug_before = debug
             return v
         if not bearer:
-            why = _check_sig(uc.sub, str(co.get("sig") or ""), c.nonce)
+            why = nkeys_util.check_nonce_sig(uc.sub, str(co.get("sig") or ""), c.nonce)
             if why:
                 return Verdict(False, ident, debug=why)
         if jwt.is_revoked(st.revoked_users, uc.sub, uc.iat):
@@ -802,19 +802,6 @@ def _go_dur(seconds: float) -> str:
     if ns < 1e9:
         return f"{ns / 1e6:.6f}".rstrip("0").rstrip(".") + "ms"
     return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
-
-
-def _check_sig(pub: str, sig: str, nonce: bytes) -> str:
-    if not sig:
-        return "Signature missing"
-    raw = nkeys_util.decode_sig(sig)
-    if raw is None:
-        return "Signature not valid base64"
-    try:
-        ok = nkeys_util.verify(pub, nonce, raw)
-    except nkeys_util.NkeyError as e:
-        return f"User nkey not valid: {e}"
-    return "" if ok else "Signature not verified"
 
 
 def _expires_in(exp: int, valid_for: float) -> float | None:

@@ -16,7 +16,7 @@ against a pynats-server alone or in a cluster mixed with nats-server:
 Request subscriptions are sent to the routes (RS+ in the system account), so a PING from
 any node reaches every server and each one answers. Answers use nats-server's envelope,
 `{"server": {...}, "data": {...}}` or `{"server": ..., "error": {"code", "description"}}`,
-and request bodies are decoded with Go's rules and error texts (gojson.py). The data comes
+and request bodies are decoded with Go's rules and error texts (protocol/gojson.py). The data comes
 from monitor.Monitoring, the same code as the HTTP endpoints.
 
 Events: `$SYS.ACCOUNT.<acc>.CONNECT|DISCONNECT`, `$SYS.ACCOUNT.<acc>.SERVER.CONNS` (and the
@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import const, gojson, ids
+from . import const, ids
 from .accounts import STREAM, AccountError
 from .delivery import deliver_msg
 from .internal import InternalClient
@@ -50,7 +50,7 @@ from .monitor import (
     SubszOptions,
     go_time,
 )
-from .protocol import wire
+from .protocol import gojson, wire
 from .sublist import Subscription
 
 if TYPE_CHECKING:

@@ -16,6 +16,8 @@ import json
 import re
 from typing import Any
 
+from .gojson import go_string as _go_string
+
 # JSON name -> Go type, as in nats-server's ClientOpts.
 _FIELDS: dict[str, str] = {
     "echo": "bool", "verbose": "bool", "pedantic": "bool", "tls_required": "bool",
@@ -63,13 +65,6 @@ def _kind(v: Any) -> str:
     return "object"
 
 
-def _go_string(s: str) -> str:
-    """Lone surrogates (from `\\ud800` escapes) become U+FFFD, as Go decodes them."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-    return s
 
 
 def _type_error(value: str, path: str, gotype: str) -> ConnectError:

@@ -13,6 +13,15 @@ import json
 from typing import Any
 
 
+def go_string(s: str) -> str:
+    """Lone surrogates (from `\\ud800` escapes) become U+FFFD, as Go decodes them."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+    return s
+
+
 class GoJSONError(ValueError):
     """The text nats-server's json.Unmarshal would return."""
 
