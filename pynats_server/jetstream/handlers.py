@@ -3,7 +3,10 @@ and holds the account-level ones."""
 
 from __future__ import annotations
 
-from . import stream_api  # noqa: F401  - registers the stream endpoints
+from . import (
+    consumer_api,  # noqa: F401  - registers the consumer endpoints
+    stream_api,  # noqa: F401  - registers the stream endpoints
+)
 from .api import Request, endpoint
 from .engine import API_LEVEL
 

@@ -6,6 +6,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from .consumer_api import load_consumers
 from .stream import META_FILE, Stream
 
 if TYPE_CHECKING:
@@ -33,3 +34,4 @@ def load_account(jsa: JsAccount) -> None:
         jsa.streams[s.name] = s
         s.start()
         log.notice(f"  Restored {s.store.fast_state().msgs:,} messages for stream '{jsa.account.name} > {s.name}'")
+        load_consumers(s)

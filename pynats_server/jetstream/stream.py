@@ -287,6 +287,55 @@ class Stream:
             return deliver_msg(self.client, self.account, subject, reply, len(hdr), hdr + payload + b"\r\n")
         return deliver_msg(self.client, self.account, subject, reply, -1, payload + b"\r\n")
 
+    # -- consumers: retention and removals (added by the consumer work) ------------------
+    # nats-server's mset.ackMsg / noInterest / storeUpdates, as the consumers need them.
+    # `ack_msg` is the hook consumers call when a message is acked (interest and workqueue
+    # retention); `storage_updated` tells consumers about messages that left the store.
+
+    def ack_msg(self, seq: int, consumer: Any) -> bool:
+        """A consumer acked `seq`: under interest or workqueue retention the message goes
+        once no consumer needs it any more. True when it was removed."""
+        if self.closed or seq == 0 or self.config.get("retention", "limits") == "limits":
+            return False
+        st = self.store.fast_state()
+        if seq > st.last_seq:
+            return True
+        if seq < st.first_seq or not self.no_interest(seq, None):
+            return False
+        try:
+            return bool(self.store.remove_msg(seq))
+        except StoreError:
+            return False
+
+    def no_interest(self, seq: int, skip: Any) -> bool:
+        """No consumer (but `skip`) still needs message `seq`."""
+        subject = None
+        subjects = self.config.get("subjects") or []
+        if self.consumers and (len(subjects) > 1 or any("*" in s or ">" in s for s in subjects)):
+            try:
+                subject = self.store.subject_for_seq(seq)
+            except StoreError:
+                return True
+        for c in list(self.consumers.values()):
+            if c is not skip and c.need_ack(seq, subject):
+                return False
+        return True
+
+    def storage_updated(self, md: int, bd: int, seq: int, subject: bytes) -> None:
+        """The store's update callback: a removed message is no longer pending for consumers;
+        a bulk removal makes them count again."""
+        if md == -1 and seq > 0 and subject:
+            for c in list(self.consumers.values()):
+                c.dec_stream_pending(seq, subject)
+        elif md < 0:
+            for c in list(self.consumers.values()):
+                c.stream_num_pending()
+
+    def watch_storage_for_consumers(self) -> None:
+        if not getattr(self, "_storage_watched", False):
+            self._storage_watched = True
+            self.store.register_storage_updates(self.storage_updated)
+
     # -- answers ------------------------------------------------------------------------
 
     def used_bytes(self) -> int:
