@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import loadgen, proto
+from . import js_consumers, loadgen, proto
 from .servers import Server
 
 CHUNK_BYTES = 64 * 1024  # bytes per sendall for publishers
@@ -45,6 +45,7 @@ class Scenario:
     quick: bool = False  # part of --quick
     tags: tuple[str, ...] = field(default=())
     tls: bool = False  # clients connect with TLS (servers started with --tls)
+    jetstream: bool = False  # servers started with -js and a fresh store directory
 
 
 DELIVERED = Metric("deliveries_per_s", "deliveries/s (at subscribers)", "msgs/s")
@@ -476,6 +477,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Metric("bytes_per_sub", "RSS per subscription", "B", higher_is_better=False),),
         mem_per_sub,
         quick=True,
+    ),
+    Scenario(
+        "js_pull_fetch",
+        "JetStream pull fetch of a stored stream",
+        "A stream of 100,000 x 16 B (20,000 quick); one pull request for all of them on an explicit-ack "
+        "consumer without a max_ack_pending limit; time until the last arrives.",
+        (Metric("msgs_per_s", "messages/s (fetch)", "msgs/s"),),
+        lambda srvs, st: js_consumers.pull_fetch(srvs, st.quick),
+        quick=True,
+        jetstream=True,
+    ),
+    Scenario(
+        "js_push",
+        "JetStream push consumer of a stored stream",
+        "The same stream; a push consumer (ack none) created with its deliver subject subscribed; "
+        "time until the last message arrives.",
+        (Metric("msgs_per_s", "messages/s (push)", "msgs/s"),),
+        lambda srvs, st: js_consumers.push(srvs, st.quick),
+        quick=True,
+        jetstream=True,
     ),
     Scenario(
         "sub_churn",

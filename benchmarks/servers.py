@@ -332,13 +332,13 @@ def wait_route(a: Server, b: Server, timeout: float = 20.0) -> float:
 
 @contextlib.contextmanager
 def running(
-    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False
+    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False, extra: tuple[str, ...] = ()
 ) -> Iterator[list[Server]]:
     """Start one server, or a cluster of ``nodes`` fully routed to the first one."""
     servers: list[Server] = []
     try:
         if nodes == 1:
-            servers.append(start_server(target, workdir, tls=tls))
+            servers.append(start_server(target, workdir, tls=tls, extra=extra))
         else:
             seed_port = free_port()
             servers.append(

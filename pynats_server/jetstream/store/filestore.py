@@ -71,6 +71,7 @@ MIN_RECORD = DEL_SIZE
 _M32 = 0xFFFFFFFF
 # Read file descriptors kept open for blocks other than the one being written.
 _FD_CACHE = 8
+_READ_AHEAD = 64 * 1024  # bytes read at once when reads go through a block in order
 
 
 @dataclass(slots=True)
@@ -139,6 +140,8 @@ class FileStore(IndexedStore):
         self._flushed = 0
         self._pending = bytearray()
         self._fds: dict[int, int] = {}
+        self._rcache: tuple[int, int, bytes] | None = None  # read-ahead: (block, offset, bytes)
+        self._rnext: tuple[int, int] = (-1, -1)  # where the last read ended
         self._werr: ErrStoreWrite | None = None
         self._unsynced = False
         self._replaying = False
@@ -551,11 +554,13 @@ class FileStore(IndexedStore):
         return fd
 
     def _drop_fd(self, index: int) -> None:
+        self._rcache = None
         fd = self._fds.pop(index, None)
         if fd is not None:
             os.close(fd)
 
     def _close_fds(self) -> None:
+        self._rcache = None
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -568,10 +573,24 @@ class FileStore(IndexedStore):
         if lmb is not None and blk == lmb.index and off >= self._flushed:
             p = off - self._flushed
             return bytes(self._pending[p : p + rl])
+        # Read-ahead for a consumer walking the stream: a read that starts where the last
+        # one ended takes the next _READ_AHEAD bytes, and the records after it come from
+        # them (blocks only change by being rewritten or removed, which drops the window).
+        rc = self._rcache
+        if rc is not None and rc[0] == blk:
+            start = off - rc[1]
+            if 0 <= start and start + rl <= len(rc[2]):
+                self._rnext = (blk, off + rl)
+                return rc[2][start : start + rl]
+        ahead = self._rnext == (blk, off)
         try:
-            rec = os.pread(self._read_fd(blk), rl, off)
+            rec = os.pread(self._read_fd(blk), _READ_AHEAD if ahead and rl < _READ_AHEAD else rl, off)
         except OSError as e:
             raise self._corrupt(self._bmap[blk].path, f"read failed: {e}") from e
+        self._rnext = (blk, off + rl)
+        if len(rec) > rl:
+            self._rcache = (blk, off, rec)
+            return rec[:rl]
         if len(rec) != rl:
             raise self._corrupt(self._bmap[blk].path, f"short read at offset {off}")
         return rec
