@@ -201,9 +201,12 @@ class Consumer:
         self.npf = 0  # num pending is valid through this stream sequence
         self.lss: list[int] | None = None  # deliver last_per_subject: the sequences to send
         self.lss_resume = 0
-        # What a consumer store would hold as delivered (info reports it).
+        # What nats-server's consumer store holds (info reports it, and it is what is
+        # persisted): delivered and ack floor as the store's own rules move them.
         self.st_dcons = 0
         self.st_dstream = 0
+        self.st_afc = 0
+        self.st_afs = 0
         self.maxdc = max(cfg.max_deliver, 0)
         self.maxp = cfg.max_ack_pending
         self.ldt = 0  # last delivery (ns), last ack (ns)
@@ -599,7 +602,7 @@ class Consumer:
             self.rdq = deque(keep)
             self.rdqi = set(keep)
         self.stream_num_pending()
-        self._changed()
+        self._store_write()
 
     # -- starting sequence --------------------------------------------------------------
 
@@ -653,7 +656,7 @@ class Consumer:
         self.asflr = self.sseq - 1
         if self.sseq > 0:
             # SetStarting: what the store reports as delivered until something is.
-            self.st_dstream = self.sseq - 1
+            self.st_dstream = self.st_afs = self.sseq - 1
             self.store.set_starting(self.sseq - 1)
             self._changed()
 
@@ -664,10 +667,15 @@ class Consumer:
         self.asflr = st.ack_floor.stream
         self.st_dcons = st.delivered.consumer
         self.st_dstream = st.delivered.stream
+        self.st_afc = st.ack_floor.consumer
+        self.st_afs = st.ack_floor.stream
         self.pending = {s: [p.sequence, p.timestamp] for s, p in st.pending.items()}
         self.rdc = dict(st.redelivered)
-        for seq in [s for s in self.rdc if s <= self.asflr]:
+        stale = [s for s in self.rdc if s <= self.asflr]
+        for seq in stale:
             del self.rdc[seq]
+        if stale:
+            self._store_write()
 
     # -- num pending --------------------------------------------------------------------
 
@@ -924,6 +932,7 @@ class Consumer:
                     pending[seq] = [dseq, now_ns]
             else:
                 self.adflr, self.asflr = dseq, seq
+                self.st_afc, self.st_afs = dseq, seq
             last_seq = seq
             dseq += 1
             k += 1
@@ -1038,6 +1047,10 @@ class Consumer:
         if ack_none:
             self.adflr = dseq
             self.asflr = seq
+            if dseq > self.st_afc:
+                self.st_afc = dseq
+            if seq > self.st_afs:
+                self.st_afs = seq
         else:
             self._track_pending(seq, dseq, now_ns)
         if not outbound.deliver(client, acc, dsubj, sm.subject, reply, hdr, payload):
@@ -1383,8 +1396,8 @@ class Consumer:
         need_signal = False
         pending = self.pending
         policy = self.ack_policy
+        p = pending.get(sseq)
         if policy == "explicit":
-            p = pending.get(sseq)
             if p is not None:
                 if self.maxp > 0 and len(pending) >= self.maxp:
                     need_signal = True
@@ -1431,6 +1444,7 @@ class Consumer:
             if term_reason is not None:
                 self._term_advisory(sseq, dseq, dc, term_reason)
             return ack_in_place
+        self._store_acks(dseq, sseq, p, policy)
         self.lat = time.time_ns()
         self._changed()
         if reply and not ack_in_place:
@@ -1446,6 +1460,35 @@ class Consumer:
         if need_signal:
             self.signal()
         return ack_in_place
+
+    def _store_acks(self, dseq: int, sseq: int, p: list[int] | None, policy: str) -> None:
+        """The consumer store's UpdateAcks (its floors are what info reports): `p` was the
+        pending entry of `sseq` before the ack."""
+        if dseq <= self.st_afc or p is None:
+            return
+        if policy != "explicit":
+            self.st_afc, self.st_afs = dseq, sseq
+            return
+        if dseq > p[0] > 0:
+            dseq = p[0]
+        pending = self.pending
+        if not pending:
+            self.st_afc, self.st_afs = self.st_dcons, self.st_dstream
+        elif dseq == self.st_afc + 1:
+            self.st_afc, self.st_afs = dseq, sseq
+            if self.st_dcons > dseq:
+                for ss in range(sseq + 1, self.st_dstream + 1):
+                    q = pending.get(ss)
+                    if q is not None:
+                        if q[0] > 0:
+                            self.st_afc, self.st_afs = q[0] - 1, ss - 1
+                        break
+
+    def _store_write(self) -> None:
+        """writeStoreState: the consumer's own view replaces the store's."""
+        self.st_dcons, self.st_dstream = self.dseq - 1, self.sseq - 1
+        self.st_afc, self.st_afs = self.adflr, self.asflr
+        self._changed()
 
     def _process_nak(self, sseq: int, dseq: int, dc: int, body: bytes) -> None:
         if dseq <= self.adflr or dseq > self.dseq:
@@ -1567,7 +1610,9 @@ class Consumer:
             self.rdq.clear()
             self.rdqi.clear()
             self.adflr, self.asflr = self.dseq - 1, self.sseq - 1
-        if changed or expired:
+        if changed:
+            self._store_write()
+        elif expired:
             self._changed()
 
     def _has_max_deliveries(self, seq: int) -> bool:
@@ -1643,9 +1688,13 @@ class Consumer:
     def _write_state(self) -> None:
         if not self.persist or self.store is None:
             return
+        if self.st_dcons or self.st_dstream:
+            delivered = SequencePair(self.st_dcons, self.st_dstream)
+        else:
+            delivered = SequencePair(self.dseq - 1, self.sseq - 1)
         st = ConsumerState(
-            SequencePair(self.dseq - 1, self.sseq - 1),
-            SequencePair(self.adflr, self.asflr),
+            delivered,
+            SequencePair(self.st_afc, self.st_afs),
             {s: Pending(p[0], p[1]) for s, p in self.pending.items()},
             dict(self.rdc),
         )
@@ -1670,7 +1719,7 @@ class Consumer:
         delivered: dict[str, Any] = {"consumer_seq": dcons, "stream_seq": dstream}
         if self.ldt:
             delivered["last_active"] = format_time(self.ldt)
-        ack_floor: dict[str, Any] = {"consumer_seq": self.adflr, "stream_seq": self.asflr}
+        ack_floor: dict[str, Any] = {"consumer_seq": self.st_afc, "stream_seq": self.st_afs}
         if self.lat:
             ack_floor["last_active"] = format_time(self.lat)
         cfg = self.cfg.to_json(dynamic_metadata(self.cfg) if dynamic else None)
@@ -1697,6 +1746,9 @@ class Consumer:
             out["paused"] = True
             out["pause_remaining"] = p - now
         out["ts"] = format_time(now)
+        if self.cfg.priority_groups:
+            # Only the first group is tracked (as nats-server 2.14); no pinning here yet.
+            out["priority_groups"] = [{"group": self.cfg.priority_groups[0], "pinned_ts": _ZERO_TIME}]
         return out
 
     # -- config updates -----------------------------------------------------------------
@@ -1836,5 +1888,3 @@ def _required_api_level(block: bytes) -> bool:
     except ValueError:
         return True
 
-
-_ = (_ZERO_TIME,)

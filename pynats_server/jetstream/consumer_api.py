@@ -264,10 +264,14 @@ def _offset(req: Request) -> int:
     if body[:1] not in (b"{", b"["):
         return 0
     v = req.json_body()
-    off = v.get("offset", 0)
+    off = v.get("offset", 0) if isinstance(v, dict) else 0
+    if off is None:
+        return 0
     if not isinstance(off, int) or isinstance(off, bool):
-        raise api_error(errors.INVALID_JSON, err="json: cannot unmarshal into Go struct field "
-                        "JSApiConsumersRequest.offset of type int")  # fmt: skip
+        what = {str: "string", bool: "bool", float: f"number {off}", list: "array", dict: "object"}.get(
+            type(off), "value")  # fmt: skip
+        raise api_error(errors.INVALID_JSON, err=f"json: cannot unmarshal {what} into Go struct field "
+                        "JSApiConsumersRequest.ApiPagedRequest.offset of type int")  # fmt: skip
     return max(off, 0)
 
 

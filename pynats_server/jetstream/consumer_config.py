@@ -72,11 +72,29 @@ _RFC3339 = re.compile(
 )
 
 
+def _time_error(text: str) -> str:
+    """Go's time.Parse error for RFC 3339: the layout element that did not match and the rest
+    of the value at that point."""
+    layout = "2006-01-02T15:04:05Z07:00"
+    v = text
+    steps = (("2006", r"\d{4}"), ("-", "-"), ("01", r"\d\d"), ("-", "-"), ("02", r"\d\d"), ("T", "T"),
+             ("15", r"\d\d"), (":", ":"), ("04", r"\d\d"), (":", ":"), ("05", r"\d\d(?:\.\d+)?"),
+             ("Z07:00", r"Z|[+-]\d\d:\d\d"))  # fmt: skip
+    for elem, rx in steps:
+        m = re.match(rx, v)
+        if m is None:
+            return f"parsing time {go_quote(text)} as {go_quote(layout)}: cannot parse {go_quote(v)} as {go_quote(elem)}"
+        v = v[m.end():]
+    if v:
+        return f"parsing time {go_quote(text)}: extra text: {go_quote(v)}"
+    return f"parsing time {go_quote(text)}: out of range"
+
+
 def parse_time(text: str) -> GoTime:
     """RFC 3339 (with up to 9 fraction digits) as Go's time.Time UnmarshalJSON takes it."""
     m = _RFC3339.fullmatch(text)
     if m is None:
-        raise ValueError(f'parsing time "{text}" as "2006-01-02T15:04:05Z07:00": cannot parse "{text}"')
+        raise ValueError(_time_error(text))
     y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
     frac = int((m.group(7) or "").ljust(9, "0"))
     offset = 0
@@ -84,8 +102,10 @@ def parse_time(text: str) -> GoTime:
         offset = (int(m.group(10)) * 3600 + int(m.group(11)) * 60) * (1 if m.group(9) == "+" else -1)
     try:
         base = dt.datetime(y, mo, d, h, mi, s, tzinfo=dt.timezone.utc)
-    except ValueError as e:
-        raise ValueError(f'parsing time "{text}": {e}') from None
+    except ValueError:
+        what = "month" if not 1 <= mo <= 12 else "day" if not 1 <= d <= 31 else "hour" if h > 23 else (
+            "minute" if mi > 59 else "second")  # fmt: skip
+        raise ValueError(f"parsing time {go_quote(text)}: {what} out of range") from None
     secs = (base - _EPOCH) // dt.timedelta(seconds=1) - offset
     return GoTime(secs * 1_000_000_000 + frac, offset)
 
@@ -329,7 +349,9 @@ class _Decode:
 
     def type_error(self, v: Any, key: str, gotype: str, raw: str | None = None) -> ApiError:
         what = _json_type(v)
-        if what == "number":
+        if what == "number" and gotype not in ("string", "bool", "[]string", "map[string]string", "time.Time",
+                                               "[]time.Duration"):
+            # Go names the number only when it was decoding into a number.
             what = "number " + (raw if raw is not None else json.dumps(v))
         return api_error(errors.INVALID_JSON, err=f"json: cannot unmarshal {what} into Go struct field "
                          f"{self.struct}.{self.prefix}{key} of type {gotype}")  # fmt: skip
@@ -384,7 +406,7 @@ def _num_text(v: float) -> str:
     return repr(v) if v != int(v) else str(int(v)) + ".0"
 
 
-def decode_config(obj: Any, *, struct: str = "CreateConsumerRequest", prefix: str = "config.") -> ConsumerConfig:
+def decode_config(obj: Any, *, struct: str = "ConsumerConfig", prefix: str = "config.") -> ConsumerConfig:
     """A config from decoded JSON, with Go's rules (unknown keys ignored, null = zero)."""
     cfg = ConsumerConfig()
     if obj is None:
@@ -392,7 +414,7 @@ def decode_config(obj: Any, *, struct: str = "CreateConsumerRequest", prefix: st
     dec = _Decode(struct, prefix)
     if not isinstance(obj, dict):
         raise api_error(errors.INVALID_JSON, err=f"json: cannot unmarshal {_json_type(obj)} into Go struct "
-                        f"field {struct}.config of type server.ConsumerConfig")  # fmt: skip
+                        "field CreateConsumerRequest.config of type server.ConsumerConfig")  # fmt: skip
     for key, kind in _FIELDS:
         if key not in obj:
             continue
@@ -403,14 +425,56 @@ def decode_config(obj: Any, *, struct: str = "CreateConsumerRequest", prefix: st
     return cfg
 
 
+def go_json_error(doc: str | bytes, e: ValueError) -> str:
+    """Go's encoding/json syntax error text for what Python's decoder refused."""
+    if isinstance(doc, bytes):
+        doc = doc.decode("utf-8", errors="replace")
+    msg = getattr(e, "msg", str(e))
+    pos = getattr(e, "pos", None)
+    if pos is None or pos >= len(doc) or msg.startswith("Unterminated string"):
+        return "unexpected end of JSON input"
+    ch = doc[pos]
+    q = "'" + ("\\" + ch if ch == "'" else ch) + "'"
+    if msg.startswith("Expecting property name"):
+        return f"invalid character {q} looking for beginning of object key string"
+    if msg.startswith("Expecting ':'"):
+        return f"invalid character {q} after object key"
+    if msg.startswith("Expecting ','"):
+        return f"invalid character {q} after {'object key:value pair' if _in_object(doc, pos) else 'array element'}"
+    if msg.startswith("Extra data"):
+        return f"invalid character {q} after top-level value"
+    return f"invalid character {q} looking for beginning of value"
+
+
+def _in_object(doc: str, pos: int) -> bool:
+    depth: list[str] = []
+    in_str = esc = False
+    for c in doc[:pos]:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth.append(c)
+        elif c in "]}" and depth:
+            depth.pop()
+    return bool(depth) and depth[-1] == "{"
+
+
 def decode_create_request(body: bytes) -> tuple[str, ConsumerConfig, str, bool]:
-    """CreateConsumerRequest: (stream_name, config, action, pedantic)."""
+    """CreateConsumerRequest: (stream_name, config, action, pedantic). nats-server takes an
+    empty body as an empty request."""
     if not body.strip():
-        raise api_error(errors.INVALID_JSON, err="unexpected end of JSON input")
+        return "", ConsumerConfig(), "", False
     try:
         obj = json.loads(body)
     except ValueError as e:
-        raise api_error(errors.INVALID_JSON, err=str(e)) from None
+        raise api_error(errors.INVALID_JSON, err=go_json_error(body, e)) from None
     if not isinstance(obj, dict):
         raise api_error(errors.INVALID_JSON, err=f"json: cannot unmarshal {_json_type(obj)} into Go value "
                         "of type server.CreateConsumerRequest")  # fmt: skip
@@ -789,7 +853,7 @@ def parse_next_request(body: bytes) -> NextRequest:
         try:
             obj = json.loads(req)
         except ValueError as e:
-            raise ValueError(str(e)) from None
+            raise ValueError(go_json_error(req, e)) from None
         if not isinstance(obj, dict):
             raise ValueError("json: cannot unmarshal into Go value")
         r = NextRequest(batch=0)
