@@ -192,7 +192,7 @@ class Api:
                 fn(req)
             except ApiError as e:
                 if not req.answered:
-                    req.error(_response_type(req.subject), e)
+                    req.error(_response_type(req.subject), e, **error_zeros(req.subject))
             return True
 
         return on_request
@@ -254,10 +254,34 @@ _TYPES = {
 }
 
 
-def _response_type(subject: str) -> str:
+# The fields an error answer of each endpoint carries with their zero values (the response
+# struct's fields that are not omitempty).
+_PAGED = {"total": 0, "offset": 0, "limit": 0}
+_ZEROS: dict[str, dict[str, Any]] = {
+    "STREAM.INFO": _PAGED,
+    "STREAM.NAMES": {**_PAGED, "streams": None},
+    "STREAM.LIST": {**_PAGED, "streams": []},
+    "STREAM.PURGE": {"purged": 0},
+    "STREAM.RESTORE": {"deliver_subject": ""},
+    "CONSUMER.NAMES": {**_PAGED, "consumers": None},
+    "CONSUMER.LIST": {**_PAGED, "consumers": []},
+    "CONSUMER.PAUSE": {"paused": False, "pause_until": "0001-01-01T00:00:00Z"},
+}
+
+
+def _endpoint_key(subject: str) -> str:
     rest = subject[len("$JS.API."):]
     best = ""
     for k in _TYPES:
         if (rest == k or rest.startswith(k + ".")) and len(k) > len(best):
             best = k
-    return _TYPES.get(best, "io.nats.jetstream.api.v1.account_info_response")
+    return best
+
+
+def _response_type(subject: str) -> str:
+    return _TYPES.get(_endpoint_key(subject), "io.nats.jetstream.api.v1.account_info_response")
+
+
+def error_zeros(subject: str) -> dict[str, Any]:
+    """The zero-valued fields of an error answer to `subject`."""
+    return dict(_ZEROS.get(_endpoint_key(subject), {}))

@@ -130,7 +130,9 @@ class JsAccount:
         )  # fmt: skip
 
     def num_consumers(self) -> int:
-        return sum(len(s.consumers) for s in self.streams.values())
+        """Consumers of the account's streams, with the internal ones of mirrors and sources
+        (nats-server counts those in $JS.API.INFO, not in stream states)."""
+        return sum(len(s.consumers) + len(s.taps) for s in self.streams.values())
 
     def limits_json(self) -> dict[str, Any]:
         lim = self.limits

@@ -89,6 +89,10 @@ class _Source:
     def attach(self, origin: Stream) -> None:
         self.origin = origin
         origin.taps.append(self)
+        # nats-server creates a consumer on the origin with an API request: it counts.
+        jsa = self.owner.stream.jsa
+        jsa.api_total += 1
+        jsa.js.api_total += 1
         if self.sseq == 0:
             start = self.start_seq()
             self.sseq = max(start - 1, 0)

@@ -161,8 +161,6 @@ def stream_update(req: Request) -> None:
         new = sc.config_update_check(s.config, cfg, env, pedantic)
     except ApiError as e:
         raise _wrap(e, errors.STREAM_UPDATE) from None
-    if new["num_replicas"] > 1:
-        raise api_error(errors.STREAM_REPLICAS_NOT_SUPPORTED)
     unsupported = [k for k in ("allow_msg_schedules", "allow_batched", "allow_atomic") if new[k]]
     if unsupported:
         raise sc._invalid(f"{unsupported[0]} is not supported by this server")
@@ -193,35 +191,25 @@ def _check_consumer_limits(s: Stream, cfg: dict[str, Any]) -> None:
 
 @endpoint("$JS.API.STREAM.INFO.*")
 def stream_info(req: Request) -> None:
-    try:
-        details, subjects, offset = False, "", 0
-        if req.is_json_object_or_array():
-            r = req.decode(INFO_REQUEST)
-            details = bool(r.get("deleted_details"))
-            subjects = r.get("subjects_filter") or ""
-            offset = max(r.get("offset") or 0, 0)
-        s = _stream(req, req.tokens[-1])
-    except ApiError as e:
-        req.error(T_INFO, e, total=0, offset=0, limit=0)
-        return
-    total = limit = 0
+    details, subjects, offset = False, "", 0
+    if req.is_json_object_or_array():
+        r = req.decode(INFO_REQUEST)
+        details = bool(r.get("deleted_details"))
+        subjects = r.get("subjects_filter") or ""
+        offset = max(r.get("offset") or 0, 0)
+    s = _stream(req, req.tokens[-1])
+    total = limit = answer_offset = 0
     subj_map: dict[str, int] | None = None
     if subjects:
         st = s.store.subjects_totals(subjects.encode(errors="surrogateescape"))
         if st:
-            total = len(st)
-            limit = MAX_SUBJECT_DETAILS
+            # The answer keeps the requested offset; the page is cut at the subjects' count.
+            total, limit, answer_offset = len(st), MAX_SUBJECT_DETAILS, offset
             names = sorted(k.decode(errors="surrogateescape") for k in st)
-            if offset > len(names):
-                offset = len(names)
-            page = names[offset:offset + MAX_SUBJECT_DETAILS]
+            page = names[min(offset, len(names)):offset + MAX_SUBJECT_DETAILS]
             subj_map = {n: st[n.encode(errors="surrogateescape")] for n in page} or None
-        else:
-            offset = 0
-    else:
-        offset = 0
     info = s.info_json(details=details, subjects=subj_map)
-    req.respond({"type": T_INFO, "total": total, "offset": offset, "limit": limit, **info})
+    req.respond({"type": T_INFO, "total": total, "offset": answer_offset, "limit": limit, **info})
 
 
 def _filtered(req: Request, subject: str) -> list[Stream]:
@@ -274,21 +262,17 @@ def stream_delete(req: Request) -> None:
 
 @endpoint("$JS.API.STREAM.PURGE.*")
 def stream_purge(req: Request) -> None:
-    try:
-        filt, seq, keep = "", 0, 0
-        if req.is_json_object_or_array():
-            r = req.decode(PURGE_REQUEST)
-            seq, keep, filt = r.get("seq") or 0, r.get("keep") or 0, r.get("filter") or ""
-            if seq > 0 and keep > 0:
-                raise api_error(errors.BAD_REQUEST)
-        s = _stream(req, req.tokens[-1])
-        if s.config["sealed"]:
-            raise api_error(errors.STREAM_SEALED)
-        if s.config["deny_purge"]:
-            raise api_error(errors.STREAM_PURGE_FAILED_F, err="stream purge not permitted")
-    except ApiError as e:
-        req.error(T_PURGE, e, purged=0)
-        return
+    filt, seq, keep = "", 0, 0
+    if req.is_json_object_or_array():
+        r = req.decode(PURGE_REQUEST)
+        seq, keep, filt = r.get("seq") or 0, r.get("keep") or 0, r.get("filter") or ""
+        if seq > 0 and keep > 0:
+            raise api_error(errors.BAD_REQUEST)
+    s = _stream(req, req.tokens[-1])
+    if s.config["sealed"]:
+        raise api_error(errors.STREAM_SEALED)
+    if s.config["deny_purge"]:
+        raise api_error(errors.STREAM_PURGE_FAILED_F, err="stream purge not permitted")
     try:
         n = s.purge(filt, seq, keep)
     except StoreError as e:
