@@ -19,6 +19,7 @@ EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 ROLLUP = b"Nats-Rollup"
 TTL = b"Nats-TTL"
 INCR = b"Nats-Incr"
+COUNTER_SOURCES = b"Nats-Counter-Sources"
 BATCH_ID = b"Nats-Batch-Id"
 SCHEDULE = b"Nats-Schedule"
 SCHEDULE_NEXT = b"Nats-Schedule-Next"
@@ -57,6 +58,24 @@ def remove(hdr: bytes, key: bytes) -> bytes:
     if out == b"NATS/1.0\r\n\r\n":
         return b""
     return out
+
+
+def set_value(hdr: bytes, key: bytes, value: bytes) -> bytes:
+    """setHeader: the first `key` line gets `value`, or the line is added."""
+    if hdr:
+        k = b"\r\n" + key + b":"
+        i = hdr.find(k)
+        if i >= 0:
+            end = hdr.find(b"\r\n", i + len(k))
+            return hdr[:i] + k + b" " + value + hdr[end:]
+    return append(hdr, key, value)
+
+
+def parse_incr(v: bytes) -> int | None:
+    """big.Int SetString(v, 10): an optional sign and digits."""
+    if re.fullmatch(rb"[+-]?[0-9]+", v):
+        return int(v)
+    return None
 
 
 def append(hdr: bytes, key: bytes, value: bytes) -> bytes:

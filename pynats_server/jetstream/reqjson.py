@@ -413,11 +413,9 @@ class _Decoder:
     def value(self, v: Any, t: GoType, ctx: tuple[str, tuple[str, ...]] | None, old: Any = None) -> Any:
         """The decoded value (or `old` when nothing is set: null, or an error recorded)."""
         if isinstance(t, Enum):
-            try:
-                return t.decode(_raw(v), v)
-            except GoJSONError as e:
-                self.fail(e)
-                return old
+            # An UnmarshalJSON error stops decoding at once (type errors and unknown fields
+            # are only remembered): it wins over those seen before.
+            return t.decode(_raw(v), v)
         if v is None:
             return None if isinstance(t, Ptr) else old
         if isinstance(t, Ptr):
@@ -440,13 +438,11 @@ class _Decoder:
             if isinstance(v, str) and not isinstance(v, _Num):
                 if _TIME_RE.match(v):
                     return v
-                self.fail(GoJSONError(
+                raise GoJSONError(
                     f'parsing time {go_quote(v)} as "2006-01-02T15:04:05Z07:00": cannot parse '
                     f'{go_quote(v)} as "2006"'
-                ))
-                return old
-            self.fail(GoJSONError("Time.UnmarshalJSON: input is not a JSON string"))
-            return old
+                )
+            raise GoJSONError("Time.UnmarshalJSON: input is not a JSON string")
         elif isinstance(t, Slice):
             if isinstance(v, list):
                 return [self.value(x, t.elem, ctx, _zero(t.elem)) for x in v]

@@ -172,7 +172,7 @@ class _Source:
         """StreamSourceInfo."""
         out: dict[str, Any] = {"name": self.name, "lag": self.lag}
         out["active"] = int((time.time() - self.last_active) * 1e9) if self.last_active else -1
-        if self.filter:
+        if self.filter and not self.mirror:  # a mirror's info does not show its filter
             out["filter_subject"] = self.filter
         if self.transforms:
             out["subject_transforms"] = [

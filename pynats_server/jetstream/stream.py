@@ -145,6 +145,7 @@ class Stream:
         self._allow_rollup = cfg["allow_rollup_hdrs"] and not cfg["deny_purge"]
         self._sdm_ttl = (cfg["subject_delete_marker_ttl"] or 0) // 1_000_000_000
         self._is_mirror = cfg["mirror"] is not None
+        self._counter = cfg["allow_msg_counter"]
         self._timed = bool(cfg["max_age"] or cfg["allow_msg_ttl"])
         st = cfg["subject_transform"]
         self._itr: StreamTransform | None = None
@@ -410,7 +411,7 @@ class Stream:
         if hdr:
             if not sourced and H.get(hdr, H.BATCH_ID) is not None:
                 return self._error(reply, api_error(errors.ATOMIC_PUBLISH_DISABLED))
-            r = self._check_headers(subject, reply, hdr, sourced)
+            r = self._check_headers(subject, hdr, msg, sourced)
             if r is not None:
                 if isinstance(r, ApiError):
                     return self._error(reply, r)
@@ -436,6 +437,16 @@ class Stream:
 
                     text = f"rollup value invalid: {go_quote(rollup.decode(errors='replace'))}"
                     return self._error(reply, api_error(errors.STREAM_ROLLUP_FAILED_F, err=text))
+        ack_tail = b"}"
+        if self._counter:
+            incr = H.get(hdr, H.INCR) if hdr else None
+            if incr is None:
+                return self._error(reply, api_error(errors.MESSAGE_INCR_MISSING))
+            r2 = self._count(subject, hdr, msg, H.parse_incr(incr) or 0)
+            if isinstance(r2, ApiError):
+                return self._error(reply, r2)
+            hdr, msg = r2
+            ack_tail = b',"val":' + json.dumps(json.loads(msg)["val"]).encode() + b"}"
         mms = self._max_msg_size
         if mms >= 0 and (len(hdr) > mms or len(msg) > mms - len(hdr)):
             return self._error(reply, api_error(errors.STREAM_MESSAGE_EXCEEDS_MAXIMUM))
@@ -501,9 +512,49 @@ class Stream:
         if tsubj is not None:
             self._republish(tsubj, subject, hdr, msg, seq, ts, tlseq)
         if reply and not self._no_ack:
-            self._respond(reply, self._ack_prefix + str(seq).encode() + b"}")
+            self._respond(reply, self._ack_prefix + str(seq).encode() + ack_tail)
         self._stored(seq)
         return seq
+
+    def _count(self, subject: bytes, hdr: bytes, msg: bytes, incr: int) -> tuple[bytes, bytes] | ApiError:
+        """A counter stream's message: the subject's new total ({"val":"N"}); a sourced one
+        updates Nats-Counter-Sources and counts the difference to its source's last value."""
+        total = 0
+        sources: dict[str, dict[str, str]] = {}
+        try:
+            last = self.store.load_last_msg(subject)
+        except StoreError:
+            last = None
+        if last is not None:
+            try:
+                total = int(json.loads(last.msg)["val"])
+                cs = H.get(last.hdr, H.COUNTER_SOURCES) if last.hdr else None
+                if cs is not None:
+                    sources = json.loads(cs)
+            except (ValueError, KeyError, TypeError):
+                return api_error(errors.MESSAGE_COUNTER_BROKEN)
+        src = H.get(hdr, H.STREAM_SOURCE)
+        if src is not None:
+            fields = src.decode(errors="surrogateescape").split(" ")
+            orig_stream = fields[0]
+            orig_subj = fields[4] if len(fields) >= 5 else subject.decode(errors="surrogateescape")
+            try:
+                sourced = int(json.loads(msg)["val"])
+            except (ValueError, KeyError, TypeError):
+                return api_error(errors.MESSAGE_COUNTER_BROKEN)
+            per = sources.setdefault(orig_stream, {})
+            prev = int(per.get(orig_subj, "0") or 0)
+            per[orig_subj] = str(sourced)
+            incr = sourced - prev
+            hdr = H.set_value(hdr, H.INCR, str(incr).encode())
+        total += incr
+        msg = b'{"val":' + json.dumps(str(total)).encode() + b"}"
+        if sources:
+            text = json.dumps({k: dict(sorted(v.items())) for k, v in sorted(sources.items())}, separators=(",", ":"))
+            hdr = H.set_value(hdr, H.COUNTER_SOURCES, text.encode())
+        if len(hdr) + len(msg) > self.server.opts.max_payload:
+            return api_error(errors.STREAM_MESSAGE_EXCEEDS_MAXIMUM)
+        return hdr, msg
 
     def _stored(self, seq: int) -> None:
         """After a store: consumers and copying streams are told (file streams: once written)."""
@@ -545,16 +596,21 @@ class Stream:
                 self._rollup(subject, rv.lower(), 1)
         self._stored(seq)
 
-    def _check_headers(self, subject: bytes, reply: bytes | None, hdr: bytes, sourced: bool) -> ApiError | int | None:
+    def _check_headers(self, subject: bytes, hdr: bytes, msg: bytes, sourced: bool) -> ApiError | int | None:
         """The checks of headers before de-duplication: an ApiError to answer, or None."""
         incr = H.get(hdr, H.INCR)
         if incr is not None:
-            try:
-                int(incr)
-            except ValueError:
+            if H.parse_incr(incr) is None:
                 return api_error(errors.MESSAGE_INCR_INVALID)
             if not sourced:
-                return api_error(errors.MESSAGE_INCR_DISABLED)
+                if not self._counter:
+                    return api_error(errors.MESSAGE_INCR_DISABLED)
+                if msg:
+                    return api_error(errors.MESSAGE_INCR_PAYLOAD)
+                if any(H.get(hdr, k) is not None for k in (
+                        H.ROLLUP, H.EXPECTED_STREAM, H.EXPECTED_LAST_MSG_ID, H.EXPECTED_LAST_SUBJ_SEQ_SUBJ,
+                        H.EXPECTED_LAST_SEQ, H.EXPECTED_LAST_SUBJ_SEQ)):  # fmt: skip
+                    return api_error(errors.MESSAGE_INCR_INVALID)
         es = H.get(hdr, H.EXPECTED_STREAM)
         if es is not None and es.decode(errors="replace") != self.name:
             return api_error(errors.STREAM_NOT_MATCH)

@@ -98,7 +98,7 @@ def add_stream(req: Request, config: dict[str, Any], pedantic: bool) -> Stream:
     cfg = sc.check_stream_cfg(config, env, pedantic)
     if cfg["num_replicas"] > 1:
         raise api_error(errors.STREAM_REPLICAS_NOT_SUPPORTED)
-    unsupported = [k for k in ("allow_msg_counter", "allow_atomic", "allow_msg_schedules", "allow_batched") if cfg[k]]
+    unsupported = [k for k in ("allow_atomic", "allow_msg_schedules", "allow_batched") if cfg[k]]
     if unsupported:
         raise sc._invalid(f"{unsupported[0]} is not supported by this server")
     old = jsa.streams.get(cfg["name"])
