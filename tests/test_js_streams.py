@@ -20,14 +20,13 @@ from typing import Any
 
 import nats
 import pytest
+from conftest import TIMEOUT, RawClient, go_binary, http_get, wait_for
 from nats.js.api import StreamConfig, StreamSource, SubjectTransform
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError
 
 from pynats_server import Server
 from pynats_server.log import Logger
 from pynats_server.options import AccountConfig, JetStreamLimits, JetStreamOptions, User
-
-from conftest import TIMEOUT, RawClient, go_binary, http_get, wait_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("PYNATS_TEST_TARGET", "pynats") != "pynats",
                                 reason="runs pynats-server (the fuzz compares with nats-server itself)")  # fmt: skip
