@@ -296,8 +296,8 @@ class Sublist:
         return True
 
     def watch(self, subject: bytes, cb: Callable[[], None]) -> None:
-        """Call `cb` when a subscription that may match the literal `subject` is added or
-        removed (the callback checks the interest itself)."""
+        """Call `cb` when a subscription on exactly the literal `subject` is added or removed
+        (nats-server's interest notifications; the callback checks the interest itself)."""
         if self.watchers is None:
             self.watchers = {}
         self.watchers.setdefault(subject, []).append(cb)
@@ -312,11 +312,10 @@ class Sublist:
 
     def _changed(self, subject: bytes) -> None:
         assert self.watchers is not None
-        wild = not is_literal(subject)
-        for watched, cbs in list(self.watchers.items()):
-            if watched == subject or (wild and match_literal(watched, subject)):
-                for cb in list(cbs):
-                    cb()
+        cbs = self.watchers.get(subject)
+        if cbs:
+            for cb in list(cbs):
+                cb()
 
     def update_weight(self, sub: Subscription, weight: int) -> None:
         """A route's queue weight changed: cached results repeat members by weight."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..ids import nuid
 from ..monitor import go_duration
 from ..protocol import wire
-from ..protocol.subjects import match_literal
+from ..protocol.subjects import is_subset_match, match_literal
 from . import outbound
 from .consumer_config import (
     DELETE_WAIT_DEFAULT,
@@ -408,13 +408,20 @@ class Consumer:
     # -- interest (push) ----------------------------------------------------------------
 
     def _has_interest(self) -> bool:
+        """Interest as nats-server's sublist notifications see it: a subscription on exactly
+        the deliver subject (with the deliver group as its queue, when there is one); a
+        wildcard subscription that happens to match does not make the consumer active."""
         r = self.account.sublist.match(self.dsubj)
         if not r:
             return False
+        subject = self.dsubj
         group = self.cfg.deliver_group.encode()
         if group:
-            return bool(r.psubs) or any(q == group for q, _ in r.qsubs)
-        return True
+            for q, members in r.qsubs:
+                if q == group and any(m.subject == subject for m in members):
+                    return True
+            return False
+        return any(sub.subject == subject for sub in r.psubs)
 
     def _interest_changed(self) -> None:
         # Told from inside the subscription index: look at it once the change is done.
@@ -938,7 +945,7 @@ class Consumer:
             k += 1
             if retention_acks:
                 self.sseq, self.dseq, self.npc = sseq, dseq, npc
-                self.stream.ack_msg(seq, None)
+                self.stream.ack_msg(None, seq)
             if wr is not None:
                 wr.d += 1
                 wr.n -= 1
@@ -1060,7 +1067,7 @@ class Consumer:
         if self.is_pull and self.dthresh > 0:
             self.waiting.last = time.monotonic()  # type: ignore[union-attr]
         if ack_none and self.retention != "limits":
-            self.stream.ack_msg(seq, None)
+            self.stream.ack_msg(None, seq)
         if self.persist and self._flush_handle is None:
             self._changed()
 
@@ -1454,9 +1461,9 @@ class Consumer:
         if ack_in_place:
             if sgap > 1:
                 for seq in range(sseq, floor - 1, -1):
-                    self.stream.ack_msg(seq, self)
+                    self.stream.ack_msg(self, seq)
             else:
-                self.stream.ack_msg(sseq, self)
+                self.stream.ack_msg(self, sseq)
         if need_signal:
             self.signal()
         return ack_in_place
@@ -1632,8 +1639,21 @@ class Consumer:
 
     # -- retention ----------------------------------------------------------------------
 
-    def need_ack(self, sseq: int, subject: bytes | None) -> bool:
+    def is_filtered_match(self, subject: str | bytes) -> bool:
+        """isFilteredMatch (the stream asks on interest streams before storing)."""
+        return self.matches(subject.encode(errors="surrogateescape") if isinstance(subject, str) else subject)
+
+    def is_equal_or_subset_match(self, subject: str) -> bool:
+        """isEqualOrSubsetMatch: a purge filter is one of our filters or inside one."""
+        for f in self.cfg.filters():
+            if subject == f or is_subset_match(subject, f):
+                return True
+        return False
+
+    def need_ack(self, sseq: int, subject: str | bytes | None) -> bool:
         """needAck: does this consumer still need message `sseq` (interest retention)?"""
+        if isinstance(subject, str):
+            subject = subject.encode(errors="surrogateescape")
         if self.is_filtered():
             if subject is None:
                 try:
@@ -1652,23 +1672,9 @@ class Consumer:
         return need
 
     def _cleanup_no_interest(self) -> None:
-        """cleanupNoInterestMessages: after this consumer went, messages nobody else needs go."""
-        stream = self.stream
-        store = stream.store
-        st = store.fast_state()
-        if not stream.consumers:
-            store.purge()
-            return
-        start = max(self.asflr, st.first_seq)
-        stop = st.last_seq
-        if stop - start > 100_000:
-            return
-        gone = [seq for seq in range(start, stop + 1) if stream.no_interest(seq, None)]
-        for seq in gone:
-            try:
-                store.remove_msg(seq)
-            except StoreError:
-                pass
+        """cleanupNoInterestMessages: after this consumer went, messages nobody else needs go
+        (the stream's cleanup_no_interest, from our ack floor on)."""
+        self.stream.cleanup_no_interest(self.asflr)
 
     # -- persistence --------------------------------------------------------------------
 
@@ -1750,6 +1756,10 @@ class Consumer:
             # Only the first group is tracked (as nats-server 2.14); no pinning here yet.
             out["priority_groups"] = [{"group": self.cfg.priority_groups[0], "pinned_ts": _ZERO_TIME}]
         return out
+
+    def info_json(self) -> dict[str, Any]:
+        """The info /jsz lists (its stored metadata, as CONSUMER.LIST)."""
+        return self.info(dynamic=False)
 
     # -- config updates -----------------------------------------------------------------
 

@@ -139,9 +139,6 @@ def add_consumer(stream: Stream, cfg: ConsumerConfig, action: str = "", pedantic
     except (OSError, ValueError) as e:
         raise api_error(errors.CONSUMER_STORE_FAILED, err=str(e)) from None
     stream.register_consumer(o)
-    hook = getattr(stream, "watch_storage_for_consumers", None)
-    if hook is not None:
-        hook()
     o.start()
     if not recovering:
         o.created_advisory()
