@@ -639,3 +639,37 @@ async def test_consumers_come_back_after_a_clean_restart(tmp_path: Path) -> None
     finally:
         p.kill()
         p.wait()
+
+
+async def test_ephemeral_comes_back_and_then_goes(tmp_path: Path) -> None:
+    """An ephemeral of a file stream is stored like a durable; after a restart it is there
+    again (same name) and goes once its inactive threshold passes without use."""
+    port = _free_port()
+    store = tmp_path / "store"
+    p = await _start_proc(port, store)
+    try:
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+        js = nc.jetstream()
+        await js.add_stream(name="S", subjects=["foo"])
+        ci = await js.add_consumer("S", ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, inactive_threshold=1.5))
+        name = ci.name
+        await nc.close()
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+        p = await _start_proc(port, store)
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+        js = nc.jetstream()
+        again = await js.consumer_info("S", name)
+        assert (again.name, again.config.durable_name) == (name, None)
+        deadline = time.monotonic() + 8
+        while True:
+            try:
+                await js.consumer_info("S", name)
+            except nats.js.errors.NotFoundError:
+                break
+            assert time.monotonic() < deadline, "the recovered ephemeral is still there"
+            await asyncio.sleep(0.1)
+        await nc.close()
+    finally:
+        p.kill()
+        p.wait()

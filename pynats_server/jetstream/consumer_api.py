@@ -64,7 +64,7 @@ def _create_error(e: str | ApiError) -> ApiError:
 
 
 def add_consumer(stream: Stream, cfg: ConsumerConfig, action: str = "", pedantic: bool = False, *,
-                 recovering: bool = False, created_ns: int = 0) -> Consumer:
+                 recovering: bool = False, created_ns: int = 0, recovered_name: str = "") -> Consumer:
     """addConsumerWithAssignment (single server): the defaults and checks, an existing
     consumer updated, or a new one started. Raises ApiError."""
     if stream.closed or stream.client is None:
@@ -120,7 +120,10 @@ def add_consumer(stream: Stream, cfg: ConsumerConfig, action: str = "", pedantic
                     raise api_error(errors.CONSUMER_WQ_CONSUMER_NOT_UNIQUE)
         if cfg.deliver_policy != "all":
             raise api_error(errors.CONSUMER_WQ_CONSUMER_NOT_DELIVER_ALL)
-    if cfg.durable_name:
+    if recovered_name and not cfg.durable_name and not cfg.name:
+        # An auto-named ephemeral coming back: its directory has its name.
+        name = recovered_name
+    elif cfg.durable_name:
         if len(cfg.durable_name) > MAX_NAME_LEN:
             raise api_error(errors.CONSUMER_NAME_TOO_LONG, max=MAX_NAME_LEN)
         name = cfg.durable_name
@@ -387,6 +390,6 @@ def load_consumers(stream: Stream) -> None:
             srv.log.warn(f'    Error unmarshalling consumer metafile "{path}": {e}')
             continue
         try:
-            add_consumer(stream, cfg, recovering=True, created_ns=created)
+            add_consumer(stream, cfg, recovering=True, created_ns=created, recovered_name=name)
         except ApiError as e:
             srv.log.warn(f"    Error adding consumer '{acc} > {stream.name} > {cfg.name or name}': {e.description}")
