@@ -386,42 +386,47 @@ class Stream:
 
     def _on_msg(self, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                 hdr: int, msg: Any) -> bool:
-        if hdr > 0:
-            self.process(subject, reply, bytes(msg[:hdr]), bytes(msg[hdr:-2]))
+        try:
+            if hdr > 0:
+                self.process(subject, reply, bytes(msg[:hdr]), bytes(msg[hdr:-2]))
+                return True
+            payload = bytes(msg[:-2])
+            if self._fast:
+                # The common message (no headers, a stream without transforms, counters, interest
+                # retention or account limits): nothing to check but its size and the server's
+                # limit, and the store takes it in one call when no limit applies there either.
+                js = self.js
+                mms = self._max_msg_size
+                if ((mms < 0 or len(payload) <= mms)
+                        and (js.mem_used <= js.max_memory if self.is_memory else js.store_used <= js.max_storage)):  # fmt: skip
+                    r = self.store.store_fast(subject, payload)
+                    if r is not None:
+                        seq = r[0]
+                        self.lseq = seq
+                        self.lmsgid = b""
+                        if self.is_memory:
+                            if reply and not self._no_ack:
+                                self._send_ack(reply, self._ack_prefix + b"%d}" % seq)
+                            if self.consumers:
+                                self.signal_consumers(seq)
+                            for tap in self.taps:
+                                tap.notify()
+                        else:
+                            if reply and not self._no_ack:
+                                self._acks.append((reply, self._ack_prefix + b"%d}" % seq))
+                            if self.consumers or self.taps:
+                                self._signal.append(seq)
+                            if not self._dirty:
+                                self.mark_dirty()
+                        if self._timed and self._expiry is None:
+                            self.schedule_expiry()
+                        return True
+            self.process(subject, reply, b"", payload)
             return True
-        payload = bytes(msg[:-2])
-        if self._fast:
-            # The common message (no headers, a stream without transforms, counters, interest
-            # retention or account limits): nothing to check but its size and the server's
-            # limit, and the store takes it in one call when no limit applies there either.
-            js = self.js
-            mms = self._max_msg_size
-            if ((mms < 0 or len(payload) <= mms)
-                    and (js.mem_used <= js.max_memory if self.is_memory else js.store_used <= js.max_storage)):  # fmt: skip
-                r = self.store.store_fast(subject, payload)
-                if r is not None:
-                    seq = r[0]
-                    self.lseq = seq
-                    self.lmsgid = b""
-                    if self.is_memory:
-                        if reply and not self._no_ack:
-                            self._send_ack(reply, self._ack_prefix + b"%d}" % seq)
-                        if self.consumers:
-                            self.signal_consumers(seq)
-                        for tap in self.taps:
-                            tap.notify()
-                    else:
-                        if reply and not self._no_ack:
-                            self._acks.append((reply, self._ack_prefix + b"%d}" % seq))
-                        if self.consumers or self.taps:
-                            self._signal.append(seq)
-                        if not self._dirty:
-                            self.mark_dirty()
-                    if self._timed and self._expiry is None:
-                        self.schedule_expiry()
-                    return True
-        self.process(subject, reply, b"", payload)
-        return True
+        except Exception as e:  # a bug: the message is lost, the publisher's read goes on
+            self.server.log.error(f"JetStream failed to process a message on stream "
+                                  f"'{self.account.name} > {self.name}': {e!r}")  # fmt: skip
+            return True
 
     def _error(self, reply: bytes | None, e: ApiError) -> int:
         if reply and not self._no_ack:
