@@ -557,3 +557,27 @@ async def test_config_fuzz_matches_nats_server(tmp_path: Any) -> None:
         proc.terminate()
         proc.wait(10)
 
+
+
+async def test_domain_prefix(tmp_path: Any) -> None:
+    """With a JetStream domain, `$JS.<domain>.API.*` reaches the API (and direct gets) from the
+    account, and PubAcks name the domain."""
+    srv = Server(host="127.0.0.1", port=0, jetstream=JetStreamOptions(store_dir=str(tmp_path), domain="hub"))
+    await srv.start()
+    try:
+        c = await raw(srv)
+        body = json.dumps({"name": "S", "subjects": ["s"], "allow_direct": True}).encode()
+        await c.send(b"PUB $JS.hub.API.STREAM.CREATE.S _INBOX.1 %d\r\n%s\r\n" % (len(body), body))
+        _, payload = await c.read_msg()
+        assert json.loads(payload)["did_create"] is True and b'"domain"' not in payload
+        await c.send(b"PUB s _INBOX.2 1\r\nx\r\n")
+        await c.expect(b'MSG _INBOX.2 1 37\r\n{"stream":"S","domain":"hub","seq":1}\r\n')
+        await c.send(b'PUB $JS.hub.API.DIRECT.GET.S _INBOX.3 9\r\n{"seq":1}\r\n')
+        line, _ = await c.read_msg()
+        assert line.startswith(b"HMSG _INBOX.3 1 ")
+        await c.send(b"PUB $JS.hub.API.INFO _INBOX.4 0\r\n\r\n")
+        _, payload = await c.read_msg()
+        assert json.loads(payload)["domain"] == "hub"
+        await c.close()
+    finally:
+        await srv.shutdown()

@@ -966,13 +966,13 @@ class Stream:
         return H.go_time_ns(int(self.created * 1e9))
 
     def info_json(self, *, cluster: bool = True, dynamic: bool = True, details: bool = False,
-                  subjects: dict[str, int] | None = None) -> dict[str, Any]:
+                  subjects: dict[str, int] | None = None, domain: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
             "config": self.config_json(dynamic=dynamic),
             "created": self.created_json(),
             "state": self.state_json(details=details, subjects=subjects),
         }
-        if self.js.opts.domain:
+        if domain and self.js.opts.domain:
             out["domain"] = self.js.opts.domain
         if cluster:
             out["cluster"] = {"leader": self.server.name}
