@@ -447,14 +447,18 @@ class _Target:
         self.c = c
         self.n = 0
 
-    async def create(self, body: bytes) -> str:
+    async def _req(self, subject: bytes, body: bytes) -> str:
         self.n += 1
-        await self.c.send(b"PUB $JS.API.STREAM.CREATE.F _INBOX.f%d %d\r\n%s\r\n" % (self.n, len(body), body))
+        await self.c.send(b"PUB %s _INBOX.f%d %d\r\n%s\r\n" % (subject, self.n, len(body), body))
         _, payload = await self.c.read_msg()
-        await self.c.send(b"PUB $JS.API.STREAM.DELETE.F _INBOX.d%d 0\r\n\r\n" % self.n)
-        await self.c.read_msg()
-        text = _TIME_RE.sub('"<t>"', payload.decode())
-        return text
+        return _TIME_RE.sub('"<t>"', payload.decode())
+
+    async def create(self, body: bytes, update: bytes) -> tuple[str, str]:
+        """CREATE with `body`, then UPDATE with `update`, then DELETE: the two answers."""
+        created = await self._req(b"$JS.API.STREAM.CREATE.F", body)
+        updated = await self._req(b"$JS.API.STREAM.UPDATE.F", update)
+        await self._req(b"$JS.API.STREAM.DELETE.F", b"")
+        return created, updated
 
 
 async def test_config_fuzz_matches_nats_server(tmp_path: Any) -> None:
@@ -529,20 +533,23 @@ async def test_config_fuzz_matches_nats_server(tmp_path: Any) -> None:
                 keys = draw(st.lists(st.sampled_from(sorted(values)), max_size=4, unique=True))
                 return {k: draw(values[k]) for k in keys}
             # Hypothesis draws the configurations (deterministically); both servers answer each.
-            seen: list[bytes] = []
+            seen: list[tuple[bytes, bytes]] = []
 
             @hypothesis.settings(max_examples=int(os.environ.get("PYNATS_FUZZ_EXAMPLES", "400")), deadline=None, database=None, derandomize=True,
                                  suppress_health_check=list(hypothesis.HealthCheck))  # fmt: skip
-            @hypothesis.given(fields())
-            def draw(cfg: dict[str, Any]) -> None:
-                seen.append(json.dumps({"name": "F", **cfg}).encode())  # "name" in cfg overrides
+            @hypothesis.given(fields(), fields())
+            def draw(cfg: dict[str, Any], upd: dict[str, Any]) -> None:
+                # "name" in cfg overrides; the update keeps the created stream's name and
+                # subjects unless it draws its own.
+                seen.append((json.dumps({"name": "F", **cfg}).encode(),
+                             json.dumps({"name": "F", "subjects": cfg.get("subjects") or ["F"], **upd}).encode()))  # fmt: skip
 
             draw()
-            for body in seen:
-                a = await go.create(body)
-                b = await py.create(body)
-                print("FUZZ", a[:160])
-                assert b == a, f"config {body.decode()}\n  nats-server: {a}\n  pynats:      {b}"
+            for body, update in seen:
+                a = await go.create(body, update)
+                b = await py.create(body, update)
+                assert b == a, (f"config {body.decode()}, update {update.decode()}\n  nats-server: {a}\n"
+                                f"  pynats:      {b}")  # fmt: skip
             assert len(seen) >= 300
             await pc.close()
         await gc.close()
@@ -550,3 +557,27 @@ async def test_config_fuzz_matches_nats_server(tmp_path: Any) -> None:
         proc.terminate()
         proc.wait(10)
 
+
+
+async def test_domain_prefix(tmp_path: Any) -> None:
+    """With a JetStream domain, `$JS.<domain>.API.*` reaches the API (and direct gets) from the
+    account, and PubAcks name the domain."""
+    srv = Server(host="127.0.0.1", port=0, jetstream=JetStreamOptions(store_dir=str(tmp_path), domain="hub"))
+    await srv.start()
+    try:
+        c = await raw(srv)
+        body = json.dumps({"name": "S", "subjects": ["s"], "allow_direct": True}).encode()
+        await c.send(b"PUB $JS.hub.API.STREAM.CREATE.S _INBOX.1 %d\r\n%s\r\n" % (len(body), body))
+        _, payload = await c.read_msg()
+        assert json.loads(payload)["did_create"] is True and b'"domain"' not in payload
+        await c.send(b"PUB s _INBOX.2 1\r\nx\r\n")
+        await c.expect(b'MSG _INBOX.2 1 37\r\n{"stream":"S","domain":"hub","seq":1}\r\n')
+        await c.send(b'PUB $JS.hub.API.DIRECT.GET.S _INBOX.3 9\r\n{"seq":1}\r\n')
+        line, _ = await c.read_msg()
+        assert line.startswith(b"HMSG _INBOX.3 1 ")
+        await c.send(b"PUB $JS.hub.API.INFO _INBOX.4 0\r\n\r\n")
+        _, payload = await c.read_msg()
+        assert json.loads(payload)["domain"] == "hub"
+        await c.close()
+    finally:
+        await srv.shutdown()

@@ -193,6 +193,11 @@ class Api:
             except ApiError as e:
                 if not req.answered:
                     req.error(_response_type(req.subject), e, **error_zeros(req.subject))
+            except Exception as e:  # a bug: the request gets an answer, the server goes on
+                self.js.server.log.error(f"JetStream API request on {req.subject} failed: {e!r}")
+                if not req.answered:
+                    err = api_error(errors.STREAM_GENERAL_ERROR_F, err=str(e) or type(e).__name__)
+                    req.error(_response_type(req.subject), err, **error_zeros(req.subject))
             return True
 
         return on_request

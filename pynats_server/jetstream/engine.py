@@ -232,12 +232,38 @@ class JetStream:
             return
         if JS_ALL_API not in acc.service_imports:
             acc.add_service_import(sysacc, JS_ALL_API, JS_ALL_API, share=True)
+        if self.opts.domain:
+            self._domain_mappings(acc)
         jsa = JsAccount(self, acc, limits)
         self.accounts[acc.name] = jsa
         acc.jetstream = jsa
         from .recovery import load_account
 
         load_account(jsa)
+
+    def _domain_mappings(self, acc: Account) -> None:
+        """With a domain, `$JS.<domain>.API.<...>` reaches the API too (nats-server adds these
+        subject mappings to every JetStream account: generateJSMappingTable). A mapping is a
+        rewrite of the subject on publish; here an internal subscription in the account
+        publishes the message again on the mapped subject, from the same client."""
+        from ..delivery import deliver_msg
+
+        prefix = f"$JS.{self.opts.domain}.API."
+        table = {"INFO": "$JS.API.INFO", "STREAM.>": "$JS.API.STREAM.>", "CONSUMER.>": "$JS.API.CONSUMER.>",
+                 "DIRECT.>": "$JS.API.DIRECT.>", "META.>": "$JS.API.META.>", "SERVER.>": "$JS.API.SERVER.>",
+                 "ACCOUNT.>": "$JS.API.ACCOUNT.>", "$KV.>": "$KV.>", "$OBJ.>": "$OBJ.>"}  # fmt: skip
+        client = acc.internal_client()
+        for suffix, dest in table.items():
+            src = (prefix + suffix).encode()
+            keep = len(src) - 1  # the mapped subject keeps what the source's '>' matched
+            dst = dest.encode()
+
+            def remap(sub: Any, origin: Any, a: Any, subject: bytes, reply: bytes | None, hdr: int, msg: Any,
+                      dst: bytes = dst, keep: int = keep, wild: bool = suffix.endswith(">")) -> bool:
+                new = dst[:-1] + subject[keep:] if wild else dst
+                return deliver_msg(origin, a, new, reply, hdr, msg)
+
+            client.subscribe(src, remap, forward=False)
 
     def shutdown(self) -> None:
         if self._sync_timer is not None:

@@ -146,6 +146,8 @@ class Stream:
         self._sdm_ttl = (cfg["subject_delete_marker_ttl"] or 0) // 1_000_000_000
         self._is_mirror = cfg["mirror"] is not None
         self._counter = cfg["allow_msg_counter"]
+        self._fast = not (cfg["sealed"] or cfg["subject_transform"] or cfg["republish"] or self._counter
+                          or cfg["retention"] == "interest" or self.jsa.has_limits)  # fmt: skip
         self._timed = bool(cfg["max_age"] or cfg["allow_msg_ttl"])
         st = cfg["subject_transform"]
         self._itr: StreamTransform | None = None
@@ -266,8 +268,15 @@ class Stream:
         os.replace(tmp, path)
 
     def _storage_update(self, md: int, bd: int, seq: int, subj: bytes) -> None:
+        # JsAccount.add_usage, inline: this runs for every message stored or removed.
         self._used += bd
-        self.jsa.add_usage(self.is_memory, bd)
+        jsa = self.jsa
+        if self.is_memory:
+            jsa.mem_used += bd
+            jsa.js.mem_used += bd
+        else:
+            jsa.store_used += bd
+            jsa.js.store_used += bd
         if md < 0 and self.consumers:
             self._consumers_removed(md, seq, subj)
 
@@ -389,11 +398,47 @@ class Stream:
 
     def _on_msg(self, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                 hdr: int, msg: Any) -> bool:
-        if hdr > 0:
-            self.process(subject, reply, bytes(msg[:hdr]), bytes(msg[hdr:-2]))
-        else:
-            self.process(subject, reply, b"", bytes(msg[:-2]))
-        return True
+        try:
+            if hdr > 0:
+                self.process(subject, reply, bytes(msg[:hdr]), bytes(msg[hdr:-2]))
+                return True
+            payload = bytes(msg[:-2])
+            if self._fast:
+                # The common message (no headers, a stream without transforms, counters, interest
+                # retention or account limits): nothing to check but its size and the server's
+                # limit, and the store takes it in one call when no limit applies there either.
+                js = self.js
+                mms = self._max_msg_size
+                if ((mms < 0 or len(payload) <= mms)
+                        and (js.mem_used <= js.max_memory if self.is_memory else js.store_used <= js.max_storage)):  # fmt: skip
+                    r = self.store.store_fast(subject, payload)
+                    if r is not None:
+                        seq = r[0]
+                        self.lseq = seq
+                        self.lmsgid = b""
+                        if self.is_memory:
+                            if reply and not self._no_ack:
+                                self._send_ack(reply, self._ack_prefix + b"%d}" % seq)
+                            if self.consumers:
+                                self.signal_consumers(seq)
+                            for tap in self.taps:
+                                tap.notify()
+                        else:
+                            if reply and not self._no_ack:
+                                self._acks.append((reply, self._ack_prefix + b"%d}" % seq))
+                            if self.consumers or self.taps:
+                                self._signal.append(seq)
+                            if not self._dirty:
+                                self.mark_dirty()
+                        if self._timed and self._expiry is None:
+                            self.schedule_expiry()
+                        return True
+            self.process(subject, reply, b"", payload)
+            return True
+        except Exception as e:  # a bug: the message is lost, the publisher's read goes on
+            self.server.log.error(f"JetStream failed to process a message on stream "
+                                  f"'{self.account.name} > {self.name}': {e!r}")  # fmt: skip
+            return True
 
     def _error(self, reply: bytes | None, e: ApiError) -> int:
         if reply and not self._no_ack:
@@ -681,9 +726,35 @@ class Stream:
             h = b"NATS/1.0\r\n" + extra + b"\r\n"
         self.publish(tsubj.encode(), None, h, body)
 
+    def _send_ack(self, reply: bytes, body: bytes) -> None:
+        """Publish a PubAck (or another answer without headers) to `reply`. The usual case,
+        one plain client subscription and nothing else, is written to it directly (what
+        deliver_msg would do, without its general checks); anything else goes through
+        deliver_msg."""
+        acc = self.account
+        sl = acc.sublist
+        r = sl.cache.get(reply)
+        if r is None:
+            r = sl._match_miss(reply)
+        psubs = r.psubs
+        if len(psubs) == 1 and not r.qsubs and not r.routes:
+            sub = psubs[0]
+            d = sub.client
+            if not (d.internal or sub.closed or sub.max or d.perm_filter is not None):
+                out = d.out
+                if not out:
+                    self.server.dirty.append(d)
+                sub.nm += 1
+                out.append(sub.prefix or sub.msg_prefix(reply))
+                out.append(b"%d\r\n" % len(body))
+                out.append(body + b"\r\n")
+                return
+        if self.client is not None:
+            deliver_msg(self.client, acc, reply, None, -1, body + b"\r\n")
+
     def _respond(self, reply: bytes, body: bytes) -> None:
         if self.is_memory:
-            self.publish(reply, None, b"", body)
+            self._send_ack(reply, body)
         else:
             self._acks.append((reply, body))
             if not self._dirty:
@@ -711,8 +782,9 @@ class Stream:
         acks = self._acks
         if acks:
             self._acks = []
+            send = self._send_ack
             for reply, body in acks:
-                self.publish(reply, None, b"", body)
+                send(reply, body)
         sig = self._signal
         if sig:
             self._signal = []
@@ -906,13 +978,13 @@ class Stream:
         return H.go_time_ns(int(self.created * 1e9))
 
     def info_json(self, *, cluster: bool = True, dynamic: bool = True, details: bool = False,
-                  subjects: dict[str, int] | None = None) -> dict[str, Any]:
+                  subjects: dict[str, int] | None = None, domain: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
             "config": self.config_json(dynamic=dynamic),
             "created": self.created_json(),
             "state": self.state_json(details=details, subjects=subjects),
         }
-        if self.js.opts.domain:
+        if domain and self.js.opts.domain:
             out["domain"] = self.js.opts.domain
         if cluster:
             out["cluster"] = {"leader": self.server.name}

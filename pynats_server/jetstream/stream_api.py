@@ -85,7 +85,7 @@ def stream_create(req: Request) -> None:
     except ApiError as e:
         raise _wrap(e, errors.STREAM_LIMITS) from None
     stream = add_stream(req, cfg, pedantic)
-    answer = {"type": T_CREATE, **stream.info_json(cluster=False), "did_create": True}
+    answer = {"type": T_CREATE, **stream.info_json(cluster=False, domain=False), "did_create": True}
     req.respond(answer)
 
 

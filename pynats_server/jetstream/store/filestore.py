@@ -33,6 +33,7 @@ import shutil
 import struct
 import zlib
 from dataclasses import dataclass
+from time import time_ns
 
 from . import snapshot
 from .base import (
@@ -624,6 +625,43 @@ class FileStore(IndexedStore):
         lmb.live += 1
         lmb.live_bytes += rl
         return lmb.index << 32 | off
+
+    def store_fast(self, subject: bytes, msg: bytes) -> tuple[int, int] | None:
+        """store_msg and its write, in one go, for a message without headers or TTL when no
+        limit applies (engine._fast_seq): the same record and index as the general path."""
+        sid = self._fast_seq(subject)
+        if not sid or self._werr is not None:
+            return None
+        slen = len(subject)
+        ml = len(msg)
+        rl = MSG_HDR_SIZE + slen + ml + 4
+        lmb = self._lmb
+        if lmb is None or lmb.size + rl > self._block_size or not lmb.size:
+            return None
+        ts = time_ns()
+        seq = self._last + 1
+        first = self._first
+        pending = self._pending
+        # The floor is the first sequence, which storing this message does not move.
+        rec = _MSG_HDR.pack(rl, KIND_MSG, 0, slen, seq, ts, 0, first) + subject + msg
+        pending += rec
+        pending += _U32.pack(zlib.crc32(rec))
+        off = lmb.size
+        lmb.size = off + rl
+        if lmb.first == 0:
+            lmb.first = seq
+        lmb.last = seq
+        lmb.live += 1
+        lmb.live_bytes += rl
+        size = 30 + slen + ml  # _msg_size without headers
+        self._index_add_fast(seq, ts, sid, lmb.index << 32 | off, ml, size)
+        self._op_first0 = first
+        if self._fcfg.write_through or len(pending) >= self._block_size:
+            self._flush()
+        scb = self._scb
+        if scb is not None:
+            scb(1, size, seq, subject)
+        return seq, ts
 
     def _p_read(self, i: int) -> tuple[bytes, bytes]:
         loc = self._loc[i]
