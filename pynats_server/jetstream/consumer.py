@@ -856,10 +856,8 @@ class Consumer:
                 return 0, False
             dsubj = wr.reply
         else:
-            if not self.active:
+            if not self.active or (self.maxpb > 0 and self.pbytes > self.maxpb):
                 return 0, True
-            if self.maxpb > 0:
-                return 0, False
             dsubj = self.dsubj
         sub = self._fast_target(dsubj)
         if sub is None:
@@ -878,6 +876,7 @@ class Consumer:
         headers_only = self.cfg.headers_only
         ack_pre = self.ack_pre
         maxp = self.maxp
+        fc = self.maxpb > 0  # flow control: count what is outstanding
         now_ns = time.time_ns()
         sseq, dseq, npc = self.sseq, self.dseq, self.npc
         k = 0
@@ -916,7 +915,16 @@ class Consumer:
             hdr = sm.hdr
             if headers_only:
                 hdr, payload = _headers_only(hdr, payload), b""
-            if hdr and d_headers:
+            if fc:
+                reply = b"%s1.%d.%d.%d.%d" % (ack_pre, seq, dseq, sm.ts, npend)
+                if hdr and d_headers:
+                    hl = len(hdr)
+                    line = b"HMSG %s %s %s %d %d\r\n" % (sm.subject, sid, reply, hl, hl + len(payload))
+                    body = hdr + payload + b"\r\n"
+                else:
+                    line = b"MSG %s %s %s %d\r\n" % (sm.subject, sid, reply, len(payload))
+                    body = payload + b"\r\n"
+            elif hdr and d_headers:
                 hl = len(hdr)
                 line = b"HMSG %s %s %s1.%d.%d.%d.%d %d %d\r\n" % (
                     sm.subject, sid, ack_pre, seq, dseq, sm.ts, npend, hl, hl + len(payload))  # fmt: skip
@@ -943,6 +951,18 @@ class Consumer:
             last_seq = seq
             dseq += 1
             k += 1
+            if fc:
+                psz = len(dsubj) + len(reply) + len(hdr) + len(payload)
+                self.pbytes += psz
+                if self._need_flow_control(psz):
+                    self.sseq, self.dseq, self.npc = sseq, dseq, npc
+                    self._send_flow_control()
+                if self.pbytes > self.maxpb:
+                    self.sseq, self.dseq, self.npc = sseq, dseq, npc
+                    stop = True
+                    if retention_acks:
+                        self.stream.ack_msg(None, seq)
+                    break
             if retention_acks:
                 self.sseq, self.dseq, self.npc = sseq, dseq, npc
                 self.stream.ack_msg(None, seq)
