@@ -96,6 +96,19 @@ class ReqSpec:
 
 
 @dataclass
+class JsPubSpec:
+    """A JetStream publisher: publishes with a reply and counts the PubAcks."""
+
+    host: str
+    port: int
+    subject: str
+    size: int
+    window: int  # publishes allowed unacknowledged (1: wait for each ack)
+    duration: float
+    max_ops: int
+
+
+@dataclass
 class RespSpec:
     host: str
     port: int
@@ -304,6 +317,66 @@ def requester(spec: ReqSpec, idx: int, sh: Shared, start_timeout: float) -> dict
     sh.pub_counts[idx] = len(lat)
     return {
         "latencies_ns": lat,
+        "t_start": t0,
+        "t_end": t_end,
+        "cpu": time.process_time() - cpu0,
+    }
+
+
+def js_publisher(spec: JsPubSpec, idx: int, sh: Shared, start_timeout: float) -> dict[str, Any]:
+    """Publish to a stream subject with a reply subject; every PubAck is one MSG on it.
+
+    The acks are counted, not parsed (a PubAck holds no `MSG `). With a window of 1 each
+    publish waits for its ack and the round trip is timed; otherwise batches of publishes go
+    out while no more than `window` are unacknowledged."""
+    sock, _ = proto.connect(spec.host, spec.port, name="bench-js-pub")
+    inbox = "_INBOX.bench.acks"
+    sock.sendall(f"SUB {inbox} 1\r\n".encode() + proto.PING)
+    proto.wait_pong(sock, time.monotonic() + start_timeout)
+    frame = proto.pub_frame(spec.subject, proto.payload(spec.size), inbox)
+    batch = 1 if spec.window == 1 else max(1, spec.window // 4)
+    chunk = frame * batch
+    _report(sh, "pub", idx, "ready")
+    t0, cpu0 = _wait_go(sh, start_timeout)
+    deadline = t0 + spec.duration
+    now = time.monotonic
+    clock = time.perf_counter_ns
+    recv, sendall = sock.recv, sock.sendall
+    target = sh.target
+    sent = acked = 0
+    carry = b""
+    lat: list[int] = []
+    try:
+        t_sent = 0
+        while now() < deadline and sent < spec.max_ops and target.value < 0:
+            while sent - acked + batch <= spec.window:
+                t_sent = clock()
+                sendall(chunk)
+                sent += batch
+            data = carry + recv(RECV_BUF)
+            if b"-ERR" in data:
+                proto._check_err(data)
+            acked += data.count(MSG)
+            carry = data[-3:]
+            if spec.window == 1 and acked == sent:
+                lat.append(clock() - t_sent)
+        drain = now() + 30.0
+        while acked < sent:
+            if now() > drain:
+                raise RunError(f"{sent - acked} publishes never acknowledged")
+            data = carry + proto.recv_some(sock)
+            acked += data.count(MSG)
+            carry = data[-3:]
+    except BlockingIOError as exc:
+        raise RunError(f"no PubAck within the socket timeout after {acked} acks") from exc
+    finally:
+        sock.close()
+    t_end = now()
+    sh.pub_counts[idx] = acked
+    return {
+        "sent": sent,
+        "acked": acked,
+        "latencies_ns": lat[100:] if len(lat) > 200 else lat,
         "t_start": t0,
         "t_end": t_end,
         "cpu": time.process_time() - cpu0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import resource
 import socket
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import loadgen, proto
+from . import js_consumers, loadgen, proto
 from .servers import Server
 
 CHUNK_BYTES = 64 * 1024  # bytes per sendall for publishers
@@ -45,6 +46,7 @@ class Scenario:
     quick: bool = False  # part of --quick
     tags: tuple[str, ...] = field(default=())
     tls: bool = False  # clients connect with TLS (servers started with --tls)
+    jetstream: bool = False  # servers started with -js -sd <a fresh directory>
 
 
 DELIVERED = Metric("deliveries_per_s", "deliveries/s (at subscribers)", "msgs/s")
@@ -368,6 +370,85 @@ def sub_churn(servers: list[Server], st: Settings) -> dict[str, Any]:
     }
 
 
+# -- JetStream publishing ----------------------------------------------------------------------
+
+JS_SIZE = 128
+JS_SUBJECT = "bench.js"
+
+
+def _create_stream(srv: Server, storage: str) -> None:
+    """STREAM.CREATE for the run's stream (bench.js), answered before the load starts."""
+    sock, _ = proto.connect(srv.host, srv.port, name="bench-js-setup")
+    try:
+        body = json.dumps({"name": "BENCH", "subjects": [JS_SUBJECT], "storage": storage}).encode()
+        sock.sendall(
+            b"SUB _INBOX.setup 1\r\n"
+            + proto.pub_frame("$JS.API.STREAM.CREATE.BENCH", body, "_INBOX.setup")
+            + proto.PING
+        )
+        deadline = time.monotonic() + 10.0
+        reader = proto.MsgReader()
+        while True:
+            if time.monotonic() > deadline:
+                raise loadgen.RunError("no answer to STREAM.CREATE")
+            msgs, _ = reader.feed(proto.recv_some(sock))
+            if msgs:
+                if b'"error"' in msgs[0][2]:
+                    raise loadgen.RunError(f"STREAM.CREATE failed: {msgs[0][2][:200]!r}")
+                return
+    finally:
+        sock.close()
+
+
+def js_publish(storage: str, window: int) -> Callable[[list[Server], Settings], dict[str, Any]]:
+    """Publish with a reply into a stream and count the PubAcks: `window` 1 is the synchronous
+    publish (each waits for its ack: latencies), more is the asynchronous one (up to `window`
+    publishes unacknowledged)."""
+
+    def run(servers: list[Server], st: Settings) -> dict[str, Any]:
+        srv = servers[0]
+        _create_stream(srv, storage)
+        res = loadgen.run_job(
+            loadgen.Job(
+                drivers=[
+                    (
+                        loadgen.js_publisher,
+                        loadgen.JsPubSpec(srv.host, srv.port, JS_SUBJECT, JS_SIZE, window,
+                                          st.duration, MAX_MSGS),  # fmt: skip
+                    )
+                ],
+                duration=st.duration,
+            ),
+            [s.cpu_seconds for s in servers],
+        )
+        d = res.drivers[0]
+        span = max(d["t_end"] - d["t_start"], 1e-9)
+        out: dict[str, Any] = {
+            "published": d["sent"],
+            "acked": d["acked"],
+            "acked_per_s": d["acked"] / span,
+            **_cpu_fields(res, servers),
+        }
+        lat = sorted(d.get("latencies_ns") or [])
+        if lat:
+            out["p50_us"] = lat[len(lat) // 2] / 1000.0
+            out["p99_us"] = lat[min(len(lat) - 1, int(0.99 * len(lat)))] / 1000.0
+        return out
+
+    return run
+
+
+ACKED = Metric("acked_per_s", "acknowledged publishes/s", "msgs/s")
+
+
+def _js(name: str, title: str, description: str, storage: str, window: int, quick: bool = False) -> Scenario:
+    metrics: tuple[Metric, ...] = (ACKED,)
+    if window == 1:
+        metrics = (ACKED, Metric("p50_us", "publish-to-ack p50", "us", higher_is_better=False))
+    return Scenario(name, title, description, metrics, js_publish(storage, window), quick=quick,
+                    jetstream=True)  # fmt: skip
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 
@@ -476,6 +557,56 @@ SCENARIOS: tuple[Scenario, ...] = (
         (Metric("bytes_per_sub", "RSS per subscription", "B", higher_is_better=False),),
         mem_per_sub,
         quick=True,
+    ),
+    _js(
+        "js_pub_sync_file",
+        "JetStream publish, sync, file, 128 B",
+        "One publisher waits for each PubAck before the next publish (file storage).",
+        "file",
+        1,
+        quick=True,
+    ),
+    _js(
+        "js_pub_sync_mem",
+        "JetStream publish, sync, memory, 128 B",
+        "One publisher waits for each PubAck before the next publish (memory storage).",
+        "memory",
+        1,
+    ),
+    _js(
+        "js_pub_async_file",
+        "JetStream publish, async window 256, file, 128 B",
+        "One publisher keeps up to 256 publishes unacknowledged (file storage).",
+        "file",
+        256,
+        quick=True,
+    ),
+    _js(
+        "js_pub_async_mem",
+        "JetStream publish, async window 256, memory, 128 B",
+        "One publisher keeps up to 256 publishes unacknowledged (memory storage).",
+        "memory",
+        256,
+    ),
+    Scenario(
+        "js_pull_fetch",
+        "JetStream pull fetch of a stored stream",
+        "A stream of 100,000 x 16 B (20,000 quick); one pull request for all of them on an explicit-ack "
+        "consumer without a max_ack_pending limit; time until the last arrives.",
+        (Metric("msgs_per_s", "messages/s (fetch)", "msgs/s"),),
+        lambda srvs, st: js_consumers.pull_fetch(srvs, st.quick),
+        quick=True,
+        jetstream=True,
+    ),
+    Scenario(
+        "js_push",
+        "JetStream push consumer of a stored stream",
+        "The same stream; a push consumer (ack none) created with its deliver subject subscribed; "
+        "time until the last message arrives.",
+        (Metric("msgs_per_s", "messages/s (push)", "msgs/s"),),
+        lambda srvs, st: js_consumers.push(srvs, st.quick),
+        quick=True,
+        jetstream=True,
     ),
     Scenario(
         "sub_churn",

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -332,12 +333,17 @@ def wait_route(a: Server, b: Server, timeout: float = 20.0) -> float:
 
 @contextlib.contextmanager
 def running(
-    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False
+    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False, jetstream: bool = False
 ) -> Iterator[list[Server]]:
-    """Start one server, or a cluster of ``nodes`` fully routed to the first one."""
+    """Start one server, or a cluster of ``nodes`` fully routed to the first one; with
+    `jetstream`, a single server with -js and a fresh store directory (removed after)."""
     servers: list[Server] = []
+    store = None
     try:
-        if nodes == 1:
+        if jetstream:
+            store = Path(tempfile.mkdtemp(prefix=f"js-{target.name}-", dir=workdir))
+            servers.append(start_server(target, workdir, tls=tls, extra=("-js", "-sd", str(store))))
+        elif nodes == 1:
             servers.append(start_server(target, workdir, tls=tls))
         else:
             seed_port = free_port()
@@ -372,6 +378,8 @@ def running(
     finally:
         for server in servers:
             release(server)
+        if store is not None:
+            shutil.rmtree(store, ignore_errors=True)
 
 
 def server_version(target: Target) -> str:

@@ -349,6 +349,10 @@ class Account:
         if _depth >= _MAX_IMPORT_DEPTH:
             return False
         exporter = si.acc
+        if si.to == "$JS.API.>" and subject.startswith(_JS_LOCAL_API) and exporter.is_system:
+            # Direct gets and pull requests are answered in the requester's own account (the
+            # stream's and the consumer's subscriptions): the JetStream import skips them.
+            return False
         to = si.map(subject)
         nrr: bytes | None = None
         if reply:
@@ -401,6 +405,7 @@ class Account:
 
 
 _depth = 0
+_JS_LOCAL_API = (b"$JS.API.DIRECT.GET.", b"$JS.API.CONSUMER.MSG.NEXT.")
 
 
 def client_info(c: Any, account: str) -> dict[str, Any]:

@@ -172,6 +172,11 @@ def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int,
                 break
             if (sub.client is c and not c.echo) or sub.closed or sub.client.closed:
                 continue
+            if sub.client.internal:
+                if sub.client.deliver(sub, c, acc, subject, reply, hdr, msg):
+                    delivered = True
+                    break
+                continue
             if _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
                 delivered = True
                 break

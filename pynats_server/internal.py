@@ -49,11 +49,13 @@ class InternalClient:
         self.rtt = 0.0
         self.host = ""
 
-    def subscribe(self, subject: bytes, cb: Callback, *, forward: bool = True) -> Subscription:
-        """Add an internal subscription; `forward`: tell the routes about it."""
+    def subscribe(self, subject: bytes, cb: Callback, *, forward: bool = True,
+                  queue: bytes | None = None) -> Subscription:
+        """Add an internal subscription; `forward`: tell the routes about it; `queue`: a
+        queue group (one member of the group gets each message)."""
         self._next_sid += 1
         sid = str(self._next_sid).encode()
-        sub = Subscription(self, subject, None, sid)
+        sub = Subscription(self, subject, queue, sid)
         self.account.sublist.insert(sub)
         self.subs[sid] = sub
         self._callbacks[sid] = (cb, forward)

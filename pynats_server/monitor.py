@@ -547,15 +547,28 @@ class Monitoring:
         srv = self.server
         return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": 0, "leafs": []}
 
-    def jsz(self) -> dict[str, Any]:
-        """What nats-server reports with JetStream off."""
-        srv = self.server
-        return {
-            "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0, "accounts": 0,
-            "ha_assets": 0, "api": {"level": 0, "total": 0, "errors": 0}, "server_id": srv.id,
-            "now": go_time(time.time()), "disabled": True, "config": {"max_memory": 0, "max_storage": 0},
-            "streams": 0, "consumers": 0, "messages": 0, "bytes": 0, "total": 0,
-        }  # fmt: skip
+    def jsz(self, opts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """JSInfo (JSzOptions keys in `opts`); with JetStream off, nats-server's disabled form."""
+        from .jetstream.jsz import jsz
+
+        return jsz(self.server.jetstream, self.server.id, opts or {})
+
+    def jsz_account(self, account: str, opts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """JszAccount: the AccountDetail of one account."""
+        js = self.server.jetstream
+        if js is None:
+            raise MonitorError("jetstream not enabled")
+        if account not in self.server.accounts:
+            raise MonitorError(f'account "{account}" not found')
+        jsa = js.accounts.get(account)
+        if jsa is None:
+            raise MonitorError(f'account "{account}" not jetstream enabled')
+        from .jetstream.jsz import account_detail
+
+        o = opts or {}
+        consumer = bool(o.get("consumer"))
+        return account_detail(js, jsa, streams=bool(o.get("streams")) or consumer, consumers=consumer,
+                              config=bool(o.get("config")))  # fmt: skip
 
     # -- /accountz, /accstatz -------------------------------------------------------------
 
@@ -579,7 +592,9 @@ class Monitoring:
         info: dict[str, Any] = {"account_name": name, "update_time": go_time(srv.start_time)}
         if acc is srv.system_account:
             info["is_system"] = True
-        info.update({"expired": False, "complete": True, "jetstream_enabled": False,
+        js = srv.jetstream
+        info.update({"expired": False, "complete": True,
+                     "jetstream_enabled": js is not None and name in js.accounts,
                      "leafnode_connections": 0, "client_connections": acc.nclients,
                      "subscriptions": acc.sublist.count})  # fmt: skip
         exports: list[dict[str, Any]] = []
@@ -907,4 +922,21 @@ class Monitor:
         return self.data.account_statz(AccountStatzOptions(include_unused=_qbool(q, "unused")))
 
     def jsz(self, q: dict[str, str]) -> dict[str, Any]:
-        return self.data.jsz()
+        def b(key: str) -> bool:
+            try:
+                return _qbool(q, key)
+            except MonitorError as e:
+                raise MonitorError(f"Error decoding boolean for '{key}': {e}") from None
+
+        def i(key: str) -> int:
+            try:
+                return _qint(q, key)
+            except MonitorError as e:
+                raise MonitorError(f"Error decoding int for '{key}': {e}") from None
+
+        # In nats-server's order of decoding (the first bad parameter is the one reported).
+        opts = {"accounts": b("accounts"), "streams": b("streams"), "consumer": b("consumers"),
+                "direct_consumer": b("direct-consumers"), "config": b("config"), "offset": i("offset"),
+                "limit": i("limit"), "leader_only": b("leader-only"), "raft": b("raft"),
+                "stream_leader_only": b("stream-leader-only"), "account": q.get("acc", "")}  # fmt: skip
+        return self.data.jsz(opts)

@@ -8,7 +8,7 @@ weights routes as nats-server does).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -196,6 +196,9 @@ class Sublist:
         self.inserts = 0
         self.removes = 0
         self.misses = 0
+        # Interest watchers (JetStream push consumers watch their deliver subject): literal
+        # subject -> callbacks, told when a subscription that may match it comes or goes.
+        self.watchers: dict[bytes, list[Callable[[], None]]] | None = None
 
     # -- changes ----------------------------------------------------------------------
 
@@ -239,6 +242,8 @@ class Sublist:
         self.count += 1
         self.inserts += 1
         self._invalidate(sub.subject)
+        if self.watchers:
+            self._changed(sub.subject)
 
     def remove(self, sub: Subscription) -> bool:
         """Remove `sub`; False when it was not there."""
@@ -286,7 +291,31 @@ class Sublist:
             else:
                 del lvl.nodes[t]
         self._invalidate(sub.subject)
+        if self.watchers:
+            self._changed(sub.subject)
         return True
+
+    def watch(self, subject: bytes, cb: Callable[[], None]) -> None:
+        """Call `cb` when a subscription on exactly the literal `subject` is added or removed
+        (nats-server's interest notifications; the callback checks the interest itself)."""
+        if self.watchers is None:
+            self.watchers = {}
+        self.watchers.setdefault(subject, []).append(cb)
+
+    def unwatch(self, subject: bytes, cb: Callable[[], None]) -> None:
+        w = self.watchers
+        cbs = w.get(subject) if w else None
+        if cbs and cb in cbs:
+            cbs.remove(cb)
+            if not cbs:
+                del w[subject]  # type: ignore[union-attr]
+
+    def _changed(self, subject: bytes) -> None:
+        assert self.watchers is not None
+        cbs = self.watchers.get(subject)
+        if cbs:
+            for cb in list(cbs):
+                cb()
 
     def update_weight(self, sub: Subscription, weight: int) -> None:
         """A route's queue weight changed: cached results repeat members by weight."""

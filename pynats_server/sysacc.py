@@ -376,7 +376,7 @@ class SystemServices:
         if kind == "ACCOUNTZ":
             return d.accountz(o.get("account", ""))
         if kind == "JSZ":
-            return d.jsz()
+            return d.jsz(o)
         if kind == "LEAFZ":
             return d.leafz()
         if kind == "GATEWAYZ":
@@ -411,7 +411,7 @@ class SystemServices:
         if kind == "LEAFZ":
             return d.leafz()
         if kind == "JSZ":
-            raise MonitorError("jetstream not enabled")
+            return d.jsz_account(acc, o)
         if kind == "INFO":
             return d.account_info(acc)
         if kind == "STATZ":

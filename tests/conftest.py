@@ -415,6 +415,8 @@ def go_config(opts: dict[str, Any]) -> tuple[str, list[str]]:
             flags += ["-m", str(v)]
         elif k == "server_name":
             lines.append(f'server_name: "{v}"')
+        elif k == "jetstream":
+            lines.append(f"jetstream {{ store_dir: {json.dumps(v.store_dir)} }}")
         else:
             raise NotImplementedError(f"no nats-server config for {k}")
     if auth:

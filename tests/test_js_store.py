@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -212,6 +212,19 @@ class StoreMachine(RuleBasedStateMachine):
             return
         self.store.store_raw_msg(subj, hdr, payload, 0, self.now, ttl, True)
         assert self.store.fast_state().last_seq == want
+
+    @rule(subj=st.sampled_from(SUBJECTS), size=st.sampled_from([0, 1, 16, 120]))
+    def store_fast(self, subj, size):
+        """The ingest shortcut stores exactly what store_msg would, or declines."""
+        assert self.store and self.model
+        payload = bytes([len(self.model.msgs) % 251]) * size
+        r = self.store.store_fast(subj, payload)
+        if r is None:
+            return
+        seq, ts = r
+        # It stamps the real time: the simulated clock moves on from there.
+        assert self.model.store(subj, b"", payload, ts, 0) == seq
+        self.now = max(self.now, ts)
 
     @rule(d=st.integers(-1, 3), data=st.data())
     def remove(self, d, data):
@@ -1705,3 +1718,98 @@ def test_index_stays_small_when_the_front_stays(make):
         assert r.state() == before and not r.recovered_from_snapshot
         assert len(r._sid) < 5000
         r.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# store_fast: the stream's ingest shortcut leaves the same store as store_msg.
+
+_FAST_OPS = ["fast", "fast", "fast", "msg", "msg_hdr", "remove_first", "remove_last", "purge",
+             "purge_subject", "skip", "compact", "restart"]  # fmt: skip
+
+
+def _comparable(s: StreamStore) -> tuple:
+    st = s.state()
+    msgs = []
+    seq = st.first_seq
+    while seq and seq <= st.last_seq:
+        try:
+            m, seq = s.load_next_msg(b">", True, seq)
+        except (ErrStoreEOF, ErrStoreMsgNotFound):
+            break
+        msgs.append((m.seq, m.subject, m.hdr, m.msg))
+        seq += 1
+    return (st.msgs, st.bytes, st.first_seq, st.last_seq, st.num_subjects, st.num_deleted, tuple(msgs),
+            tuple(sorted(s.subjects_totals(b">").items())))  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.tuples(st.sampled_from(_FAST_OPS), st.sampled_from(SUBJECTS[:3])), max_size=50),
+       file=st.booleans())  # fmt: skip
+def test_store_fast_matches_store_msg(ops, file):
+    d = tempfile.mkdtemp(prefix="jsstore-fast-")
+    try:
+        def open_store(name: str) -> StreamStore:
+            if file:
+                return FileStore(FileStoreConfig(os.path.join(d, name), block_size=400),
+                                 StoreConfig(storage=StorageType.FILE))  # fmt: skip
+            return MemStore(StoreConfig(storage=StorageType.MEMORY))
+
+        a, b = open_store("a"), open_store("b")
+        for i, (op, subj) in enumerate(ops):
+            payload = bytes([i % 251]) * (i % 7 * 10)
+            if op == "fast":
+                r = a.store_fast(subj, payload)
+                if r is None:
+                    a.store_msg(subj, b"", payload)
+                b.store_msg(subj, b"", payload)
+            elif op in ("msg", "msg_hdr"):
+                hdr = b"NATS/1.0\r\nX: 1\r\n\r\n" if op == "msg_hdr" else b""
+                a.store_msg(subj, hdr, payload)
+                b.store_msg(subj, hdr, payload)
+            elif op in ("remove_first", "remove_last"):
+                st_ = b.fast_state()
+                seq = st_.first_seq if op == "remove_first" else st_.last_seq
+                assert a.remove_msg(seq) == b.remove_msg(seq)
+            elif op == "purge":
+                assert a.purge() == b.purge()
+            elif op == "purge_subject":
+                assert a.purge_ex(subj, 0, 1) == b.purge_ex(subj, 0, 1)
+            elif op == "skip":
+                a.skip_msg()
+                b.skip_msg()
+            elif op == "compact":
+                seq = b.fast_state().last_seq
+                assert a.compact(seq) == b.compact(seq)
+            elif op == "restart" and file:
+                a.flush()
+                a.stop()
+                a = open_store("a")
+            assert _comparable(a) == _comparable(b), (i, op)
+        if file:
+            a.flush()
+            other = FileStore(FileStoreConfig(os.path.join(d, "a"), block_size=400), StoreConfig(storage=StorageType.FILE))
+            try:
+                assert _comparable(other) == _comparable(a)  # what is on disk replays the same
+            finally:
+                other.stop()
+        a.stop()
+        b.stop()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("file", [False, True])
+def test_store_fast_takes_the_shortcut(file, tmp_path):
+    s: StreamStore
+    if file:
+        s = FileStore(FileStoreConfig(str(tmp_path)), StoreConfig(storage=StorageType.FILE))
+    else:
+        s = MemStore(StoreConfig(storage=StorageType.MEMORY))
+    assert s.store_fast(b"a", b"x") is None  # empty store: the general path
+    s.store_msg(b"a", b"", b"x")
+    assert s.store_fast(b"b", b"x") is None  # a new subject: the general path
+    seq, _ = s.store_fast(b"a", b"y")
+    assert seq == 2 and s.load_msg(2).msg == b"y"
+    s.update_config(StoreConfig(storage=s.type, max_msgs=10))
+    assert s.store_fast(b"a", b"z") is None  # a limit to apply: the general path
+    s.stop()

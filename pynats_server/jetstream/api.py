@@ -1,14 +1,16 @@
 """The JetStream API: requests on `$JS.API.*` to handlers, and their JSON answers.
 
-Each endpoint is one internal subscription in the system account on the endpoint's subject
-pattern (as nats-server subscribes them), so a subject that names no endpoint has no
-subscriber and a requester gets the usual no-responders status. Handlers are registered with
-`@endpoint(pattern)` by the modules that implement them (streams, consumers, ...); a handler
-takes a `Request` and answers with `req.respond(obj)` or raises `ApiError`.
+As nats-server, the system account subscribes to `$JS.API.>` once and dispatches on the
+subject to the endpoint whose pattern matches; a subject that names no endpoint is silently
+ignored (the requester times out: the subscription exists, so no no-responders status).
+Handlers are registered with `@endpoint(pattern)` by the modules that implement them
+(streams, consumers, ...); a handler takes a `Request` and answers with `req.respond(obj)`
+or raises `ApiError`.
 
 Answers are Go JSON as nats-server writes it: keys in the order of its structs (our dicts keep
 insertion order), `type` first; an error answer is `type`, `error`, then the response's other
-non-omitted fields with zero values (`Request.error`).
+non-omitted fields with zero values (`Request.error`). Answers count in the API statistics
+as nats-server counts them (`Request.track`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..delivery import deliver_msg
 from ..internal import InternalClient
 from ..protocol import wire
+from ..protocol.subjects import match_literal
 from . import errors
 from .errors import ApiError, api_error
 
@@ -73,16 +76,56 @@ class Request:
             raise api_error(errors.INVALID_JSON, err="json: cannot unmarshal into object")
         return v
 
-    def respond(self, obj: dict[str, Any]) -> None:
+    def decode(self, schema: Any) -> dict[str, Any]:
+        """The body decoded as nats-server decodes the request struct `schema` (reqjson),
+        with its errors as 10025 invalid JSON."""
+        from .reqjson import GoJSONError, decode
+
+        try:
+            return decode(self.body, schema, strict=self.js.opts.strict)
+        except GoJSONError as e:
+            raise api_error(errors.INVALID_JSON, err=str(e)) from None
+
+    def is_json_object_or_array(self) -> bool:
+        """isJSONObjectOrArray: the body (after whitespace) starts with '{' or '['."""
+        b = self.body.lstrip(b" \t\r\n")
+        return b[:1] in (b"{", b"[")
+
+    def is_empty(self) -> bool:
+        """isEmptyRequest: nothing, `{}`, or a JSON object without keys."""
+        if not self.body or self.body == b"{}":
+            return True
+        try:
+            v = json.loads(self.body)
+        except ValueError:
+            return False
+        return isinstance(v, dict) and not v
+
+    def respond(self, obj: dict[str, Any], *, track: bool = True) -> None:
+        """Answer; `track`: count the request in the API statistics (nats-server's
+        sendAPIResponse; MSG.GET answers directly and does not count)."""
+        if track:
+            self.track(False)
         self.api.send(self.reply, wire.go_json(obj))
         self.answered = True
 
+    def track(self, error: bool) -> None:
+        """trackAPI / trackAPIErr: the account's and the server's counters."""
+        jsa = self.jsa
+        if jsa is None:
+            return
+        jsa.api_total += 1
+        self.js.api_total += 1
+        if error:
+            jsa.api_errors += 1
+            self.js.api_errors += 1
+
     def error(self, resp_type: str, e: ApiError, **zero: Any) -> None:
         """An error answer: `type`, `error`, then the response's zero-valued fields."""
-        self.api.js.api_errors += 1
+        self.track(True)
         body: dict[str, Any] = {"type": resp_type, "error": e.json()}
         body.update(zero)
-        self.respond(body)
+        self.respond(body, track=False)
 
 
 def _go_json_error(text: str) -> str:
@@ -103,13 +146,35 @@ class Api:
 
         self.account = sysacc
         self.client = InternalClient(self.js.server, sysacc, "JetStream")
-        for pattern, fn, needs in _ENDPOINTS:
-            self.client.subscribe(pattern.encode(), self._callback(fn, needs), forward=False)
+        self._routes: dict[bytes, tuple[Handler, bool] | None] = {}
+        self.client.subscribe(b"$JS.API.>", self._dispatch, forward=False)
 
     def stop(self) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+    def _route(self, subject: bytes) -> tuple[Handler, bool] | None:
+        """The endpoint for a subject (cached; the most specific pattern first)."""
+        r = self._routes.get(subject, False)
+        if r is not False:
+            return r  # type: ignore[return-value]
+        found: tuple[Handler, bool] | None = None
+        for pattern, fn, needs in _ENDPOINTS:
+            if match_literal(subject, pattern.encode()):
+                found = (fn, needs)
+                break
+        if len(self._routes) > 4096:
+            self._routes.clear()
+        self._routes[subject] = found
+        return found
+
+    def _dispatch(self, sub: Any, origin: Any, acc: Account, subject: bytes, reply: bytes | None,
+                  hdr: int, msg: Any) -> bool:
+        route = self._route(subject)
+        if route is None:
+            return True  # no such endpoint: nats-server does not answer
+        return self._callback(*route)(sub, origin, acc, subject, reply, hdr, msg)
 
     def _callback(self, fn: Handler, needs_account: bool) -> Any:
         def on_request(sub: Any, origin: Any, acc: Account, subject: bytes, reply: bytes | None,
@@ -120,14 +185,19 @@ class Api:
             jsa = self.js.accounts.get(account.name) if account is not None else None
             req = Request(self, subject, reply, hdr, msg, account, jsa)
             try:
+                if req.hdr_block and _required_level_error(req.hdr_block):
+                    raise api_error(errors.REQUIRED_API_LEVEL)
                 if needs_account and jsa is None:
                     raise api_error(errors.NOT_ENABLED_FOR_ACCOUNT)
                 fn(req)
             except ApiError as e:
                 if not req.answered:
-                    req.error(_response_type(req.subject), e)
-            # Counted once answered: an INFO reports the requests before it.
-            self.js.api_total += 1
+                    req.error(_response_type(req.subject), e, **error_zeros(req.subject))
+            except Exception as e:  # a bug: the request gets an answer, the server goes on
+                self.js.server.log.error(f"JetStream API request on {req.subject} failed: {e!r}")
+                if not req.answered:
+                    err = api_error(errors.STREAM_GENERAL_ERROR_F, err=str(e) or type(e).__name__)
+                    req.error(_response_type(req.subject), err, **error_zeros(req.subject))
             return True
 
         return on_request
@@ -152,6 +222,19 @@ class Api:
         deliver_msg(self.client, self.account, reply, None, -1, payload + b"\r\n")
 
 
+def _required_level_error(hdr: bytes) -> bool:
+    """errorOnRequiredApiLevel: Nats-Required-Api-Level above ours, or not a number."""
+    from .store.base import header_value
+
+    v = header_value(hdr, b"Nats-Required-Api-Level")
+    if not v:
+        return False
+    try:
+        return int(v) > 4
+    except ValueError:
+        return True
+
+
 # The response type of each endpoint, for error answers raised before a handler knew it.
 _TYPES = {
     "INFO": "io.nats.jetstream.api.v1.account_info_response",
@@ -164,6 +247,8 @@ _TYPES = {
     "STREAM.PURGE": "io.nats.jetstream.api.v1.stream_purge_response",
     "STREAM.MSG.GET": "io.nats.jetstream.api.v1.stream_msg_get_response",
     "STREAM.MSG.DELETE": "io.nats.jetstream.api.v1.stream_msg_delete_response",
+    "STREAM.SNAPSHOT": "io.nats.jetstream.api.v1.stream_snapshot_response",
+    "STREAM.RESTORE": "io.nats.jetstream.api.v1.stream_restore_response",
     "CONSUMER.CREATE": "io.nats.jetstream.api.v1.consumer_create_response",
     "CONSUMER.DURABLE.CREATE": "io.nats.jetstream.api.v1.consumer_create_response",
     "CONSUMER.INFO": "io.nats.jetstream.api.v1.consumer_info_response",
@@ -174,10 +259,34 @@ _TYPES = {
 }
 
 
-def _response_type(subject: str) -> str:
+# The fields an error answer of each endpoint carries with their zero values (the response
+# struct's fields that are not omitempty).
+_PAGED = {"total": 0, "offset": 0, "limit": 0}
+_ZEROS: dict[str, dict[str, Any]] = {
+    "STREAM.INFO": _PAGED,
+    "STREAM.NAMES": {**_PAGED, "streams": None},
+    "STREAM.LIST": {**_PAGED, "streams": []},
+    "STREAM.PURGE": {"purged": 0},
+    "STREAM.RESTORE": {"deliver_subject": ""},
+    "CONSUMER.NAMES": {**_PAGED, "consumers": None},
+    "CONSUMER.LIST": {**_PAGED, "consumers": []},
+    "CONSUMER.PAUSE": {"paused": False, "pause_until": "0001-01-01T00:00:00Z"},
+}
+
+
+def _endpoint_key(subject: str) -> str:
     rest = subject[len("$JS.API."):]
     best = ""
     for k in _TYPES:
         if (rest == k or rest.startswith(k + ".")) and len(k) > len(best):
             best = k
-    return _TYPES.get(best, "io.nats.jetstream.api.v1.account_info_response")
+    return best
+
+
+def _response_type(subject: str) -> str:
+    return _TYPES.get(_endpoint_key(subject), "io.nats.jetstream.api.v1.account_info_response")
+
+
+def error_zeros(subject: str) -> dict[str, Any]:
+    """The zero-valued fields of an error answer to `subject`."""
+    return dict(_ZEROS.get(_endpoint_key(subject), {}))

@@ -68,20 +68,71 @@ class JsAccount:
         self.limits = limits
         self.streams: dict[str, Any] = {}  # name -> stream.Stream
         self.store_dir = os.path.join(js.store_dir, account.name)
+        self.mem_used = 0
+        self.store_used = 0
+        self.api_total = 0
+        self.api_errors = 0
+        self.has_limits = limits.max_memory >= 0 or limits.max_storage >= 0
 
     def usage(self) -> tuple[int, int]:
         """(memory, storage) bytes used by the account's streams."""
+        return self.mem_used, self.store_used
+
+    def add_usage(self, memory: bool, delta: int) -> None:
+        """A stream's store grew or shrank (its storage-update callback)."""
+        if memory:
+            self.mem_used += delta
+            self.js.mem_used += delta
+        else:
+            self.store_used += delta
+            self.js.store_used += delta
+
+    def would_exceed(self, memory: bool, slen: int, hlen: int, mlen: int) -> bool:
+        """wouldExceedLimits: storing a message of these sizes passes the account's limit."""
+        lim = self.limits
+        if memory:
+            return lim.max_memory >= 0 and self.mem_used + slen + hlen + mlen + 16 > lim.max_memory
+        size = 22 + slen + mlen + 8 + (4 + hlen if hlen else 0)
+        return lim.max_storage >= 0 and self.store_used + size > lim.max_storage
+
+    def reserved(self) -> tuple[int, int]:
+        """(memory, storage) reserved by streams with max_bytes (reservedStorage)."""
         mem = sto = 0
         for s in self.streams.values():
-            used = s.used_bytes()
-            if s.is_memory:
-                mem += used
-            else:
-                sto += used
+            mb = s.config["max_bytes"]
+            if mb > 0:
+                if s.is_memory:
+                    mem += mb
+                else:
+                    sto += mb
         return mem, sto
 
+    def env(self) -> Any:
+        """What the stream configuration checks need (stream_config.StreamEnv)."""
+        from .stream_config import AccountLimits, StreamEnv
+
+        lim = self.limits
+        js = self.js
+        mem_res = sto_res = 0
+        for a in js.accounts.values():
+            m, s = a.reserved()
+            mem_res += m
+            sto_res += s
+        return StreamEnv(
+            streams={n: s.config for n, s in self.streams.items()},
+            limits=AccountLimits(lim.max_memory, lim.max_storage, lim.max_streams, lim.max_consumers,
+                                 lim.max_ack_pending, lim.memory_max_stream_bytes,
+                                 lim.storage_max_stream_bytes, lim.max_bytes_required),
+            mem_reserved=mem_res,
+            store_reserved=sto_res,
+            max_memory=js.max_memory,
+            max_store=js.max_storage,
+        )  # fmt: skip
+
     def num_consumers(self) -> int:
-        return sum(len(s.consumers) for s in self.streams.values())
+        """Consumers of the account's streams, with the internal ones of mirrors and sources
+        (nats-server counts those in $JS.API.INFO, not in stream states)."""
+        return sum(len(s.consumers) + len(s.taps) for s in self.streams.values())
 
     def limits_json(self) -> dict[str, Any]:
         lim = self.limits
@@ -116,6 +167,10 @@ class JetStream:
         self.api_errors = 0
         self.started = 0.0
         self.api: Any = None  # api.Api, made at start
+        self.mem_used = 0
+        self.store_used = 0
+        self._rerr_last = 0.0
+        self._sync_timer: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -148,6 +203,7 @@ class JetStream:
             sysacc.add_service_export(JS_ALL_API)
         self.api.start(sysacc)
         self._enable_accounts()
+        self._schedule_sync()
         self.started = time.time()
         took = time.perf_counter() - t0
         from ..monitor import go_duration
@@ -176,6 +232,8 @@ class JetStream:
             return
         if JS_ALL_API not in acc.service_imports:
             acc.add_service_import(sysacc, JS_ALL_API, JS_ALL_API, share=True)
+        if self.opts.domain:
+            self._domain_mappings(acc)
         jsa = JsAccount(self, acc, limits)
         self.accounts[acc.name] = jsa
         acc.jetstream = jsa
@@ -183,11 +241,72 @@ class JetStream:
 
         load_account(jsa)
 
+    def _domain_mappings(self, acc: Account) -> None:
+        """With a domain, `$JS.<domain>.API.<...>` reaches the API too (nats-server adds these
+        subject mappings to every JetStream account: generateJSMappingTable). A mapping is a
+        rewrite of the subject on publish; here an internal subscription in the account
+        publishes the message again on the mapped subject, from the same client."""
+        from ..delivery import deliver_msg
+
+        prefix = f"$JS.{self.opts.domain}.API."
+        table = {"INFO": "$JS.API.INFO", "STREAM.>": "$JS.API.STREAM.>", "CONSUMER.>": "$JS.API.CONSUMER.>",
+                 "DIRECT.>": "$JS.API.DIRECT.>", "META.>": "$JS.API.META.>", "SERVER.>": "$JS.API.SERVER.>",
+                 "ACCOUNT.>": "$JS.API.ACCOUNT.>", "$KV.>": "$KV.>", "$OBJ.>": "$OBJ.>"}  # fmt: skip
+        client = acc.internal_client()
+        for suffix, dest in table.items():
+            src = (prefix + suffix).encode()
+            keep = len(src) - 1  # the mapped subject keeps what the source's '>' matched
+            dst = dest.encode()
+
+            def remap(sub: Any, origin: Any, a: Any, subject: bytes, reply: bytes | None, hdr: int, msg: Any,
+                      dst: bytes = dst, keep: int = keep, wild: bool = suffix.endswith(">")) -> bool:
+                new = dst[:-1] + subject[keep:] if wild else dst
+                return deliver_msg(origin, a, new, reply, hdr, msg)
+
+            client.subscribe(src, remap, forward=False)
+
     def shutdown(self) -> None:
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
         for jsa in list(self.accounts.values()):
             jsa.stop()
         if self.api is not None:
             self.api.stop()
+
+    # -- limits and durability ----------------------------------------------------------
+
+    def limits_exceeded(self, memory: bool) -> bool:
+        """The server's own limit (max_memory / max_storage) is used up."""
+        if memory:
+            return self.mem_used > self.max_memory
+        return self.store_used > self.max_storage
+
+    def resources_exceeded_error(self, memory: bool) -> None:
+        """Logged at most every 10 s, as nats-server."""
+        now = time.monotonic()
+        if now - self._rerr_last > 10:
+            self._rerr_last = now
+            kind = "memory" if memory else "file"
+            self.server.log.error(f"JetStream {kind} resource limits exceeded for server")
+
+    def _schedule_sync(self) -> None:
+        loop = self.server.loop
+        if loop is None or self.opts.sync_always or self.opts.sync_interval <= 0:
+            return
+        self._sync_timer = loop.call_later(self.opts.sync_interval, self._sync)
+
+    def _sync(self) -> None:
+        """Every sync_interval, file stores are synced to disk (nats-server's syncBlocks)."""
+        self._sync_timer = None
+        for jsa in self.accounts.values():
+            for s in list(jsa.streams.values()):
+                if not s.is_memory and not s.closed:
+                    try:
+                        s.store.sync()
+                    except Exception as e:  # a write error: the stream logs it on its next write
+                        self.server.log.error(f"JetStream sync of stream '{jsa.account.name} > {s.name}' failed: {e}")
+        self._schedule_sync()
 
     def remove_store(self) -> None:
         """Delete the whole store (embedded servers that made a temporary one)."""
@@ -218,13 +337,22 @@ class JetStream:
             cfg["strict"] = True
         return cfg
 
+    def reserved(self) -> tuple[int, int]:
+        mem = sto = 0
+        for jsa in self.accounts.values():
+            m, s = jsa.reserved()
+            mem += m
+            sto += s
+        return mem, sto
+
     def stats_json(self) -> dict[str, Any]:
         mem, sto = self.usage()
+        rmem, rsto = self.reserved()
         return {
             "memory": mem,
             "storage": sto,
-            "reserved_memory": 0,
-            "reserved_storage": 0,
+            "reserved_memory": rmem,
+            "reserved_storage": rsto,
             "accounts": len(self.accounts),
             "ha_assets": 0,
             "api": {"level": API_LEVEL, "total": self.api_total, "errors": self.api_errors},

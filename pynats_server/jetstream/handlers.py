@@ -3,7 +3,12 @@ and holds the account-level ones."""
 
 from __future__ import annotations
 
-from . import stream_api  # noqa: F401  - registers the stream endpoints
+from typing import Any
+
+from . import (
+    consumer_api,  # noqa: F401  - registers the consumer endpoints
+    stream_api,  # noqa: F401  - registers the stream endpoints
+)
 from .api import Request, endpoint
 from .engine import API_LEVEL
 
@@ -13,15 +18,18 @@ def account_info(req: Request) -> None:
     jsa = req.jsa
     assert jsa is not None
     mem, sto = jsa.usage()
-    js = req.js
-    req.respond({
+    rmem, rsto = jsa.reserved()
+    answer: dict[str, Any] = {
         "type": "io.nats.jetstream.api.v1.account_info_response",
         "memory": mem,
         "storage": sto,
-        "reserved_memory": 0,
-        "reserved_storage": 0,
+        "reserved_memory": rmem,
+        "reserved_storage": rsto,
         "streams": len(jsa.streams),
         "consumers": jsa.num_consumers(),
         "limits": jsa.limits_json(),
-        "api": {"level": API_LEVEL, "total": js.api_total, "errors": js.api_errors},
-    })  # fmt: skip
+    }
+    if req.js.opts.domain:
+        answer["domain"] = req.js.opts.domain
+    answer["api"] = {"level": API_LEVEL, "total": jsa.api_total, "errors": jsa.api_errors}
+    req.respond(answer)

@@ -428,6 +428,12 @@ class StreamStore(Protocol):
         parsed Nats-TTL in seconds (-1: never expires under max_age)."""
         ...
 
+    def store_fast(self, subject: bytes, msg: bytes) -> tuple[int, int] | None:
+        """store_msg(subject, b"", msg) when nothing but storing is needed (no headers, no
+        limit to apply or check, a subject already stored): (seq, ts); None otherwise, and
+        the caller uses store_msg. A shortcut for the stream's ingest path."""
+        ...
+
     def store_raw_msg(
         self,
         subject: bytes,

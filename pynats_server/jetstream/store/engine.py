@@ -69,6 +69,11 @@ _MATCH_CACHE_MAX = 128
 _FEW_SUBJECTS = 16
 
 
+def _fast_ok(cfg: StoreConfig) -> bool:
+    """No limit a store has to enforce or check (store_fast applies)."""
+    return cfg.max_msgs <= 0 and cfg.max_bytes <= 0 and cfg.max_msgs_per_subject <= 0
+
+
 def is_all(filter: bytes) -> bool:
     return not filter or filter == b">"
 
@@ -102,6 +107,7 @@ class IndexedStore(ABC):
 
     def __init__(self, cfg: StoreConfig) -> None:
         self._cfg = replace(cfg)
+        self._fast_ok = _fast_ok(cfg)
         self._closed = False
         self._scb: StorageUpdateHandler | None = None
         self._consumers = 0
@@ -230,6 +236,38 @@ class IndexedStore(ABC):
         if ttl:
             self._ttl[seq] = ttl
         return size
+
+    def _index_add_fast(self, seq: int, ts: int, sid: int, loc: int, ml: int, size: int) -> None:
+        """_index_add for store_fast: a message without headers or TTL, dense arrays, the
+        stream not empty, the subject already known."""
+        self._sid.append(sid)
+        self._ts.append(ts)
+        self._loc.append(loc)
+        self._hl.append(0)
+        self._ml.append(ml)
+        self._msgs += 1
+        self._bytes += size
+        self._last = seq
+        self._last_ts = ts
+        ss_n = self._ss_n
+        cnt = ss_n[sid] + 1
+        ss_n[sid] = cnt
+        self._ss_l[sid] = seq
+        if self._stale_l:
+            self._stale_l.discard(sid)
+        if cnt == 1:
+            self._ss_f[sid] = seq
+            if self._stale_f:
+                self._stale_f.discard(sid)
+
+    def _fast_seq(self, subj: bytes) -> int:
+        """The sid for store_fast, or 0 when only the general path can store the next message
+        (limits to apply, empty or sparse index, a skipped sequence, a new subject)."""
+        if not self._fast_ok or not self._msgs or self._seqa is not None or self._closed:
+            return 0
+        if self._base + len(self._sid) != self._last + 1:
+            return 0
+        return self._sids.get(subj, 0)
 
     def _remove(self, seq: int, secure: bool = False) -> bool:
         """Remove the live message at ``seq``. Reports it (storage-update callback) unless a
@@ -520,6 +558,11 @@ class IndexedStore(ABC):
         if self._scb is not None:
             self._scb(1, size, seq, subject)
         return seq, ts
+
+    def store_fast(self, subject: bytes, msg: bytes) -> tuple[int, int] | None:
+        """store_msg for the common case (no headers, no TTL, nothing to enforce), or None
+        when the general path must be taken: the caller then calls store_msg."""
+        return None
 
     def store_raw_msg(
         self,
@@ -1250,6 +1293,7 @@ class IndexedStore(ABC):
         self._check_writable()
         old = self._cfg
         self._cfg = replace(cfg)
+        self._fast_ok = _fast_ok(cfg)
         try:
             if cfg.allow_msg_ttl and not old.allow_msg_ttl:
                 self._rebuild_ttl_heap()

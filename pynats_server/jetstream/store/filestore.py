@@ -33,6 +33,7 @@ import shutil
 import struct
 import zlib
 from dataclasses import dataclass
+from time import time_ns
 
 from . import snapshot
 from .base import (
@@ -71,6 +72,7 @@ MIN_RECORD = DEL_SIZE
 _M32 = 0xFFFFFFFF
 # Read file descriptors kept open for blocks other than the one being written.
 _FD_CACHE = 8
+_READ_AHEAD = 64 * 1024  # bytes read at once when reads go through a block in order
 
 
 @dataclass(slots=True)
@@ -139,6 +141,8 @@ class FileStore(IndexedStore):
         self._flushed = 0
         self._pending = bytearray()
         self._fds: dict[int, int] = {}
+        self._rcache: tuple[int, int, bytes] | None = None  # read-ahead: (block, offset, bytes)
+        self._rnext: tuple[int, int] = (-1, -1)  # where the last read ended
         self._werr: ErrStoreWrite | None = None
         self._unsynced = False
         self._replaying = False
@@ -551,11 +555,13 @@ class FileStore(IndexedStore):
         return fd
 
     def _drop_fd(self, index: int) -> None:
+        self._rcache = None
         fd = self._fds.pop(index, None)
         if fd is not None:
             os.close(fd)
 
     def _close_fds(self) -> None:
+        self._rcache = None
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -568,10 +574,24 @@ class FileStore(IndexedStore):
         if lmb is not None and blk == lmb.index and off >= self._flushed:
             p = off - self._flushed
             return bytes(self._pending[p : p + rl])
+        # Read-ahead for a consumer walking the stream: a read that starts where the last
+        # one ended takes the next _READ_AHEAD bytes, and the records after it come from
+        # them (blocks only change by being rewritten or removed, which drops the window).
+        rc = self._rcache
+        if rc is not None and rc[0] == blk:
+            start = off - rc[1]
+            if 0 <= start and start + rl <= len(rc[2]):
+                self._rnext = (blk, off + rl)
+                return rc[2][start : start + rl]
+        ahead = self._rnext == (blk, off)
         try:
-            rec = os.pread(self._read_fd(blk), rl, off)
+            rec = os.pread(self._read_fd(blk), _READ_AHEAD if ahead and rl < _READ_AHEAD else rl, off)
         except OSError as e:
             raise self._corrupt(self._bmap[blk].path, f"read failed: {e}") from e
+        self._rnext = (blk, off + rl)
+        if len(rec) > rl:
+            self._rcache = (blk, off, rec)
+            return rec[:rl]
         if len(rec) != rl:
             raise self._corrupt(self._bmap[blk].path, f"short read at offset {off}")
         return rec
@@ -605,6 +625,43 @@ class FileStore(IndexedStore):
         lmb.live += 1
         lmb.live_bytes += rl
         return lmb.index << 32 | off
+
+    def store_fast(self, subject: bytes, msg: bytes) -> tuple[int, int] | None:
+        """store_msg and its write, in one go, for a message without headers or TTL when no
+        limit applies (engine._fast_seq): the same record and index as the general path."""
+        sid = self._fast_seq(subject)
+        if not sid or self._werr is not None:
+            return None
+        slen = len(subject)
+        ml = len(msg)
+        rl = MSG_HDR_SIZE + slen + ml + 4
+        lmb = self._lmb
+        if lmb is None or lmb.size + rl > self._block_size or not lmb.size:
+            return None
+        ts = time_ns()
+        seq = self._last + 1
+        first = self._first
+        pending = self._pending
+        # The floor is the first sequence, which storing this message does not move.
+        rec = _MSG_HDR.pack(rl, KIND_MSG, 0, slen, seq, ts, 0, first) + subject + msg
+        pending += rec
+        pending += _U32.pack(zlib.crc32(rec))
+        off = lmb.size
+        lmb.size = off + rl
+        if lmb.first == 0:
+            lmb.first = seq
+        lmb.last = seq
+        lmb.live += 1
+        lmb.live_bytes += rl
+        size = 30 + slen + ml  # _msg_size without headers
+        self._index_add_fast(seq, ts, sid, lmb.index << 32 | off, ml, size)
+        self._op_first0 = first
+        if self._fcfg.write_through or len(pending) >= self._block_size:
+            self._flush()
+        scb = self._scb
+        if scb is not None:
+            scb(1, size, seq, subject)
+        return seq, ts
 
     def _p_read(self, i: int) -> tuple[bytes, bytes]:
         loc = self._loc[i]

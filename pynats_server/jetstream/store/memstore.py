@@ -10,6 +10,7 @@ stays proportional to what is stored whatever the delete pattern (KV updates, TT
 from __future__ import annotations
 
 import os
+from time import time_ns
 
 from .base import (
     ConsumerStore,
@@ -78,6 +79,29 @@ class MemStore(IndexedStore):
         self._seg_live[g] += n
         self._seg_hi[g] = seq
         return g << 32 | off
+
+    def store_fast(self, subject: bytes, msg: bytes) -> tuple[int, int] | None:
+        """store_msg for a message without headers or TTL when no limit applies."""
+        sid = self._fast_seq(subject)
+        ml = len(msg)
+        if not sid or not ml:
+            return None
+        seg = self._segs.get(self._cur)
+        if seg is None or (seg and len(seg) + ml > SEGMENT_SIZE):
+            return None
+        ts = time_ns()
+        seq = self._last + 1
+        g = self._cur
+        off = len(seg)
+        seg += msg
+        self._seg_live[g] += ml
+        self._seg_hi[g] = seq
+        size = len(subject) + ml + 16
+        self._index_add_fast(seq, ts, sid, g << 32 | off, ml, size)
+        scb = self._scb
+        if scb is not None:
+            scb(1, size, seq, subject)
+        return seq, ts
 
     def _p_read(self, i: int) -> tuple[bytes, bytes]:
         hl = self._hl[i]
