@@ -26,7 +26,7 @@ from .protocol import wire
 from .sublist import Subscription
 from .sysacc import SystemServices
 
-MAX_CLOSED_CLIENTS = 10_000
+MAX_CLOSED_CLIENTS = const.DEFAULT_MAX_CLOSED_CLIENTS
 
 
 def check_jetstream_options(opts: Options) -> None:
@@ -103,7 +103,9 @@ class Server:
         self.jetstream: Any = None  # jetstream.engine.JetStream, when opts.jetstream
         self.sublist = self.global_account.sublist  # the global account's index
         self.clients: dict[int, ClientConnection] = {}
-        self.closed_clients: collections.deque[ClosedConn] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
+        self.closed_clients: collections.deque[ClosedConn] = collections.deque(
+            maxlen=opts.max_closed_clients if opts.max_closed_clients > 0 else MAX_CLOSED_CLIENTS
+        )
         self.dirty: list[Connection] = []
         self.reading = False
         self.throttled = False  # a route is backed up: publishers are paused
@@ -203,7 +205,7 @@ class Server:
             self.jetstream = JetStream(self, opts.jetstream)
             self.jetstream.start()
         if opts.http_port or opts.https_port:
-            from .monitor import Monitor
+            from .monitor_http import Monitor
 
             self.monitor = Monitor(self)
             await self.monitor.start()
