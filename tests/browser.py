@@ -4,9 +4,7 @@
 fd 4, as NUL-terminated JSON: no websocket, no port, nothing but the browser Debian ships.
 Only what the tests need: open a page, evaluate JavaScript, take a screenshot.
 
-Chromium comes from Debian's package (`apt-get install chromium`); `find_chromium()`
-installs it when missing and the test runs as root, skips with the reason otherwise, and
-fails under CI, where the Makefile has installed it.
+Chromium comes from Debian's package (tests/debian.py installs it when missing).
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import subprocess
 import tempfile
 from typing import Any
 
-import pytest
+from debian import require
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
@@ -29,22 +27,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 def find_chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    why = "Debian's chromium is not installed"
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "install", "-y", "-q", "chromium"],
-                    ["sh", "-c", "apt-get update -q && apt-get install -y -q chromium"]):  # fmt: skip
-            r = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
-            if r.returncode == 0 and shutil.which("chromium"):
-                return shutil.which("chromium") or "chromium"
-        why += " and `apt-get install chromium` failed"
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (make go-servers installs it)")
-    pytest.skip(why)
+    return require("chromium", "chromium")
 
 
 class Browser:
