@@ -663,6 +663,8 @@ class Cluster:
         if client.transport is not None and client not in self._throttled:
             client.transport.pause_reading()
             self._throttled.append(client)
+            self.server.stalls += 1  # /varz stalled_clients
+            client.stalls += 1
 
     # -- monitoring -------------------------------------------------------------------
 

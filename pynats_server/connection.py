@@ -44,6 +44,7 @@ class Connection(asyncio.Protocol):
         self.out_bytes = 0
         self.pings_out = 0
         self.rtt = 0.0
+        self.stalls = 0  # times paused because a route was backed up (/connz stalls)
         self._rtt_start = 0.0
         self._last_in = time.monotonic()
         self._ping_handle: asyncio.TimerHandle | None = None
@@ -182,6 +183,10 @@ class Connection(asyncio.Protocol):
         if not self._should_skip_ping():
             if self.pings_out + 1 > self.ping_max():
                 self.debug("Stale Client Connection - Closing")  # nats-server's words, for every kind
+                srv = self.server
+                srv.stale_connections += 1
+                kind = "routes" if self.kind_name == "Router" else "clients"
+                srv.stale_by_kind[kind] += 1
                 self.send_err(wire.E_STALE_CONNECTION)
                 self.close_connection("Stale Connection")
                 return

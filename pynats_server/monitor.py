@@ -280,8 +280,8 @@ class Monitoring:
             "in_bytes": ib,
             "out_bytes": ob,
             "slow_consumers": srv.slow_consumers,
-            "stale_connections": 0,
-            "stalled_clients": 0,
+            "stale_connections": srv.stale_connections,
+            "stalled_clients": srv.stalls,
             "subscriptions": self.num_subscriptions(),
             "http_req_stats": dict(self.req_stats),
             "config_load_time": go_time(srv.config_time),
@@ -290,7 +290,7 @@ class Monitoring:
             **_trusted_operators(opts),
             "system_account": srv.system_account.name if srv.system_account is not None else "",
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
-            "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
+            "stale_connection_stats": dict(srv.stale_by_kind),
         })  # fmt: skip
         if opts.tls is not None and opts.tls.cert_file:
             v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
@@ -330,9 +330,11 @@ class Monitoring:
                 "out_msgs": c.out_msgs,
                 "in_bytes": c.in_bytes,
                 "out_bytes": c.out_bytes,
-                "subscriptions": c.closed_subs if closed else len(c.subs),
             }
         )
+        if c.stalls:
+            info["stalls"] = c.stalls
+        info["subscriptions"] = c.closed_subs if closed else len(c.subs)
         for k, v in (("name", c.name), ("lang", c.lang), ("version", c.version)):
             if v:
                 info[k] = v
@@ -420,25 +422,33 @@ class Monitoring:
             out["connections"] = None
             return out
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # nats-server's total counts the connections of the account asked for (or all), open
+        # and/or closed: the user, MQTT client, subject and cid filters thin the list only.
+        total = 0
         if o.state in (OPEN, ALL):
             for c in srv.clients.values():
-                if o.cid and c.cid != o.cid:
-                    continue
                 if o.acc and c.account.name != o.acc:
                     continue
+                total += 1
+                if o.cid and c.cid != o.cid:
+                    continue
+                if o.mqtt_client:
+                    continue  # no MQTT clients here: none has that client id
                 if o.user and c.ident.raw != o.user:
                     continue
                 if filt and not any(subjects_collide(filt.encode(), s.subject) for s in c.subs.values()):
                     continue
                 info = self.conn_info(c, auth=o.auth, subs=o.subscriptions, detail=o.subscriptions_detail)
                 rows.append((info, _sort_values(c)))
-        if o.state in (CLOSED, ALL) and not (o.cid and rows):
+        open_hit = bool(o.cid and rows)  # the cid asked for is open: no closed one is shown
+        if o.state in (CLOSED, ALL):
             for cc in srv.closed_clients:
-                if o.cid and cc.info["cid"] != o.cid:
-                    continue
                 if o.acc and cc.account != o.acc:
                     continue
-                if o.user and cc.user != o.user:
+                total += 1
+                if o.cid and (open_hit or cc.info["cid"] != o.cid):
+                    continue
+                if o.user and cc.user != o.user or o.mqtt_client:
                     continue
                 info = cc.info
                 if cc.subs and (o.subscriptions or o.subscriptions_detail) or o.auth:
@@ -461,7 +471,7 @@ class Monitoring:
             rows.sort(key=lambda r: r[1][key], reverse=desc)
         page = [info for info, _ in rows[offset : offset + limit]]
         out["num_connections"] = len(page)
-        out["total"] = len(rows)
+        out["total"] = total
         out["connections"] = page
         return out
 

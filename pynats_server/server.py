@@ -117,6 +117,11 @@ class Server:
         self.start_time = time.time()
         self.total_connections = 0
         self.slow_consumers = 0
+        # nats-server's other counters of /varz: stale connections (by kind of connection)
+        # and publishers stalled while a route was backed up.
+        self.stale_connections = 0
+        self.stale_by_kind = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
+        self.stalls = 0
         # Totals of connections that have gone, so /varz counters do not go backwards.
         self.closed_in_msgs = 0
         self.closed_in_bytes = 0
