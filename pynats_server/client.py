@@ -25,7 +25,7 @@ from .auth import (
     reserved_reply,
     reserved_subject,
 )
-from .connection import Connection, go_quote
+from .connection import Connection
 from .delivery import build_plan, deliver_client_msg, no_responders
 from .jwt_client import JWTClient
 from .protocol import wire
@@ -605,7 +605,7 @@ class ClientConnection(JWTClient, Connection):
     def _trace_pub(self, op: bytes, subject: bytes, reply: bytes | None, hdb: bytes | None, szb: bytes, msg: Any) -> None:
         parts = [op, subject] + ([reply] if reply else []) + ([hdb] if hdb is not None else []) + [szb]
         self.trace(f"<<- [{b' '.join(parts).decode(errors='replace')}]")
-        self.trace(f"<<- MSG_PAYLOAD: [{go_quote(bytes(msg[:-2]))}]")
+        self.trace_payload("<<-", msg)
 
     def _pub_refused(self, subject: bytes, reply: bytes | None) -> bool:
         """nats-server's checks before a client's message is delivered, in its order."""

@@ -141,7 +141,19 @@ class Connection(asyncio.Protocol):
             if payload:
                 line = bytes(out[i] + out[i + 1]).rstrip(b"\r\n").decode(errors="replace")
                 self.trace(f"->> [{line}]")
-                self.trace(f"->> MSG_PAYLOAD: [{go_quote(bytes(payload[:-2]))}]")
+                self.trace_payload("->>", payload)
+
+    def trace_payload(self, prefix: str, msg: Any) -> None:
+        """`<<- MSG_PAYLOAD: ["..."]` (`msg` ends with CRLF): none for an empty payload, and
+        cut to max_traced_msg_len with `...`, as nats-server's traceMsg."""
+        body = bytes(msg[:-2])
+        if not body:
+            return
+        limit = self.server.opts.max_traced_msg_len
+        if 0 < limit < len(body):
+            self.trace(f'{prefix} MSG_PAYLOAD: ["{go_quote(body[:limit])[1:-1]}..."]')
+        else:
+            self.trace(f"{prefix} MSG_PAYLOAD: [{go_quote(body)}]")
 
     def max_pending(self) -> int:
         return self.server.opts.max_pending

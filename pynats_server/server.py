@@ -20,6 +20,7 @@ from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
+from .log import from_options as log_from_options
 from .monitor import ClosedConn, Monitoring
 from .options import Options
 from .protocol import wire
@@ -63,13 +64,7 @@ class Server:
             opts = replace(opts, **overrides)
         self.opts = opts
         self.auth = Authenticator(opts)
-        self.log = logger or Logger(
-            debug=opts.debug,
-            trace=opts.trace,
-            logtime=opts.logtime,
-            path=opts.log_file,
-            enabled=not opts.no_log,
-        )
+        self.log = logger or log_from_options(opts)
         self.id = ids.server_id()
         self.name = opts.server_name or self.id
         self.xkey = ids.curve_key()
