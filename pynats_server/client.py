@@ -70,6 +70,7 @@ class ClientConnection(JWTClient, Connection):
         self._ncs = ""  # the `"v1.2:python:name" - "$G/user:bob"` part of log lines
         self._sub_ops = 0
         self.closed_subs = 0
+        self.closed_sub_list: list[Any] = []  # the subscriptions it had when it closed
         self.account = server.global_account
         self._acc_b = self.account.name_b
         self._cache_get = self.account.sublist.cache.get
@@ -649,6 +650,7 @@ class ClientConnection(JWTClient, Connection):
         self.jwt_closed()
         self.debug(f"Client connection closed: {reason}")
         self.closed_subs = len(self.subs)  # /connz?state=closed shows what it had
+        self.closed_sub_list = list(self.subs.values())
         self._drop_all_subs()
         self.server.remove_client(self)
 

@@ -376,7 +376,7 @@ class Monitoring:
         tot[1] += c.in_bytes
         tot[2] += c.out_msgs
         tot[3] += c.out_bytes
-        subs = [self._sub_detail(s, c.cid) for s in c.subs.values()]
+        subs = [self._sub_detail(s, c.cid) for s in (c.closed_sub_list or c.subs.values())]
         return ClosedConn(self.conn_info(c, closed=True), acc, c.ident.raw, subs, _sort_values(c, closed=True))
 
     def _sub_detail(self, s: Any, cid: int, account: str = "") -> dict[str, Any]:
