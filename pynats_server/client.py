@@ -25,7 +25,7 @@ from .auth import (
     reserved_reply,
     reserved_subject,
 )
-from .connection import Connection, go_quote
+from .connection import Connection
 from .delivery import build_plan, deliver_client_msg, no_responders
 from .jwt_client import JWTClient
 from .protocol import wire
@@ -70,6 +70,7 @@ class ClientConnection(JWTClient, Connection):
         self._ncs = ""  # the `"v1.2:python:name" - "$G/user:bob"` part of log lines
         self._sub_ops = 0
         self.closed_subs = 0
+        self.closed_sub_list: list[Any] = []  # the subscriptions it had when it closed
         self.account = server.global_account
         self._acc_b = self.account.name_b
         self._cache_get = self.account.sublist.cache.get
@@ -605,7 +606,7 @@ class ClientConnection(JWTClient, Connection):
     def _trace_pub(self, op: bytes, subject: bytes, reply: bytes | None, hdb: bytes | None, szb: bytes, msg: Any) -> None:
         parts = [op, subject] + ([reply] if reply else []) + ([hdb] if hdb is not None else []) + [szb]
         self.trace(f"<<- [{b' '.join(parts).decode(errors='replace')}]")
-        self.trace(f"<<- MSG_PAYLOAD: [{go_quote(bytes(msg[:-2]))}]")
+        self.trace_payload("<<-", msg)
 
     def _pub_refused(self, subject: bytes, reply: bytes | None) -> bool:
         """nats-server's checks before a client's message is delivered, in its order."""
@@ -649,6 +650,7 @@ class ClientConnection(JWTClient, Connection):
         self.jwt_closed()
         self.debug(f"Client connection closed: {reason}")
         self.closed_subs = len(self.subs)  # /connz?state=closed shows what it had
+        self.closed_sub_list = list(self.subs.values())
         self._drop_all_subs()
         self.server.remove_client(self)
 

@@ -601,7 +601,11 @@ class Cluster:
                 self._broadcast(wire.rs_plus(acc, subject, queue, n))
 
     def _broadcast(self, data: bytes) -> None:
+        """An interest change (RS+/RS-) to every route, traced as nats-server traces it."""
+        trace = self.server.log.trace_enabled
         for r in self.routes.values():
+            if trace:
+                r.trace(f"->> [{data[:-2].decode(errors='replace')}]")
             r.enqueue(data)
 
     def send_info_to_routes(self) -> None:
@@ -663,6 +667,8 @@ class Cluster:
         if client.transport is not None and client not in self._throttled:
             client.transport.pause_reading()
             self._throttled.append(client)
+            self.server.stalls += 1  # /varz stalled_clients
+            client.stalls += 1
 
     # -- monitoring -------------------------------------------------------------------
 

@@ -36,11 +36,10 @@ _GO_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64", dateti
 
 # Known to nats-server, accepted and ignored (with a warning).
 _IGNORED = {
-    "logtime_utc", "trace_headers", "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
-    "http_base_path", "logfile_size_limit", "log_size_limit", "logfile_max_num", "log_max_num",
-    "prof_port", "prof_block_rate", "max_traced_msg_len", "max_sub_tokens",
+    "trace_headers", "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
+    "prof_port", "prof_block_rate", "max_sub_tokens",
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
-    "server_metadata", "feature_flags", "no_fast_producer_stall", "max_closed_clients",
+    "server_metadata", "feature_flags", "no_fast_producer_stall",
     "write_timeout", "default_js_domain", "gateway", "leaf", "leafnodes",
     "websocket", "ws", "mqtt", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
@@ -249,7 +248,12 @@ class _Mapper:
                   "https_port": ("https_port", int), "allow_non_tls": ("allow_non_tls", bool),
                   "max_subscriptions": ("max_subscriptions", int),
                   "max_subs": ("max_subscriptions", int), "ping_max": ("ping_max", int),
-                  "no_header_support": ("no_header_support", bool)}  # fmt: skip
+                  "no_header_support": ("no_header_support", bool),
+                  "http_base_path": ("http_base_path", str), "max_closed_clients": ("max_closed_clients", int),
+                  "logfile_size_limit": ("log_size_limit", int), "log_size_limit": ("log_size_limit", int),
+                  "logfile_max_num": ("log_max_num", int), "log_max_num": ("log_max_num", int),
+                  "logtime_utc": ("logtime_utc", bool), "max_traced_msg_len": ("max_traced_msg_len", int),
+                  "syslog": ("syslog", bool), "remote_syslog": ("remote_syslog", str)}  # fmt: skip
         if k in simple:
             attr, typ = simple[k]
             setattr(o, attr, _want(tok, typ))
@@ -297,13 +301,9 @@ class _Mapper:
                 self.error(tok, "Duplicate 'store_dir' configuration")
             else:
                 js.store_dir = _want(tok, str)
-        elif k in ("syslog", "proxy_protocol"):
+        elif k == "proxy_protocol":
             if _want(tok, bool):
-                what = "syslog logging" if k == "syslog" else "the PROXY protocol"
-                self.error(tok, f"{what} is not supported")
-        elif k == "remote_syslog":
-            if _want(tok, str):
-                self.error(tok, "remote syslog logging is not supported")
+                self.error(tok, "the PROXY protocol is not supported")
         elif k in operator_config.KEYS:
             operator_config.apply(self, k, tok)
         elif k == "accounts":

@@ -44,6 +44,7 @@ class Connection(asyncio.Protocol):
         self.out_bytes = 0
         self.pings_out = 0
         self.rtt = 0.0
+        self.stalls = 0  # times paused because a route was backed up (/connz stalls)
         self._rtt_start = 0.0
         self._last_in = time.monotonic()
         self._ping_handle: asyncio.TimerHandle | None = None
@@ -140,7 +141,19 @@ class Connection(asyncio.Protocol):
             if payload:
                 line = bytes(out[i] + out[i + 1]).rstrip(b"\r\n").decode(errors="replace")
                 self.trace(f"->> [{line}]")
-                self.trace(f"->> MSG_PAYLOAD: [{go_quote(bytes(payload[:-2]))}]")
+                self.trace_payload("->>", payload)
+
+    def trace_payload(self, prefix: str, msg: Any) -> None:
+        """`<<- MSG_PAYLOAD: ["..."]` (`msg` ends with CRLF): none for an empty payload, and
+        cut to max_traced_msg_len with `...`, as nats-server's traceMsg."""
+        body = bytes(msg[:-2])
+        if not body:
+            return
+        limit = self.server.opts.max_traced_msg_len
+        if 0 < limit < len(body):
+            self.trace(f'{prefix} MSG_PAYLOAD: ["{go_quote(body[:limit])[1:-1]}..."]')
+        else:
+            self.trace(f"{prefix} MSG_PAYLOAD: [{go_quote(body)}]")
 
     def max_pending(self) -> int:
         return self.server.opts.max_pending
@@ -182,6 +195,10 @@ class Connection(asyncio.Protocol):
         if not self._should_skip_ping():
             if self.pings_out + 1 > self.ping_max():
                 self.debug("Stale Client Connection - Closing")  # nats-server's words, for every kind
+                srv = self.server
+                srv.stale_connections += 1
+                kind = "routes" if self.kind_name == "Router" else "clients"
+                srv.stale_by_kind[kind] += 1
                 self.send_err(wire.E_STALE_CONNECTION)
                 self.close_connection("Stale Connection")
                 return

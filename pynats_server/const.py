@@ -50,3 +50,5 @@ SYSTEM_ACCOUNT = "$SYS"
 
 # Client ids start above the ids nats-server gives its internal clients.
 FIRST_CLIENT_ID = 5
+# Closed connections kept for /connz?state=closed (nats-server's DEFAULT_MAX_CLOSED_CLIENTS).
+DEFAULT_MAX_CLOSED_CLIENTS = 10_000

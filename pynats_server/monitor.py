@@ -8,16 +8,14 @@ that poll nats-server read ours the same way.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
-from . import const, netutil
+from . import const
 from .protocol.subjects import is_valid_literal_subject, match_literal, subjects_collide
 
 if TYPE_CHECKING:
@@ -25,9 +23,6 @@ if TYPE_CHECKING:
     from .client import ClientConnection
     from .server import Server
     from .sublist import Sublist
-
-_MAX_REQUEST = 16 * 1024
-
 
 def go_time(t: float) -> str:
     """RFC 3339 with nanoseconds, UTC, trailing zeros trimmed (Go's time.RFC3339Nano)."""
@@ -254,7 +249,7 @@ class Monitoring:
             "ping_max": opts.ping_max,
             "http_host": http.host if http is not None else opts.http_host,
             "http_port": (http.port if http.scheme == "http" else 0) if http is not None else opts.http_port,
-            "http_base_path": "",
+            "http_base_path": opts.http_base_path,
             "https_port": opts.https_port,  # as configured (-1 stays -1), as nats-server shows it
             "auth_timeout": go_float(opts.client_auth_timeout()),
             "max_control_line": opts.max_control_line,
@@ -285,8 +280,8 @@ class Monitoring:
             "in_bytes": ib,
             "out_bytes": ob,
             "slow_consumers": srv.slow_consumers,
-            "stale_connections": 0,
-            "stalled_clients": 0,
+            "stale_connections": srv.stale_connections,
+            "stalled_clients": srv.stalls,
             "subscriptions": self.num_subscriptions(),
             "http_req_stats": dict(self.req_stats),
             "config_load_time": go_time(srv.config_time),
@@ -295,7 +290,7 @@ class Monitoring:
             **_trusted_operators(opts),
             "system_account": srv.system_account.name if srv.system_account is not None else "",
             "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
-            "stale_connection_stats": {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0},
+            "stale_connection_stats": dict(srv.stale_by_kind),
         })  # fmt: skip
         if opts.tls is not None and opts.tls.cert_file:
             v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
@@ -335,9 +330,11 @@ class Monitoring:
                 "out_msgs": c.out_msgs,
                 "in_bytes": c.in_bytes,
                 "out_bytes": c.out_bytes,
-                "subscriptions": c.closed_subs if closed else len(c.subs),
             }
         )
+        if c.stalls:
+            info["stalls"] = c.stalls
+        info["subscriptions"] = c.closed_subs if closed else len(c.subs)
         for k, v in (("name", c.name), ("lang", c.lang), ("version", c.version)):
             if v:
                 info[k] = v
@@ -379,7 +376,7 @@ class Monitoring:
         tot[1] += c.in_bytes
         tot[2] += c.out_msgs
         tot[3] += c.out_bytes
-        subs = [self._sub_detail(s, c.cid) for s in c.subs.values()]
+        subs = [self._sub_detail(s, c.cid) for s in (c.closed_sub_list or c.subs.values())]
         return ClosedConn(self.conn_info(c, closed=True), acc, c.ident.raw, subs, _sort_values(c, closed=True))
 
     def _sub_detail(self, s: Any, cid: int, account: str = "") -> dict[str, Any]:
@@ -425,25 +422,33 @@ class Monitoring:
             out["connections"] = None
             return out
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        # nats-server's total counts the connections of the account asked for (or all), open
+        # and/or closed: the user, MQTT client, subject and cid filters thin the list only.
+        total = 0
         if o.state in (OPEN, ALL):
             for c in srv.clients.values():
-                if o.cid and c.cid != o.cid:
-                    continue
                 if o.acc and c.account.name != o.acc:
                     continue
+                total += 1
+                if o.cid and c.cid != o.cid:
+                    continue
+                if o.mqtt_client:
+                    continue  # no MQTT clients here: none has that client id
                 if o.user and c.ident.raw != o.user:
                     continue
                 if filt and not any(subjects_collide(filt.encode(), s.subject) for s in c.subs.values()):
                     continue
                 info = self.conn_info(c, auth=o.auth, subs=o.subscriptions, detail=o.subscriptions_detail)
                 rows.append((info, _sort_values(c)))
-        if o.state in (CLOSED, ALL) and not (o.cid and rows):
+        open_hit = bool(o.cid and rows)  # the cid asked for is open: no closed one is shown
+        if o.state in (CLOSED, ALL):
             for cc in srv.closed_clients:
-                if o.cid and cc.info["cid"] != o.cid:
-                    continue
                 if o.acc and cc.account != o.acc:
                     continue
-                if o.user and cc.user != o.user:
+                total += 1
+                if o.cid and (open_hit or cc.info["cid"] != o.cid):
+                    continue
+                if o.user and cc.user != o.user or o.mqtt_client:
                     continue
                 info = cc.info
                 if cc.subs and (o.subscriptions or o.subscriptions_detail) or o.auth:
@@ -466,7 +471,7 @@ class Monitoring:
             rows.sort(key=lambda r: r[1][key], reverse=desc)
         page = [info for info, _ in rows[offset : offset + limit]]
         out["num_connections"] = len(page)
-        out["total"] = len(rows)
+        out["total"] = total
         out["connections"] = page
         return out
 
@@ -533,11 +538,41 @@ class Monitoring:
 
     # -- /healthz, /gatewayz, /leafz, /jsz ----------------------------------------------
 
-    def healthz(self) -> dict[str, Any]:
-        """With `status_code`, as the system request answers; HTTP leaves it out."""
+    def healthz(self, o: dict[str, Any] | None = None) -> dict[str, Any]:
+        """nats-server's healthz, with `status_code` (the system request shows it, HTTP sends
+        it as the status). `o` holds HealthzOptions by their JSON names (js-enabled-only,
+        js-server-only, details, account, stream, consumer ...)."""
+        o = o or {}
+        details = bool(o.get("details"))
+        errors: list[dict[str, Any]] = []
+
+        def fail(code: int, kind: str, text: str, status: str = "error", **where: str) -> dict[str, Any]:
+            if details:
+                errors.append({"type": kind, **{k: v for k, v in where.items() if v}, "error": text})
+                return {"status": "error", "status_code": code, "errors": errors}
+            return {"status": status, "status_code": code, "error": text}
+
+        if not o.get("account") and o.get("stream"):
+            return fail(400, "BAD_REQUEST", '"account" must not be empty when checking stream health')
+        if not o.get("stream") and o.get("consumer"):
+            return fail(400, "BAD_REQUEST", '"stream" must not be empty when checking consumer health')
         if not self.server.running:
-            return {"status": "unavailable", "status_code": 503, "error": "server is not running"}
-        return {"status": "ok", "status_code": 200}
+            return fail(500, "CONNECTION", "server is not running")
+        ok: dict[str, Any] = {"status": "ok", "status_code": 200}
+        if o.get("js-server-only") or self.server.opts.jetstream is None:
+            return ok
+        js = self.server.jetstream
+        if js is None:
+            return fail(503, "JETSTREAM", "JetStream not enabled", "unavailable")
+        if o.get("js-enabled-only") or o.get("js-enabled"):
+            return ok
+        check = getattr(js, "healthz", None)  # the JetStream layer's own checks, when it has them
+        if check is not None:
+            problem = check(o.get("account", ""), o.get("stream", ""), o.get("consumer", ""))
+            if problem is not None:
+                code, kind, text, where = problem
+                return fail(code, kind, text, "unavailable", **where)
+        return ok
 
     def gatewayz(self) -> dict[str, Any]:
         srv = self.server
@@ -697,246 +732,3 @@ def _sort_values(c: ClientConnection, *, closed: bool = False) -> dict[str, Any]
         "last": c.last_activity, "idle": now - c.last_activity, "start": c.start,
         "stop": c.stop_time if closed else 0.0, "reason": c.close_reason if closed else "", "rtt": c.rtt,
     }  # fmt: skip
-
-
-# -- HTTP ---------------------------------------------------------------------------------
-
-
-def _qbool(q: dict[str, str], key: str) -> bool:
-    """Go's strconv.ParseBool of a query parameter (absent: false)."""
-    v = q.get(key, "")
-    if v == "":
-        return False
-    if v in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if v in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise MonitorError(f'strconv.ParseBool: parsing "{v}": invalid syntax')
-
-
-def _qint(q: dict[str, str], key: str) -> int:
-    v = q.get(key, "")
-    if v == "":
-        return 0
-    try:
-        return int(v)
-    except ValueError:
-        raise MonitorError(f'strconv.Atoi: parsing "{v}": invalid syntax') from None
-
-
-class _HTTP(asyncio.Protocol):
-    """One HTTP/1.1 connection: GET requests, answered in order."""
-
-    def __init__(self, monitor: Monitor) -> None:
-        self.monitor = monitor
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # No isinstance check: uvloop's transports do not subclass asyncio.Transport.
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buf) > _MAX_REQUEST and self.transport is not None:
-                    self.transport.close()
-                return
-            head = self.buf[:end].decode("latin-1")
-            self.buf = self.buf[end + 4 :]
-            lines = head.split("\r\n")
-            parts = lines[0].split()
-            headers = {}
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            if len(parts) < 2 or self.transport is None:
-                if self.transport is not None:
-                    self.transport.close()
-                return
-            method, target = parts[0], parts[1]
-            status, ctype, body = self.monitor.handle(method, target)
-            keep = headers.get("connection", "").lower() != "close" and parts[-1] == "HTTP/1.1"
-            hdrs = [
-                f"HTTP/1.1 {status}",
-                f"Content-Type: {ctype}",
-                "Access-Control-Allow-Origin: *",
-                f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}",
-                f"Content-Length: {len(body)}",
-            ]
-            if not keep:
-                hdrs.append("Connection: close")
-            self.transport.write(("\r\n".join(hdrs) + "\r\n\r\n").encode() + (body if method != "HEAD" else b""))
-            if not keep:
-                self.transport.close()
-                return
-
-
-class Monitor:
-    """The HTTP listener; the data comes from the server's `Monitoring`."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.data: Monitoring = server.monitoring
-        opts = server.opts
-        self.host = opts.http_host or opts.host
-        self.port = 0
-        self._srv: asyncio.AbstractServer | None = None
-        self.scheme = "http"
-        # HTTPS: the context for new handshakes; a configuration reload replaces it.
-        self.tls_context: Any = None
-
-    @property
-    def req_stats(self) -> dict[str, int]:
-        return self.data.req_stats
-
-    @property
-    def url(self) -> str:
-        h = "127.0.0.1" if netutil.is_unspecified(self.host) else self.host
-        return f"{self.scheme}://{netutil.join_host_port(h, self.port)}"
-
-    async def start(self) -> None:
-        srv = self.server
-        opts = srv.opts
-        secure = not opts.http_port and bool(opts.https_port)
-        port = opts.https_port if secure else opts.http_port
-        port = 0 if port == const.RANDOM_PORT else port
-        ctx = None
-        if secure:
-            from .tlsctx import server_context
-
-            assert opts.tls is not None
-            # The client TLS certificate, without asking browsers for one (as nats-server).
-            ctx = self.tls_context = server_context(opts.tls, verify=False)
-            ctx.sni_callback = self._current_context
-        self._srv = await srv.loop.create_server(
-            lambda: _HTTP(self), host=self.host or None, port=port, reuse_address=True, ssl=ctx
-        )
-        self.port = self._srv.sockets[0].getsockname()[1]
-        self.scheme = "https" if secure else "http"
-        srv.log.notice(f"Starting {self.scheme} monitor on {netutil.join_host_port(self.host, self.port)}")
-
-    def _current_context(self, sslobj: Any, name: str | None, ctx: Any) -> None:
-        # Called in every handshake (SNI or not): switch to the latest certificate.
-        if self.tls_context is not None and self.tls_context is not ctx:
-            sslobj.context = self.tls_context
-
-    async def stop(self) -> None:
-        if self._srv is not None:
-            self._srv.close()
-            try:
-                await asyncio.wait_for(self._srv.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, Exception):
-                pass
-
-    # -- dispatch ---------------------------------------------------------------------
-
-    def handle(self, method: str, target: str) -> tuple[str, str, bytes]:
-        u = urlsplit(target)
-        path = u.path.rstrip("/") or "/"
-        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        routes = {
-            "/": self.index,
-            "/varz": self.varz,
-            "/connz": self.connz,
-            "/routez": self.routez,
-            "/subsz": self.subsz,
-            "/subscriptionsz": self.subsz,
-            "/healthz": self.healthz,
-            "/gatewayz": self.gatewayz,
-            "/leafz": self.leafz,
-            "/accountz": self.accountz,
-            "/accstatz": self.accstatz,
-            "/jsz": self.jsz,
-        }
-        fn = routes.get(path)
-        if fn is None:
-            return "404 Not Found", "text/plain; charset=utf-8", b"404 page not found\n"
-        self.req_stats[path] = self.req_stats.get(path, 0) + 1
-        if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", "text/plain; charset=utf-8", b"Method Not Allowed\n"
-        try:
-            result = fn(q)
-        except ValueError as e:
-            return "400 Bad Request", "text/plain; charset=utf-8", str(e).encode()
-        if isinstance(result, str):
-            return "200 OK", "text/html; charset=utf-8", result.encode()
-        if path == "/healthz":
-            assert isinstance(result, dict)
-            status = "200 OK" if result.get("status") == "ok" else "503 Service Unavailable"
-            return status, "application/json", json.dumps(result, separators=(",", ":")).encode()
-        return "200 OK", "application/json", json.dumps(result, indent=2, ensure_ascii=False).encode()
-
-    # -- endpoints: query strings to options, as nats-server's HTTP handlers read them -----
-
-    def index(self, q: dict[str, str]) -> str:
-        links = "".join(
-            f'<a href="{p}">{p[1:]}</a><br/>\n'
-            for p in ("/varz", "/connz", "/routez", "/gatewayz", "/leafz", "/subsz", "/accountz", "/healthz")
-        )
-        return f"<html><body><h1>pynats-server</h1>\n{links}</body></html>\n"
-
-    def varz(self, q: dict[str, str]) -> dict[str, Any]:
-        return self.data.varz()
-
-    def connz(self, q: dict[str, str]) -> dict[str, Any]:
-        state = q.get("state", "").lower()
-        if state not in _STATES:
-            raise MonitorError(f"Error decoding state for {q['state']}")
-        detail = q.get("subs", "").lower() == "detail"
-        return self.data.connz(ConnzOptions(
-            sort=q.get("sort", ""), auth=_qbool(q, "auth"), subscriptions=not detail and _qbool(q, "subs"),
-            subscriptions_detail=detail, offset=_qint(q, "offset"), limit=_qint(q, "limit"),
-            cid=_qint(q, "cid"), state=_STATES[state], user=q.get("user", ""), acc=q.get("acc", ""),
-            filter_subject=q.get("filter_subject", ""), mqtt_client=q.get("mqtt_client", ""),
-        ))  # fmt: skip
-
-    def routez(self, q: dict[str, str]) -> dict[str, Any]:
-        detail = q.get("subs", "").lower() == "detail"
-        return self.data.routez(RoutezOptions(subscriptions=not detail and _qbool(q, "subs"),
-                                              subscriptions_detail=detail))
-
-    def subsz(self, q: dict[str, str]) -> dict[str, Any]:
-        # ?subs=detail lists them too, as ?subs=1 does.
-        subs = q.get("subs", "").lower() == "detail" or _qbool(q, "subs")
-        return self.data.subsz(SubszOptions(offset=_qint(q, "offset"), limit=_qint(q, "limit"),
-                                            subscriptions=subs, account=q.get("acc", ""), test=q.get("test", "")))
-
-    def healthz(self, q: dict[str, str]) -> dict[str, Any]:
-        hs = self.data.healthz()
-        hs.pop("status_code", None)  # the HTTP status says it
-        return hs
-
-    def gatewayz(self, q: dict[str, str]) -> dict[str, Any]:
-        return self.data.gatewayz()
-
-    def leafz(self, q: dict[str, str]) -> dict[str, Any]:
-        return self.data.leafz()
-
-    def accountz(self, q: dict[str, str]) -> dict[str, Any]:
-        return self.data.accountz(q.get("acc", ""))
-
-    def accstatz(self, q: dict[str, str]) -> dict[str, Any]:
-        return self.data.account_statz(AccountStatzOptions(include_unused=_qbool(q, "unused")))
-
-    def jsz(self, q: dict[str, str]) -> dict[str, Any]:
-        def b(key: str) -> bool:
-            try:
-                return _qbool(q, key)
-            except MonitorError as e:
-                raise MonitorError(f"Error decoding boolean for '{key}': {e}") from None
-
-        def i(key: str) -> int:
-            try:
-                return _qint(q, key)
-            except MonitorError as e:
-                raise MonitorError(f"Error decoding int for '{key}': {e}") from None
-
-        # In nats-server's order of decoding (the first bad parameter is the one reported).
-        opts = {"accounts": b("accounts"), "streams": b("streams"), "consumer": b("consumers"),
-                "direct_consumer": b("direct-consumers"), "config": b("config"), "offset": i("offset"),
-                "limit": i("limit"), "leader_only": b("leader-only"), "raft": b("raft"),
-                "stream_leader_only": b("stream-leader-only"), "account": q.get("acc", "")}  # fmt: skip
-        return self.data.jsz(opts)

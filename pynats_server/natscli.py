@@ -5,6 +5,7 @@ of the rolling-upgrade walkthrough (the Go `nats` tool is not installable from P
     pynats pub -s nats://localhost:4333 greeting "hello {{Count}}" --count 0 --interval 1
     pynats req service "ping"          pynats reply service "pong"
     pynats server-list -s nats://localhost:4222
+    pynats top -m http://localhost:8222        (a live view of connections, like nats-top)
 
 Long-running commands (sub, reply, pub --count 0) print what happens to their connection:
 
@@ -14,7 +15,8 @@ Long-running commands (sub, reply, pub --count 0) print what happens to their co
     Reconnected to nats://127.0.0.1:4444 (server C, id NC..., version 2.10.0)
     Server nats://127.0.0.1:4333 entered lame duck mode, moving
 
-nats-py is not a dependency of pynats-server: it is imported only when a command runs.
+nats-py is not a dependency of pynats-server: it is imported only when a command runs
+(`top` needs only the monitoring port and the standard library: top.py).
 """
 
 from __future__ import annotations
@@ -409,6 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--count", type=int, default=0, help="exit after N requests")
 
     command("server-list", cmd_server_list, "List the servers the client learns of on connect.")
+
+    from . import top
+
+    summary = "A live view of a server's connections, like nats-top (its monitoring port)."
+    sp = sub.add_parser("top", help=summary, description=summary + " Keys: " + top.HELP + ".")
+    sp.set_defaults(func=None)
+    sp.add_argument("-m", "--monitor", default=os.environ.get("NATS_MONITOR_URL", top.DEFAULT_URL), metavar="URL",
+                    help=f"monitoring URL (default: $NATS_MONITOR_URL or {top.DEFAULT_URL})")
+    sp.add_argument("--sort", default="msgs/s", choices=top.SORTS, help="sort connections by (default: %(default)s)")
+    sp.add_argument("--interval", type=float, default=1.0, metavar="S", help="refresh every S seconds")
+    sp.add_argument("-n", "--limit", type=int, default=1024, help="connections asked for (default: %(default)s)")
+    sp.add_argument("--once", action="store_true", help="print one view (two polls INTERVAL apart) and exit")
     return p
 
 
@@ -436,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("pub --count 0 (publish until interrupted) needs --interval")
     if getattr(args, "count", 0) < 0:
         parser.error("--count must not be negative")
+    if args.command == "top":
+        return run_top(args)
     try:
         import nats  # noqa: F401
     except ImportError:
@@ -455,6 +471,25 @@ def main(argv: list[str] | None = None) -> int:
             out(f"pynats: {str(e) or type(e).__name__}", err=True)
             return 1
         raise
+
+
+def run_top(args: argparse.Namespace) -> int:
+    """`pynats top`: needs only the monitoring port (no nats-py)."""
+    from . import top
+
+    if args.interval <= 0:
+        out("pynats top: --interval must be positive", err=True)
+        return 2
+    try:
+        if args.once:
+            out(top.once(args.monitor, sort=args.sort, interval=args.interval, limit=args.limit))
+            return 0
+        return top.run(args.monitor, sort=args.sort, interval=args.interval, limit=args.limit)
+    except top.FetchError as e:
+        out(f"pynats top: {e}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

@@ -265,6 +265,8 @@ class Options:
     http_host: str = ""
     http_port: int = 0
     https_port: int = 0  # monitoring over TLS, with the client TLS certificate
+    http_base_path: str = ""  # the monitoring endpoints under this path ("/nats/varz")
+    max_closed_clients: int = const.DEFAULT_MAX_CLOSED_CLIENTS  # /connz?state=closed keeps these
 
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
@@ -277,6 +279,12 @@ class Options:
     trace_verbose: bool = False
     logtime: bool = True
     log_file: str = ""
+    log_size_limit: int = 0  # bytes; 0: the log file is never rotated
+    log_max_num: int = 0  # rotated files kept (0: all)
+    logtime_utc: bool = False
+    max_traced_msg_len: int = 0  # payloads in trace lines cut to this (0: whole)
+    syslog: bool = False
+    remote_syslog: str = ""  # udp://host:port, tcp://host:port or unix:///path
     no_log: bool = False
 
     pid_file: str = ""

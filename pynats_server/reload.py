@@ -477,6 +477,15 @@ OPTIONS: list[Spec] = [
     Spec("PortsFileDir", "reload", lambda o: o.ports_file_dir,
          lambda v: f"Reloaded: ports_file_dir = {v}", apply=_apply_ports_file_dir),
     Spec("LogFile", "reload", lambda o: o.log_file, lambda v: f"Reloaded: log_file = {v}", _LOG),
+    Spec("LogtimeUTC", "reload", lambda o: o.logtime_utc, lambda v: f"Reloaded: logtime_utc = {go_v(v)}", _LOG),
+    Spec("Syslog", "reload", lambda o: o.syslog, lambda v: f"Reloaded: syslog = {go_v(v)}", _LOG),
+    Spec("RemoteSyslog", "reload", lambda o: o.remote_syslog, lambda v: f"Reloaded: remote_syslog = {v}", _LOG),
+    Spec("LogSizeLimit", "refuse", lambda o: o.log_size_limit),
+    Spec("LogMaxFiles", "refuse", lambda o: o.log_max_num),
+    Spec("MaxTracedMsgLen", "reload", lambda o: o.max_traced_msg_len,
+         lambda v: f"Reloaded: max_traced_msg_len = {v}"),
+    Spec("HTTPBasePath", "refuse", lambda o: o.http_base_path),
+    Spec("MaxClosedClients", "refuse", lambda o: o.max_closed_clients),
     Spec("Routes", "custom", diff=_diff_routes),
     Spec("TLSTimeout", "reload", lambda o: float(o.tls_timeout), lambda v: f"Reloaded: tls timeout = {go_v(v)}"),
     Spec("TLSMap", "refuse", lambda o: _tls_attr(o, "map", False)),
@@ -635,7 +644,8 @@ def _configure_logger(srv: Server, o: Options) -> None:
     takes the new levels, time stamps and file."""
     configure = getattr(srv.log, "configure", None)
     if configure is not None:
-        configure(debug=o.debug, trace=o.trace, logtime=o.logtime, path=o.log_file)
+        configure(debug=o.debug, trace=o.trace, logtime=o.logtime, path=o.log_file, utc=o.logtime_utc,
+                  size_limit=o.log_size_limit, max_files=o.log_max_num)
 
 
 def _reload_trace_level(srv: Server) -> None:

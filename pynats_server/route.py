@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import const
-from .connection import Connection, go_quote
+from .connection import Connection
 from .delivery import build_plan, deliver_routed_msg
 from .options import RouteURL
 from .protocol import wire
@@ -454,8 +454,7 @@ class RouteConnection(Connection):
             parts.append(hdb)
         parts.append(szb)
         self.trace(f"<<- [{bytes(b' '.join(parts)).decode(errors='replace')}]")
-        if len(msg) > 2:  # nats-server traces no empty payload
-            self.trace(f"<<- MSG_PAYLOAD: [{go_quote(bytes(msg[:-2]))}]")
+        self.trace_payload("<<-", msg)
 
     def send_msg(
         self,

@@ -20,13 +20,14 @@ from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
 from .connection import Connection
 from .log import Logger
+from .log import from_options as log_from_options
 from .monitor import ClosedConn, Monitoring
 from .options import Options
 from .protocol import wire
 from .sublist import Subscription
 from .sysacc import SystemServices
 
-MAX_CLOSED_CLIENTS = 10_000
+MAX_CLOSED_CLIENTS = const.DEFAULT_MAX_CLOSED_CLIENTS
 
 
 def check_jetstream_options(opts: Options) -> None:
@@ -63,13 +64,7 @@ class Server:
             opts = replace(opts, **overrides)
         self.opts = opts
         self.auth = Authenticator(opts)
-        self.log = logger or Logger(
-            debug=opts.debug,
-            trace=opts.trace,
-            logtime=opts.logtime,
-            path=opts.log_file,
-            enabled=not opts.no_log,
-        )
+        self.log = logger or log_from_options(opts)
         self.id = ids.server_id()
         self.name = opts.server_name or self.id
         self.xkey = ids.curve_key()
@@ -103,7 +98,9 @@ class Server:
         self.jetstream: Any = None  # jetstream.engine.JetStream, when opts.jetstream
         self.sublist = self.global_account.sublist  # the global account's index
         self.clients: dict[int, ClientConnection] = {}
-        self.closed_clients: collections.deque[ClosedConn] = collections.deque(maxlen=MAX_CLOSED_CLIENTS)
+        self.closed_clients: collections.deque[ClosedConn] = collections.deque(
+            maxlen=opts.max_closed_clients if opts.max_closed_clients > 0 else MAX_CLOSED_CLIENTS
+        )
         self.dirty: list[Connection] = []
         self.reading = False
         self.throttled = False  # a route is backed up: publishers are paused
@@ -115,6 +112,11 @@ class Server:
         self.start_time = time.time()
         self.total_connections = 0
         self.slow_consumers = 0
+        # nats-server's other counters of /varz: stale connections (by kind of connection)
+        # and publishers stalled while a route was backed up.
+        self.stale_connections = 0
+        self.stale_by_kind = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
+        self.stalls = 0
         # Totals of connections that have gone, so /varz counters do not go backwards.
         self.closed_in_msgs = 0
         self.closed_in_bytes = 0
@@ -203,7 +205,7 @@ class Server:
             self.jetstream = JetStream(self, opts.jetstream)
             self.jetstream.start()
         if opts.http_port or opts.https_port:
-            from .monitor import Monitor
+            from .monitor_http import Monitor
 
             self.monitor = Monitor(self)
             await self.monitor.start()

@@ -31,6 +31,7 @@ internal receive queue: a handler never runs inside a delivery loop.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import time
@@ -149,6 +150,11 @@ class SystemServices:
         # Remote servers heard from (their STATSZ): id -> [last seq, when].
         self.servers: dict[str, list[Any]] = {}
         self._own: set[Subscription] = set()
+        # Servers whose LAMEDUCK event we saw (the cluster page shows them so).
+        self.lame_duck_servers: set[str] = set()
+        # Our own requests to every server (gather): inbox token -> (answers, done, expected).
+        self._inbox = ""
+        self._gathering: dict[str, tuple[list[dict[str, Any]], asyncio.Event, int]] = {}
         self._queue: list[tuple[Callable[..., None], Any, bytes, bytes | None, bytes, bytes]] = []
         self._drain_scheduled = False
         self._timer: Any = None
@@ -372,7 +378,7 @@ class SystemServices:
         if kind == "ROUTEZ":
             return d.routez(RoutezOptions(o.get("subscriptions", False), o.get("subscriptions_detail", False)))
         if kind == "HEALTHZ":
-            return healthz(d.healthz(), o)
+            return d.healthz(o)
         if kind == "ACCOUNTZ":
             return d.accountz(o.get("account", ""))
         if kind == "JSZ":
@@ -622,6 +628,51 @@ class SystemServices:
         tokens = subject.split(".")
         if len(tokens) >= 4:
             self.servers.pop(tokens[2], None)
+            if tokens[3] == "LAMEDUCK":
+                self.lame_duck_servers.add(tokens[2])
+            else:
+                self.lame_duck_servers.discard(tokens[2])
+
+    # -- our own requests to every server (the cluster page) -----------------------------
+
+    async def gather(self, subject: str, *, timeout: float, expect: int = 0) -> list[dict[str, Any]]:
+        """Publish a request (`$SYS.REQ.SERVER.PING.VARZ` ...) and collect the answers of
+        every server, ours included, until `expect` have come or `timeout` passes."""
+        if self.client is None or not self.running:
+            return []
+        if not self._inbox:
+            # One wildcard inbox, sent to the routes like every system subscription: our
+            # RS+ reaches a peer before the request does (same connection, in order).
+            self._inbox = f"$SYS._INBOX.{ids.nuid()}"
+            self._own.add(self._sub(f"{self._inbox}.*", self._gathered))
+        token = ids.nuid()
+        answers: list[dict[str, Any]] = []
+        done = asyncio.Event()
+        self._gathering[token] = (answers, done, expect)
+        reply = f"{self._inbox}.{token}".encode()
+        deliver_msg(self.client, self.account, subject.encode(), reply, -1, b"\r\n")
+        self.server.flush_dirty()
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._gathering.pop(token, None)
+        return answers
+
+    def _gathered(self, origin: Any, subject: str, reply: bytes | None, hdr: bytes, body: bytes) -> None:
+        found = self._gathering.get(subject.rsplit(".", 1)[-1])
+        if found is None:
+            return
+        answers, done, expect = found
+        try:
+            m = json.loads(body)
+        except ValueError:
+            return
+        if isinstance(m, dict):
+            answers.append(m)
+            if expect and len(answers) >= expect:
+                done.set()
 
     def shutdown_event(self, *, lame_duck: bool = False) -> None:
         """`$SYS.SERVER.<id>.SHUTDOWN` (or LAMEDUCK): the body is our ServerInfo."""
@@ -690,17 +741,6 @@ def connz_options(o: dict[str, Any]) -> ConnzOptions:
         user=o.get("user", ""), acc=o.get("acc", ""), filter_subject=o.get("filter_subject", ""),
         mqtt_client=o.get("mqtt_client", ""),
     )  # fmt: skip
-
-
-def healthz(hs: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
-    """The request's checks that apply without JetStream (nats-server's healthz)."""
-    if not o.get("account") and o.get("stream"):
-        return {"status": "error", "status_code": 400,
-                "error": '"account" must not be empty when checking stream health'}
-    if not o.get("stream") and o.get("consumer"):
-        return {"status": "error", "status_code": 400,
-                "error": '"stream" must not be empty when checking consumer health'}
-    return hs
 
 
 def client_info(c: Any, *, stop: float = 0.0) -> dict[str, Any]:

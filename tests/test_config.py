@@ -424,7 +424,7 @@ ERRORS = [
         "accounts { A: { }, B: { imports: [ {stream: {account: A, subject: foo}} ] } }",
         'x.conf:1:0: Error adding stream import "foo": stream import not authorized',
     ),
-    ("syslog: true", "x.conf:1:0: syslog logging is not supported"),
+    ("proxy_protocol: true", "x.conf:1:0: the PROXY protocol is not supported"),
     # Warnings come first, then errors, as in nats-server.
     (
         "ping_interval: 30\nfoo: 1",

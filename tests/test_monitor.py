@@ -224,3 +224,118 @@ def test_uptime() -> None:
 def test_go_float() -> None:
     assert go_float(2.0) == 2 and isinstance(go_float(2.0), int)
     assert go_float(0.125) == 0.125
+
+
+# -- counters that follow what happens ------------------------------------------------------
+
+
+async def test_stale_connections_are_counted(start_server) -> None:
+    s = await start_server(http_port=-1, ping_interval=0.2, ping_max=1)
+    c = await s.client()
+    await c.read_info()
+    await c.send(b'CONNECT {"verbose":false,"name":"mute"}\r\nPING\r\n')
+    await c.expect(b"PONG\r\n")
+    await c.expect(b"PING\r\n-ERR 'Stale Connection'\r\n")
+    await c.expect_closed()
+    varz = await wait_for(lambda: _when(get_json(s, "/varz"), lambda v: v["stale_connections"] == 1),
+                          what="stale_connections 1")
+    assert varz["stale_connection_stats"] == {"clients": 1, "routes": 0, "gateways": 0, "leafs": 0}
+    (conn,) = (await get_json(s, "/connz?state=closed"))["connections"]
+    assert conn["reason"] == "Stale Connection" and conn["name"] == "mute"
+
+
+async def test_slow_consumers_are_counted_by_kind(start_server) -> None:
+    s = await start_server(http_port=-1, max_pending=64 * 1024, max_payload=32 * 1024)
+    slow = await s.client(rcvbuf=4096)
+    await slow.connect(name="slowpoke")
+    await slow.send(b"SUB big 1\r\n")
+    await slow.ping()
+    pub = await s.connected()
+    payload = b"x" * 16 * 1024
+    for _ in range(200):  # bounded: at most 3.2 MB
+        await pub.send(b"PUB big %d\r\n%s\r\n" % (len(payload), payload))
+        v = await get_json(s, "/varz")
+        if v["slow_consumers"]:
+            break
+    assert v["slow_consumers"] == 1
+    assert v["slow_consumer_stats"]["clients"] == 1 and v["slow_consumer_stats"]["routes"] == 0
+    (conn,) = (await wait_for(lambda: _when(get_json(s, "/connz?state=closed"), lambda z: z["connections"]),
+                              what="the closed slow consumer"))["connections"]
+    assert conn["reason"] == "Slow Consumer (Pending Bytes)" and conn["name"] == "slowpoke"
+
+
+async def test_connz_sorts_follow_traffic(start_server) -> None:
+    s = await start_server(http_port=-1)
+    a = await s.connected(name="a")
+    b = await s.connected(name="b")
+    c = await s.connected(name="c")
+    await a.send(b"SUB x 1\r\nSUB y 2\r\nSUB z 3\r\n")
+    await a.ping()
+    await b.send(b"PUB nowhere 3\r\nabc\r\n" * 5)
+    await b.ping()
+    await c.send(b"PUB x 1\r\nq\r\n" * 2)
+    await c.ping()
+    await a.msgs_until_pong()
+
+    async def order(sort: str) -> list[str]:
+        return [x["name"] for x in (await get_json(s, f"/connz?sort={sort}"))["connections"]]
+
+    assert await order("cid") == ["a", "b", "c"] and await order("start") == ["a", "b", "c"]
+    assert (await order("subs"))[0] == "a"
+    assert (await order("msgs_from"))[:2] == ["b", "c"]
+    assert (await order("bytes_from"))[:2] == ["b", "c"]
+    assert (await order("msgs_to"))[0] == "a" and (await order("bytes_to"))[0] == "a"
+    assert (await order("uptime"))[0] == "c"  # the shortest first, as nats-server
+    assert (await order("last"))[0] in ("a", "c")  # the most recent activity first
+    for key in ("pending", "idle", "rtt"):
+        assert sorted(await order(key)) == ["a", "b", "c"]
+    status, body = await s.http_get("/connz?sort=reason")
+    assert status == 400 and body == b"sort by reason only valid on closed connections"
+    await b.close()
+    await c.close()
+    z = await wait_for(lambda: _when(get_json(s, "/connz?state=closed&sort=stop"),
+                                     lambda z: len(z["connections"]) == 2), what="two closed")
+    assert [x["name"] for x in z["connections"]] in (["c", "b"], ["b", "c"])
+    everything = await get_json(s, "/connz?state=any&sort=cid")
+    assert [x["name"] for x in everything["connections"]] == ["a", "b", "c"]
+    assert "stop" not in everything["connections"][0] and "stop" in everything["connections"][1]
+    rtt = (await get_json(s, "/connz"))["connections"][0]["rtt"]
+    assert go_duration_seconds(rtt) > 0
+
+
+async def test_closed_ring_keeps_the_newest(start_server) -> None:
+    s = await start_server(http_port=-1, max_closed_clients=3)
+    for i in range(5):
+        c = await s.connected(name=f"c{i}")
+        await c.close()
+    z = await wait_for(lambda: _when(get_json(s, "/connz?state=closed"), lambda z: z["total"] == 3
+                                     and z["connections"][-1]["name"] == "c4"), what="the newest three")
+    assert [x["name"] for x in z["connections"]] == ["c2", "c3", "c4"]
+
+
+async def test_connz_filters(start_server) -> None:
+    from pynats_server.options import User
+
+    s = await start_server(http_port=-1, users=[User("alice", "pa"), User("bob", "pb")])
+    await s.connected(user="alice", **{"pass": "pa"}, name="A")
+    await s.connected(user="bob", **{"pass": "pb"}, name="B")
+    z = await get_json(s, "/connz?user=bob&auth=1")
+    assert z["total"] == 2 and z["num_connections"] == 1  # nats-server: total before the user filter
+    assert [(x["name"], x["authorized_user"]) for x in z["connections"]] == [("B", "bob")]
+    assert (await get_json(s, "/connz?acc=$G"))["total"] == 2
+    missing = await get_json(s, "/connz?acc=nope")
+    assert missing["connections"] is None and missing["total"] == 0
+    mqtt = await get_json(s, "/connz?mqtt_client=x")  # accepted; no MQTT clients here
+    assert mqtt["total"] == 2 and mqtt["connections"] == []
+    assert (await get_json(s, "/connz?limit=1&offset=1"))["connections"][0]["name"] == "B"
+
+
+async def _when(coro, pred):
+    z = await coro
+    return z if pred(z) else None
+
+
+def go_duration_seconds(d: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(ns|µs|ms|s)", d)
+    assert m, d
+    return float(m.group(1)) * {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1}[m.group(2)]
