@@ -6,6 +6,11 @@ pynats-server gets them.
 - `nats_server_factory`: start servers with options, e.g. `nats_server_factory(max_payload=1024)`.
 - `nats_cluster`: three routed nodes (a full mesh); `.client_urls`, `.restart_node(i)`.
 - `nats_cluster_factory`: clusters of any size, e.g. `nats_cluster_factory(5)`.
+- `nats_proxied_cluster`: three nodes behind fault proxies, for network faults:
+  `.partition(0, 1)`, `.heal()`, `.cut_route(0, 1)`, `.stall(2, seconds=3)`,
+  `.slow_client(0, 2048)`, `.drop_client(0, name="app")`; and on any cluster
+  `.lame_duck(i)`, `.restart_node(i)` (same ports). `nats_cluster_factory(3, proxied=True)`
+  for other sizes; a one-node proxied cluster gives a single server with client faults.
 
 They are thread-backed, so they work for sync and async tests alike, whatever event loop
 the test uses.
@@ -64,4 +69,10 @@ def nats_cluster_factory() -> Iterator[Callable[..., ThreadedCluster]]:
 @pytest.fixture
 def nats_cluster() -> Iterator[ThreadedCluster]:
     with ThreadedCluster(3) as cl:
+        yield cl
+
+
+@pytest.fixture
+def nats_proxied_cluster() -> Iterator[ThreadedCluster]:
+    with ThreadedCluster(3, proxied=True) as cl:
         yield cl

@@ -13,6 +13,7 @@ import concurrent.futures
 import threading
 from typing import Any
 
+from .faultproxy import FaultProxy
 from .options import Options
 from .server import Server
 
@@ -116,6 +117,12 @@ class LocalCluster:
 
     `full_mesh_config=True` gives every node the full route list (itself included) instead.
     Nodes bind 127.0.0.1 on random ports; a restarted node keeps its ports.
+
+    `proxied=True` puts a fault proxy (faultproxy.FaultProxy) in front of every node's
+    route port and client port: nodes advertise the proxies, so every route and every
+    client connection goes through them, and the network faults work: partition(a, b),
+    heal(), cut_route(a, b), stall(i, seconds), slow_client(i, rate), drop_client(i).
+    lame_duck(i) and restart_node(i) work on any cluster.
     """
 
     def __init__(
@@ -124,45 +131,64 @@ class LocalCluster:
         *,
         name: str = "pynats-test",
         full_mesh_config: bool = False,
+        proxied: bool = False,
         **overrides: Any,
     ) -> None:
         from .options import ClusterOptions
 
         self.size = size
         self.name = name
-        self.full_mesh_config = full_mesh_config
+        self.proxied = proxied
+        # Proxied nodes all name every proxy as a route: a healed partition always re-forms
+        # (implicit routes are retried only a few times, as in nats-server).
+        self.full_mesh_config = full_mesh_config or proxied
         self.overrides = overrides
         self.servers: list[Server | None] = [None] * size
         self._client_ports = [-1] * size
         self._cluster_ports = [-1] * size
         self._ClusterOptions = ClusterOptions
+        self.route_proxies: list[FaultProxy] = []
+        self.client_proxies: list[FaultProxy] = []
+        self._lame_ducks: set[asyncio.Task[None]] = set()
 
     def _options(self, i: int) -> Options:
         from .options import RouteURL
 
+        route_ports = [p.port for p in self.route_proxies] if self.proxied else self._cluster_ports
         if self.full_mesh_config:
-            routes = [RouteURL("127.0.0.1", p) for p in self._cluster_ports]
+            routes = [RouteURL("127.0.0.1", p) for p in route_ports]
         elif i == 0:
             routes = []
         else:
-            routes = [RouteURL("127.0.0.1", self._cluster_ports[0])]
+            routes = [RouteURL("127.0.0.1", route_ports[0])]
         base = Options(
             host="127.0.0.1",
             port=self._client_ports[i],
-            server_name=f"{self.name}-{i}",
+            server_name=self.node_name(i),
             no_log=True,
             cluster=self._ClusterOptions(
-                host="127.0.0.1", port=self._cluster_ports[i], name=self.name, routes=routes
+                host="127.0.0.1", port=self._cluster_ports[i], name=self.name, routes=routes,
+                advertise=self.route_proxies[i].hostport if self.proxied else "",
             ),
         )
+        if self.proxied:
+            base.client_advertise = self.client_proxies[i].hostport
         from dataclasses import replace
 
         return replace(base, **self.overrides) if self.overrides else base
 
+    def node_name(self, i: int) -> str:
+        """Node i's server name (what the proxies know its routes by)."""
+        return f"{self.name}-{i}"
+
     async def start(self, wait: float = 10.0) -> LocalCluster:
         import socket
 
-        if self.full_mesh_config:
+        if self.proxied and not self.route_proxies:
+            for i in range(self.size):
+                self.route_proxies.append(await FaultProxy(name=f"route-{i}").start())
+                self.client_proxies.append(await FaultProxy(name=f"client-{i}").start())
+        if self.full_mesh_config and not self.proxied:
             # Every node needs every port up front: reserve them (bind, read, release).
             for i in range(self.size):
                 if self._cluster_ports[i] == -1:
@@ -184,6 +210,9 @@ class LocalCluster:
         assert srv.cluster is not None
         self._cluster_ports[i] = srv.cluster.port
         self.servers[i] = srv
+        if self.proxied:
+            self.route_proxies[i].retarget(srv.cluster.port)
+            self.client_proxies[i].retarget(srv.port)
         return srv
 
     async def stop_node(self, i: int) -> None:
@@ -191,6 +220,9 @@ class LocalCluster:
         self.servers[i] = None
         if srv is not None:
             await srv.shutdown()
+        if self.proxied:
+            self.route_proxies[i].cut()
+            self.client_proxies[i].cut()
 
     async def restart_node(self, i: int, wait: float = 10.0) -> Server:
         await self.stop_node(i)
@@ -232,11 +264,105 @@ class LocalCluster:
 
     @property
     def client_urls(self) -> list[str]:
+        """Where clients connect: the client proxies of a proxied cluster."""
+        if self.proxied:
+            return [p.url for p in self.client_proxies]
         return [s.client_url if s is not None else "" for s in self.servers]
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def _need_proxies(self) -> None:
+        if not self.proxied:
+            raise RuntimeError("network faults need a proxied cluster (proxied=True)")
+
+    def partition(self, a: int | list[int], b: int | list[int]) -> None:
+        """Cut the routes between the nodes of `a` and those of `b`, and keep them cut
+        (each side's proxy refuses the other's routes) until heal()."""
+        self._need_proxies()
+        side_a = [a] if isinstance(a, int) else list(a)
+        side_b = [b] if isinstance(b, int) else list(b)
+        for i in side_a:
+            for j in side_b:
+                self.route_proxies[i].block(self.node_name(j))
+                self.route_proxies[j].block(self.node_name(i))
+
+    def heal(self) -> None:
+        """Lift every network fault (partitions, stalls, slow or dropped clients)."""
+        for p in self.route_proxies + self.client_proxies:
+            p.heal()
+
+    def cut_route(self, a: int, b: int) -> None:
+        """Close the route between nodes a and b once; the nodes dial it again."""
+        self._need_proxies()
+        self.route_proxies[a].cut(self.node_name(b))
+        self.route_proxies[b].cut(self.node_name(a))
+
+    def stall(self, i: int, seconds: float = 0.0) -> None:
+        """Node i stops reading and sending on every route and client connection (as if
+        its process were stopped); resumes after `seconds` (or at unstall(i))."""
+        self._need_proxies()
+        me = self.node_name(i)
+        self.route_proxies[i].pause(seconds=seconds)
+        self.client_proxies[i].pause(seconds=seconds)
+        for j, p in enumerate(self.route_proxies):
+            if j != i:
+                p.pause(peer=me, seconds=seconds)
+
+    def unstall(self, i: int) -> None:
+        self._need_proxies()
+        me = self.node_name(i)
+        self.route_proxies[i].resume()
+        self.client_proxies[i].resume()
+        for j, p in enumerate(self.route_proxies):
+            if j != i:
+                p.resume(me)
+
+    def slow_client(self, i: int, rate: float, *, name: str | None = None, delay: float = 0.0) -> None:
+        """Throttle node i's client connections (only those named `name`) to `rate` bytes
+        per second, both ways, plus `delay` seconds of latency. rate=0 lifts the limit."""
+        self._need_proxies()
+        p = self.client_proxies[i]
+        p.throttle(rate, peer=name)
+        p.delay(delay, peer=name)
+
+    def drop_client(self, i: int, *, name: str | None = None, block: bool = False) -> int:
+        """Cut node i's client connections (only those named `name`); with `block`, also
+        refuse them until heal(). Returns how many were cut."""
+        self._need_proxies()
+        p = self.client_proxies[i]
+        if block and name is not None:
+            n = len([x for x in p.peers() if x == name])
+            p.block(name)
+            return n
+        if block:
+            p.update(None, blocked=True)
+        return p.cut(name)
+
+    async def lame_duck(self, i: int, wait: bool = False) -> None:
+        """Put node i in lame duck mode: it stops accepting clients, tells clients and
+        routes, closes its clients over lame_duck_duration, then shuts down (restart it
+        with start_node(i)). With `wait`, return once it has shut down."""
+        srv = self.servers[i]
+        if srv is None:
+            raise RuntimeError(f"node {i} is not running")
+        async def run() -> None:
+            await srv.lame_duck_mode()
+            if self.servers[i] is srv:
+                await self.stop_node(i)
+
+        task = asyncio.ensure_future(run())
+        self._lame_ducks.add(task)
+        task.add_done_callback(self._lame_ducks.discard)
+        if wait:
+            await task
 
     async def stop(self) -> None:
         for i in range(self.size):
             await self.stop_node(i)
+        for t in list(self._lame_ducks):
+            t.cancel()
+        for p in self.route_proxies + self.client_proxies:
+            await p.stop()
 
     async def __aenter__(self) -> LocalCluster:
         return await self.start()
@@ -294,6 +420,35 @@ class ThreadedCluster:
 
     def wait_for_mesh(self, timeout: float = 10.0) -> None:
         self.call(self.cluster.wait_for_mesh, timeout, timeout=timeout + 5)
+
+    # Faults (see LocalCluster): each runs on the cluster's loop.
+
+    def partition(self, a: int | list[int], b: int | list[int]) -> None:
+        self.call(self.cluster.partition, a, b)
+
+    def heal(self) -> None:
+        self.call(self.cluster.heal)
+
+    def cut_route(self, a: int, b: int) -> None:
+        self.call(self.cluster.cut_route, a, b)
+
+    def stall(self, i: int, seconds: float = 0.0) -> None:
+        self.call(self.cluster.stall, i, seconds)
+
+    def unstall(self, i: int) -> None:
+        self.call(self.cluster.unstall, i)
+
+    def slow_client(self, i: int, rate: float, *, name: str | None = None, delay: float = 0.0) -> None:
+        self.call(lambda: self.cluster.slow_client(i, rate, name=name, delay=delay))
+
+    def drop_client(self, i: int, *, name: str | None = None, block: bool = False) -> int:
+        return int(self.call(lambda: self.cluster.drop_client(i, name=name, block=block)))
+
+    def lame_duck(self, i: int, wait: bool = False, timeout: float = 60.0) -> None:
+        self.call(lambda: self.cluster.lame_duck(i, wait), timeout=timeout)
+
+    def mesh_formed(self) -> bool:
+        return bool(self.call(self.cluster.mesh_formed))
 
     @property
     def client_urls(self) -> list[str]:
