@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 from .faults import DOWN, UP, PeerSniffer, Policy, Rules, Shaper
 
-_QUEUE_CHUNKS = 64  # chunks in flight per direction (a delay holds them here)
+_QUEUE_CHUNKS = 8  # chunks in flight per direction (a delay holds them here); few, so that
+# the proxy itself hides little back-pressure
 
 
 class FaultProxy:
     def __init__(self, target_host: str = "127.0.0.1", target_port: int = 0, *, name: str = "",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, sock_buffer: int = 0) -> None:
         self.target = (target_host, target_port)
+        # Kernel socket buffer sizes for both sides of each link (0: the system's, which
+        # on loopback can grow to megabytes and hide a pause from the sender for long).
+        self.sock_buffer = sock_buffer
         self.name = name
         self.host = host
         self.port = port
@@ -157,6 +162,8 @@ class FaultProxy:
             self.stats["refused"] += 1
             w.close()
             return
+        if self.sock_buffer:
+            _set_buffers(w, self.sock_buffer)
         link = Link(self, r, w)
         self.links.add(link)
         self.stats["links"] += 1
@@ -184,6 +191,8 @@ class Link:
         except OSError:
             self.client[1].close()
             return
+        if self.proxy.sock_buffer:
+            _set_buffers(self.upstream[1], self.proxy.sock_buffer)
         for direction, (src, _), (_, dst) in ((UP, self.client, self.upstream), (DOWN, self.upstream, self.client)):
             q: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(_QUEUE_CHUNKS)
             self._tasks.append(asyncio.ensure_future(self._read(direction, src, q)))
@@ -271,6 +280,14 @@ class Link:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+
+
+def _set_buffers(w: asyncio.StreamWriter, size: int) -> None:
+    sock = w.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 __all__ = ["DOWN", "UP", "FaultProxy", "Link"]

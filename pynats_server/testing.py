@@ -132,6 +132,7 @@ class LocalCluster:
         name: str = "pynats-test",
         full_mesh_config: bool = False,
         proxied: bool = False,
+        proxy_buffer: int = 0,
         **overrides: Any,
     ) -> None:
         from .options import ClusterOptions
@@ -139,6 +140,7 @@ class LocalCluster:
         self.size = size
         self.name = name
         self.proxied = proxied
+        self.proxy_buffer = proxy_buffer
         # Proxied nodes all name every proxy as a route: a healed partition always re-forms
         # (implicit routes are retried only a few times, as in nats-server).
         self.full_mesh_config = full_mesh_config or proxied
@@ -186,8 +188,9 @@ class LocalCluster:
 
         if self.proxied and not self.route_proxies:
             for i in range(self.size):
-                self.route_proxies.append(await FaultProxy(name=f"route-{i}").start())
-                self.client_proxies.append(await FaultProxy(name=f"client-{i}").start())
+                buf = self.proxy_buffer
+                self.route_proxies.append(await FaultProxy(name=f"route-{i}", sock_buffer=buf).start())
+                self.client_proxies.append(await FaultProxy(name=f"client-{i}", sock_buffer=buf).start())
         if self.full_mesh_config and not self.proxied:
             # Every node needs every port up front: reserve them (bind, read, release).
             for i in range(self.size):
