@@ -382,7 +382,9 @@ class Cluster:
             # Both sides keep the connection solicited by the smaller server id.
             self._unregister(cur, promote=False)
             self._register(conn)
-            self._drop_duplicate(cur)
+            cur.debug(f'Detected duplicate remote route "{rid}"')
+            cur.outcome = "duplicate"
+            cur.retire("Duplicate Route")
         else:
             self._drop_duplicate(conn)
 

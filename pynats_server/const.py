@@ -25,6 +25,8 @@ DEFAULT_PING_MAX_OUT = 2
 FIRST_CLIENT_PING_INTERVAL = 2.0
 FIRST_ROUTE_PING_INTERVAL = 1.0
 ROUTE_MAX_PING_INTERVAL = 30.0
+# How long a route replaced by a duplicate is read for messages already sent on it.
+ROUTE_RETIRE_GRACE = 10.0
 DEFAULT_WRITE_DEADLINE = 10.0
 TLS_TIMEOUT = 2.0
 

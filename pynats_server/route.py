@@ -72,6 +72,8 @@ class RouteConnection(Connection):
         self._last_acc: Any = None
         self._dirty = cluster.server.dirty
         self._auth_handle: asyncio.TimerHandle | None = None
+        self._retired: Any = None  # the transport of a retired route (see retire())
+        self._retire_handle: asyncio.TimerHandle | None = None
         if self.log.trace_enabled:
             self.parser.set_rmsg_handler(self._traced_rmsg)
 
@@ -506,7 +508,47 @@ class RouteConnection(Connection):
 
     # -- closing ----------------------------------------------------------------------
 
+    def retire(self, reason: str) -> None:
+        """Close a route that a duplicate replaced without losing what the peer already
+        sent on it: send what is queued and our FIN, then keep reading (its messages go to
+        local subscribers; the peer stops writing to it once it switches too) until the
+        peer's FIN, or RETIRE_GRACE seconds. Closing it at once dropped the messages in
+        flight, which a stall or a slow peer makes many."""
+        t = self.transport
+        if self.closed or t is None or not t.can_write_eof():
+            self.close_connection(reason)
+            return
+        self.close_reason = reason
+        self.flush()
+        self.clear_ping_timer()
+        try:
+            t.write_eof()
+        except (OSError, RuntimeError):
+            self.close_connection(reason)
+            return
+        # Without a transport, whatever is queued from now on (a PONG) is dropped.
+        self._retired = t
+        self.transport = None
+        self._retire_handle = self.server.loop.call_later(const.ROUTE_RETIRE_GRACE, self._retire_timeout)
+        self.debug("Route retired: reading until the peer closes it")
+
+    def _retire_timeout(self) -> None:
+        self._retire_handle = None
+        self.close_connection(self.close_reason or "Duplicate Route", abort=True)
+
+    def eof_received(self) -> bool | None:
+        return None  # close: the peer finished (a retired route ends here)
+
+    def close_connection(self, reason: str, *, abort: bool = False) -> None:
+        if self._retired is not None and self.transport is None:
+            self.transport, self._retired = self._retired, None  # type: ignore[assignment]
+            self.out.clear()
+        super().close_connection(reason, abort=abort)
+
     def on_closed(self, reason: str) -> None:
+        if self._retire_handle is not None:
+            self._retire_handle.cancel()
+            self._retire_handle = None
         if self._auth_handle is not None:
             self._auth_handle.cancel()
             self._auth_handle = None
