@@ -8,7 +8,7 @@ GO29   := /usr/sbin/nats-server
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: all venv run test lint fmt conformance bench bench-full demo go-servers clean
+.PHONY: all venv run test lint fmt conformance bench bench-full demo go-servers soak clean
 
 all: test
 
@@ -49,6 +49,14 @@ lint: venv
 
 fmt: venv
 	$(BIN)/ruff check --fix .
+
+## A seeded chaos soak (tests/chaos_soak.py): SOAK_SECONDS of random faults on a mixed
+## cluster under nats-py load, then its invariants; SOAK_SEED replays a run, SOAK_NODES
+## picks the nodes (default embedded,py,go,py,go).
+SOAK_SECONDS ?= 1800
+SOAK_SEED ?=
+soak: venv go-servers
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) $(BIN)/python tests/chaos_soak.py
 
 ## Run every conformance case against pynats-server, nats-server 2.14.0 and 2.9.10.
 conformance: venv go-servers
