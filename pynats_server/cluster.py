@@ -465,7 +465,9 @@ class Cluster:
 
     def route_closed(self, conn: RouteConnection, reason: str) -> None:
         self.conns.discard(conn)
-        self.paused_routes.discard(conn)
+        # A route closed while backed up (stale: its peer stopped reading) never resumes
+        # writing: let the publishers held back for it go now.
+        self.route_paused(conn, False)
         self.closed_in_msgs += conn.in_msgs
         self.closed_in_bytes += conn.in_bytes
         self.closed_out_msgs += conn.out_msgs

@@ -125,3 +125,41 @@ async def test_go_route_peer_stopped_with_sigstop_loses_nothing() -> None:
         await pub_nc.close()
         await py.shutdown()
         await go.stop()
+
+
+async def test_stall_beyond_the_ping_limit_closes_the_route_and_frees_publishers() -> None:
+    """Past ping interval x ping max the stalled route is stale and closed (as nats-server
+    does); the publishers held back for it are read again and local delivery goes on; the
+    route comes back once the peer reads again."""
+    async with LocalCluster(2, proxied=True, proxy_buffer=1 << 16, ping_interval=0.5, ping_max=2) as cl:
+        a = cl.servers[0]
+        assert a is not None and a.cluster is not None
+        local_nc = await nats.connect(cl.client_urls[0])
+        remote_nc = await nats.connect(cl.client_urls[1])
+        pub_nc = await nats.connect(cl.client_urls[0])
+        try:
+            local, remote = Counter(), Counter()
+            await local_nc.subscribe("stale.test", cb=local.on_msg)
+            await remote_nc.subscribe("stale.test", cb=remote.on_msg)
+            await local_nc.flush()
+            await remote_nc.flush()
+            await wait_for(lambda: a.sublist.match(b"stale.test").routes, what="interest on node 0")
+            for p in cl.route_proxies:
+                p.pause()
+            await publish_all(pub_nc, "stale.test")
+            await wait_for(lambda: len(local.seqs) >= COUNT, timeout=30, what="local delivery")
+            local.check()
+            assert a.stalls > 0 and a.stale_by_kind["routes"] >= 1
+            assert not a.throttled and pub_nc.is_connected
+            for p in cl.route_proxies:
+                p.resume()
+            await cl.wait_for_mesh(20)
+            # Whatever the stale route held is gone with it; new messages flow again.
+            await wait_for(lambda: a.sublist.match(b"stale.test").routes, what="interest again")
+            n = len(remote.seqs)
+            await pub_nc.publish("stale.test", b"%08d" % COUNT)
+            await pub_nc.flush()
+            await wait_for(lambda: len(remote.seqs) > n, what="a message over the new route")
+        finally:
+            for nc in (local_nc, remote_nc, pub_nc):
+                await nc.close()
