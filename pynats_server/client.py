@@ -148,7 +148,9 @@ class ClientConnection(JWTClient, Connection):
             self._last_in = time.monotonic()
             self.last_activity = time.time()
         srv.flush_dirty()
-        if srv.throttled and srv.cluster is not None:
+        # Hold back only clients that publish: one that just PINGs or subscribes must still
+        # be read (or it would go stale behind a stalled route).
+        if srv.throttled and self.parser.in_msgs != n_msgs and srv.cluster is not None:
             srv.cluster.throttle(self)
 
     def _protocol_error(self, e: ProtocolError) -> None:

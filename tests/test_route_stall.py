@@ -56,6 +56,7 @@ async def test_route_peer_paused_by_proxy_loses_nothing() -> None:
         assert a is not None and b is not None and a.cluster is not None
         sub_nc = await nats.connect(cl.client_urls[1])
         pub_nc = await nats.connect(cl.client_urls[0])
+        bystander = await nats.connect(cl.client_urls[0])
         try:
             got = Counter()
             await sub_nc.subscribe("stall.test", cb=got.on_msg)
@@ -65,7 +66,10 @@ async def test_route_peer_paused_by_proxy_loses_nothing() -> None:
             for p in cl.route_proxies:
                 p.pause(seconds=3.0)  # neither node reads the route for 3 s
             pub = asyncio.ensure_future(publish_all(pub_nc, "stall.test"))
-            await asyncio.sleep(2.0)  # the stall's length is the point here, not a sync
+            await wait_for(lambda: a.throttled, what="the route backed up")
+            for _ in range(3):  # a client that does not publish is still served
+                await bystander.flush(timeout=1)
+            await asyncio.sleep(1.5)  # the stall's length is the point here, not a sync
             assert read_from_publisher(a) < COUNT, "the publisher was not held back"
             await pub
             await wait_for(lambda: len(got.seqs) >= COUNT, timeout=30, what="every message")
@@ -76,6 +80,7 @@ async def test_route_peer_paused_by_proxy_loses_nothing() -> None:
         finally:
             await sub_nc.close()
             await pub_nc.close()
+            await bystander.close()
 
 
 async def test_go_route_peer_stopped_with_sigstop_loses_nothing() -> None:
