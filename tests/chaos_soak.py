@@ -152,6 +152,8 @@ class Soak:
         self.pub_seq: dict[str, int] = {}
         self.go = go214()
         self._bg: set[asyncio.Future[None]] = set()
+        self.subs: dict[int, nats.NATS] = {}
+        self.pubs: dict[str, tuple[nats.NATS, Node, int]] = {}
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:7.2f}s] {text}", file=self.out, flush=True)
@@ -317,29 +319,60 @@ class Soak:
 
     async def start_load(self) -> list[asyncio.Task[None]]:
         for node in self.nodes:
-            nc = await self.connect(node, f"sub-{node.idx}")
-            i = node.idx
-
-            async def on_ps(m: Any, i: int = i) -> None:
-                self.record(i, m.data)
-
-            async def on_q(m: Any) -> None:
-                pub, _, seq = m.data.decode().split(":")
-                if self.quiet and int(seq) >= self.quiet_from.get(pub, 1 << 62):
-                    self.queue_seen[(pub, int(seq))] += 1
-
-            async def on_rr(m: Any) -> None:
-                await m.respond(b"ok")
-
-            await nc.subscribe("chaos.ps", cb=on_ps)
-            await nc.subscribe("chaos.q", queue="workers", cb=on_q)
-            await nc.subscribe("chaos.rr", queue="svc", cb=on_rr)
-            await nc.flush()
+            await self.subscriber(node)
         tasks = []
         for k, node in enumerate([self.nodes[0], self.nodes[-1]]):
-            nc = await self.connect(node, f"pub-{k}")
-            tasks.append(asyncio.ensure_future(self.publisher(nc, f"p{k}")))
+            pid = f"p{k}"
+            self.pubs[pid] = (await self.connect(node, f"pub-{k}"), node, 0)
+            tasks.append(asyncio.ensure_future(self.publisher(pid)))
         return tasks
+
+    async def subscriber(self, node: Node) -> None:
+        nc = await self.connect(node, f"sub-{node.idx}")
+        i = node.idx
+
+        async def on_ps(m: Any) -> None:
+            self.record(i, m.data)
+
+        async def on_q(m: Any) -> None:
+            pub, _, seq = m.data.decode().split(":")
+            if self.quiet and int(seq) >= self.quiet_from.get(pub, 1 << 62):
+                self.queue_seen[(pub, int(seq))] += 1
+
+        async def on_rr(m: Any) -> None:
+            await m.respond(b"ok")
+
+        await nc.subscribe("chaos.ps", cb=on_ps)
+        await nc.subscribe("chaos.q", queue="workers", cb=on_q)
+        await nc.subscribe("chaos.rr", queue="svc", cb=on_rr)
+        await nc.flush()
+        self.subs[i] = nc
+
+    def away(self, nc: nats.NATS, node: Node) -> bool:
+        u = nc.connected_url
+        return nc.is_connected and u is not None and u.port != node.port
+
+    async def rehome(self) -> None:
+        """Clients gather on whichever nodes stayed up; send those that left their own
+        node back to it (a new connection), so routes keep carrying the load."""
+        moved = 0
+        for node in self.nodes:
+            nc = self.subs.get(node.idx)
+            if nc is not None and node.running() and self.away(nc, node):
+                self.clients.remove(nc)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.close(), 5)
+                await self.subscriber(node)
+                moved += 1
+        for pid, (nc, node, gen) in list(self.pubs.items()):
+            if node.running() and self.away(nc, node):
+                self.pubs[pid] = (await self.connect(node, f"pub-{pid}"), node, gen + 1)
+                self.clients.remove(nc)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.close(), 5)
+                moved += 1
+        if moved:
+            self.say(f"{moved} clients back on their own nodes")
 
     def record(self, sub: int, data: bytes) -> None:
         pub, e, s = data.decode().split(":")
@@ -365,14 +398,16 @@ class Soak:
         if self.quiet:
             self.since_quiet[key].add(seq)
 
-    async def publisher(self, nc: nats.NATS, pid: str) -> None:
+    async def publisher(self, pid: str) -> None:
         seq = 0
         gap = 1.0 / self.rate
         try:
             while True:
                 t = time.monotonic()
                 self.pub_seq[pid] = seq
-                data = f"{pid}:{nc.stats['reconnects']}:{seq}".encode()
+                nc, _, gen = self.pubs[pid]
+                # Which connection published it: order is only promised within one.
+                data = f"{pid}:{gen * 100000 + nc.stats['reconnects']}:{seq}".encode()
                 try:
                     await nc.publish("chaos.ps", data)
                     await nc.publish("chaos.q", data)
@@ -416,6 +451,8 @@ class Soak:
             await self.apply(node, kind, hold)
             # Let the cluster settle a little before the next one (one fault at a time).
             await self.wait_mesh(10)
+            if self.rng.random() < 0.5:
+                await self.rehome()
 
     async def apply(self, node: Node, kind: str, hold: float) -> None:
         links = self.route_proxies_of(node)
@@ -587,6 +624,8 @@ class Soak:
                     p.heal(peer)
                 if not m.running():
                     await self.start_node(m)
+            if await self.wait_mesh(30):
+                await self.rehome()  # the quiet phase's traffic crosses routes
             await self.check()
         finally:
             for t in [*loads, *self._bg]:
