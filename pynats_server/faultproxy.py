@@ -239,9 +239,9 @@ class Link:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(None)
-            if q.full():
+            try:
+                q.put_nowait(None)  # the writer sends what is queued, then ends the link
+            except asyncio.QueueFull:
                 self._done.set()
 
     async def _write(self, dst: asyncio.StreamWriter, q: asyncio.Queue[tuple[float, bytes] | None]) -> None:
