@@ -141,10 +141,10 @@ class Soak:
         self.stats = Stats()
         self.t0 = time.monotonic()
         self.clients: list[nats.NATS] = []
-        # (subscriber, publisher, publisher's connection) -> last sequence seen
-        self.last: dict[tuple[int, str, int], int] = {}
+        # (subscriber, publisher, subscriber's connection, publisher's) -> last sequence
+        self.last: dict[tuple[int, str, str, int], int] = {}
         self.last_epoch: dict[tuple[int, str], int] = {}
-        self.seen: dict[tuple[int, str], set[int]] = defaultdict(set)
+        self.seen: dict[tuple[int, str, str], dict[int, tuple[float, int]]] = defaultdict(dict)
         self.since_quiet: dict[tuple[int, str], set[int]] = defaultdict(set)
         self.queue_seen: Counter[tuple[str, int]] = Counter()
         self.quiet_from: dict[str, int] = {}
@@ -332,7 +332,8 @@ class Soak:
         i = node.idx
 
         async def on_ps(m: Any) -> None:
-            self.record(i, m.data)
+            u = nc.connected_url
+            self.record(i, m.data, f"{id(nc) % 100000}.{nc.stats['reconnects']}", u.port if u else 0)
 
         async def on_q(m: Any) -> None:
             pub, _, seq = m.data.decode().split(":")
@@ -374,22 +375,33 @@ class Soak:
         if moved:
             self.say(f"{moved} clients back on their own nodes")
 
-    def record(self, sub: int, data: bytes) -> None:
+    def record(self, sub: int, data: bytes, conn: str = "", port: int = 0) -> None:
+        """One plain message at subscriber `sub`, on its TCP connection `conn`, from the
+        server on `port`.
+
+        Duplicates and order are judged per pair of connections (the publisher's and the
+        subscriber's): NATS promises no more. A subscriber that moved may get, on its new
+        connection, a message it already had on the old one (routed there before it moved
+        and still in flight); a publisher that moved may have left messages in a stopped
+        server that arrive after its newer ones ("late")."""
         pub, e, s = data.decode().split(":")
         seq, epoch = int(s), int(e)
+        now = time.monotonic() - self.t0
         key = (sub, pub)
-        seen = self.seen[key]
+        ckey = (sub, pub, conn)
+        seen = self.seen[ckey]
         if seq in seen:
             self.stats.dups += 1
-            self.violation(f"duplicate {pub}:{seq} at subscriber {sub}")
-        seen.add(seq)
-        # Order holds for what one connection published: a publisher that moved to another
-        # server may have left messages in a stopped one, delivered late when it resumes.
-        ekey = (sub, pub, epoch)
+            t, ep = seen[seq]
+            self.violation(f"duplicate {pub}:{seq} at subscriber {sub} on connection {conn} via :{port} "
+                           f"(publisher connection {epoch}); first at {t:.2f}s (publisher connection {ep})")
+        seen[seq] = (now, epoch)
+        ekey = (sub, pub, conn, epoch)
         last = self.last.get(ekey, -1)
         if seq < last:
             self.stats.reorders += 1
-            self.violation(f"out of order {pub}:{seq} after {last} at subscriber {sub} (connection {epoch})")
+            self.violation(f"out of order {pub}:{seq} after {last} at subscriber {sub} on connection "
+                           f"{conn} (publisher connection {epoch})")
         elif self.last_epoch.get(key, 0) > epoch:
             self.stats.late += 1
         self.last[ekey] = max(seq, last)
