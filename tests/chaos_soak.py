@@ -524,6 +524,9 @@ class Soak:
         snap: dict[str, int] = {}
         if node.kind == "embedded" and node.embedded is not None:
             ts = node.embedded
+            loop = ts._loop
+            if loop is None or not loop.is_running():  # it shut itself down (lame duck)
+                return snap
             snap["tasks"] = int(ts.call(lambda: len(asyncio.all_tasks())))
         elif node.proc is not None:
             snap["rss_kb"] = rss_kb(node.proc.pid)
