@@ -259,7 +259,7 @@ class Monitoring:
             "gateway": {},
             "leaf": {},
             "mqtt": {},
-            "websocket": {},
+            "websocket": self._websocket_varz(),
             "jetstream": srv.jetstream.varz() if srv.jetstream is not None else {},
             "tls_timeout": go_float(opts.tls_timeout),
             "write_deadline": int(opts.write_deadline * 1e9),
@@ -296,6 +296,16 @@ class Monitoring:
             v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
         return v
 
+    def _websocket_varz(self) -> dict[str, Any]:
+        from .websocket_config import varz
+
+        srv = self.server
+        wo = srv.opts.websocket
+        v = varz(wo, srv.websocket.port if srv.websocket is not None else wo.port)
+        if v and wo.tls is not None and wo.tls.cert_file:
+            v["tls_cert_not_after"] = _cert_not_after(wo.tls.cert_file)
+        return v
+
     def num_subscriptions(self) -> int:
         """Every account's subscriptions: clients', routes' and the server's own (internal)."""
         return sum(a.sublist.count for a in self.server.accounts.values())
@@ -311,7 +321,7 @@ class Monitoring:
         info: dict[str, Any] = {
             "cid": c.cid,
             "kind": "Client",
-            "type": "nats",
+            "type": c.client_type,
             "ip": c.host,
             "port": c.port,
             "start": go_time(c.start),

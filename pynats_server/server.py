@@ -128,6 +128,7 @@ class Server:
         self._shutdown_done: asyncio.Event | None = None
         self.monitoring = Monitoring(self)  # the data of /varz, /connz ... and of $SYS requests
         self.monitor: Any = None  # the HTTP listener (-m)
+        self.websocket: Any = None  # wsconn.WebsocketListener, with `websocket { port }`
         self.cluster: Any = None
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
@@ -166,7 +167,9 @@ class Server:
 
     async def start(self) -> None:
         """Bind the listeners and start serving; returns when the server is ready."""
-        problem = validate(self.opts)
+        from .websocket_config import validate as validate_websocket
+
+        problem = validate(self.opts) or validate_websocket(self.opts)
         if problem:
             raise ValueError(problem)
         self.loop = asyncio.get_running_loop()
@@ -209,6 +212,11 @@ class Server:
 
             self.monitor = Monitor(self)
             await self.monitor.start()
+        if opts.websocket.port:
+            from .wsconn import WebsocketListener
+
+            self.websocket = WebsocketListener(self)
+            await self.websocket.start()
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
         self._listener = await self.loop.create_server(
             self._new_client,
@@ -295,6 +303,8 @@ class Server:
             self.operator.close()
         if self._listener is not None:
             self._listener.close()
+        if self.websocket is not None:
+            self.websocket.close()
         if self.cluster is not None:
             await self.cluster.shutdown()
         for c in list(self.clients.values()):
@@ -430,6 +440,8 @@ class Server:
         if self.cluster is not None:
             fields["cluster"] = self.cluster.name
             fields["connect_urls"] = self.cluster.client_connect_urls()
+        if c.client_type == "websocket" and self.websocket is not None:
+            self.websocket.info(c, fields)
         fields["ldm"] = ldm
         return wire.info_fields(fields)
 
@@ -454,6 +466,8 @@ class Server:
         if self.sysacc is not None:
             self.sysacc.shutdown_event(lame_duck=True)
         self._listener.close()
+        if self.websocket is not None:
+            self.websocket.close()
         opts = self.opts
         grace = abs(opts.lame_duck_grace_period)
         if not self.clients:
@@ -597,6 +611,9 @@ class Server:
         if self.cluster is not None and self.cluster.port:
             scheme = "tls" if opts.cluster.tls is not None else "nats"
             p["cluster"] = netutil.listen_urls(scheme, self.cluster.host, self.cluster.port)
+        if self.websocket is not None:
+            scheme = "wss" if self.websocket.tls else "ws"
+            p["websocket"] = netutil.listen_urls(scheme, self.websocket.host, self.websocket.port)
         return p
 
     def _ports_file_path(self) -> str:
