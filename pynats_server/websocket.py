@@ -295,9 +295,8 @@ class FrameReader:
     """Client frames in, NATS bytes out. `feed` returns the payloads of the data frames
     (text frames too: nats-server reads them as binary ones); control frames are answered
     in `replies` (a pong for a ping, the close echo); `closed` is set once the client sent
-    a close frame, `error` (nats-server's words) when a frame broke the rules, after which
-    `replies` holds the protocol error close frame (nats-server then closes the connection
-    as a Read Error, logging "read error: <error>")."""
+    a close frame, `error` (nats-server's words) when a frame broke the rules (nats-server
+    then logs "read error: <error>" and drops the connection as a Read Error)."""
 
     def __init__(self, up: Upgrade, max_payload: int) -> None:
         self.compress = up.compress
@@ -325,23 +324,19 @@ class FrameReader:
                 self.closed = True
         replies = b"".join(p.data_to_send())
         exc = p.parser_exc
-        if exc is not None and not self.error:
+        if exc is not None and not self.closed and not self.error:
             if isinstance(exc, UnicodeDecodeError):
                 # A close frame whose text is not UTF-8: nats-server answers 1007 and the
                 # connection ends as closed by the client.
                 self.closed = True
                 return payloads, close_frame(CLOSE_INVALID_DATA, "invalid utf8 body in close frame")
-            if isinstance(exc, PayloadTooBig):
-                # nats-server's ErrMaxPayload: no close frame of its own (the connection's
-                # close, a Read Error, sends one).
-                self.error = "maximum payload exceeded"
-                replies = b""
-            else:
-                self.error, status = self._go_error(exc)
-                replies = close_frame(status, self.error)  # in place of websockets' own words
+            # nats-server queues a protocol error close frame but then closes the connection
+            # as a Read Error, which is not flushed: the client sees the connection end.
+            self.error = "maximum payload exceeded" if isinstance(exc, PayloadTooBig) else self._go_error(exc)
+            replies = b""
         return payloads, replies
 
-    def _go_error(self, exc: Exception) -> tuple[str, int]:
+    def _go_error(self, exc: Exception) -> str:
         text = str(exc)
         if text == "reserved bits must be 0":
             text = ("RSV2 and RSV3 must be clear" if self.compress
@@ -350,7 +345,7 @@ class FrameReader:
             text = "invalid close status code"  # nats-server adds the code
         else:
             text = _GO_WORDS.get(text, text)
-        return text, CLOSE_PROTOCOL_ERROR
+        return text
 
 
 def _mask_for_websockets(data: bytes, r: FrameReader) -> bytes:

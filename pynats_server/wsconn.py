@@ -46,6 +46,12 @@ from .websocket import (
 # A request line as Go's net/http accepts it: a token, the target, HTTP/x.y.
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 
+# Parse errors nats-server answers before closing (an -ERR, then the close frame).
+_INLINE_ERRORS = frozenset(("Maximum Message Payload Exceeded", "Maximum Control Line Exceeded",
+                            "Authentication Failure"))  # fmt: skip
+# Reasons nats-server closes a connection without flushing what is queued.
+_UNFLUSHED = frozenset(("Read Error", "Write Error"))
+
 if TYPE_CHECKING:
     from .options import WebsocketOptions
     from .server import Server
@@ -384,7 +390,21 @@ class WSClientConnection(ClientConnection):
         cipher = obj.cipher()
         return tls_version_name(obj.version()), cipher_suite_name(cipher[0]) if cipher else ""
 
+    def _protocol_error(self, e: Any) -> None:
+        """nats-server closes a websocket client at once for the parse errors it does not
+        answer inline (everything but a too large payload or control line and an op before
+        CONNECT): logged as a read error, nothing more sent, not even the -ERR."""
+        if e.reason in _INLINE_ERRORS:
+            super()._protocol_error(e)
+            return
+        self.error(f"read error: {e.detail or e.reason}")
+        self.close_connection("Read Error")
+
     def close_connection(self, reason: str, *, abort: bool = False) -> None:
+        if reason in _UNFLUSHED and not self.closed:
+            # nats-server does not flush on these: what is queued is dropped, no close frame.
+            self.out.clear()
+            self.ws_close_sent = True
         if not self.closed and not self.ws_close_sent and not abort and self.raw is not None:
             # What is queued goes first, then the close frame (its status from the reason).
             self.flush()
