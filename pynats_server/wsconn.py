@@ -397,7 +397,10 @@ class WSClientConnection(ClientConnection):
         if e.reason in _INLINE_ERRORS:
             super()._protocol_error(e)
             return
-        self.error(f"read error: {e.detail or e.reason}")
+        detail = e.detail or e.reason
+        if e.err == wire.E_UNKNOWN_OP:
+            detail = f"Client parser ERROR, {detail}"
+        self.error(f"read error: {detail}")
         self.close_connection("Read Error")
 
     def close_connection(self, reason: str, *, abort: bool = False) -> None:
