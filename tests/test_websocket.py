@@ -253,10 +253,8 @@ async def test_cluster_ws_and_tcp_across_a_route() -> None:
 
 async def test_wss_with_test_certificates(tmp_path: Path, ws_server) -> None:  # noqa: F811
     certs = make_certs(tmp_path)
-    s = await ws_server(
-        "websocket { port: -1, tls { cert_file: '%s', key_file: '%s' } }\nhttp: -1\n"
-        % (tmp_path / "server-cert.pem", tmp_path / "server-key.pem")
-    )
+    cert, key = tmp_path / "server-cert.pem", tmp_path / "server-key.pem"
+    s = await ws_server(f"websocket {{ port: -1, tls {{ cert_file: '{cert}', key_file: '{key}' }} }}\nhttp: -1\n")
     assert f"Listening for websocket clients on wss://0.0.0.0:{s.ws_port}" in s.log()
     assert "DO NOT USE IN PRODUCTION" not in s.log()
     ctx = ssl.create_default_context(cafile=certs.ca_file)
@@ -279,7 +277,6 @@ async def test_wss_with_test_certificates(tmp_path: Path, ws_server) -> None:  #
         await raw.send(upgrade_request())
         await raw.expect_eof()
         await raw.close()
-        assert (await nc.request("s2", b"", timeout=0.5) if False else True)
     finally:
         await nc.close()
 
@@ -546,9 +543,9 @@ async def test_allowed_connection_types(ws_server) -> None:  # noqa: F811
     )
     nc = await nats.connect(f"ws://w:w@127.0.0.1:{s.ws_port}")
     await nc.close()
-    with pytest.raises(Exception):
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(f"ws://t:t@127.0.0.1:{s.ws_port}", max_reconnect_attempts=0, allow_reconnect=False)
-    with pytest.raises(Exception):
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(f"nats://w:w@127.0.0.1:{s.port}", max_reconnect_attempts=0, allow_reconnect=False)
 
 

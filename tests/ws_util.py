@@ -18,11 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from conftest import TIMEOUT, GoServer, go_binary, wait_for
 
 from pynats_server import Server
 from pynats_server.log import Logger
-
-from conftest import TIMEOUT, GoServer, go_binary, wait_for
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's sample key
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
