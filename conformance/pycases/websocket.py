@@ -160,7 +160,12 @@ def _bad_case(name: str, req: str, status: str, body: bytes) -> None:
     @pycase(f"websocket.refused_{name}", doc=f"{status}: Go's http.Error with the version header")
     async def case(ctx: CaseContext) -> None:
         _, port = await ws_server(ctx)
-        line, names, got = http_view(await exchange(ctx, port, req.encode()))
+        out = await exchange(ctx, port, req.encode())
+        if name == "bad_key" and ctx.target.profile == "go29":
+            # nats-server 2.9 does not check the key's form (2.10 added the check).
+            ctx.check(out.startswith(b"HTTP/1.1 101 "), "2.9 upgrades", "HTTP/1.1 101", out[:40])
+            return
+        line, names, got = http_view(out)
         ctx.check(line == status, "status line", status, line)
         ctx.check(names == ERROR_HEADERS, "header names", ERROR_HEADERS, names)
         ctx.check(got == body, "body", body, got)
