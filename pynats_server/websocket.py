@@ -79,7 +79,6 @@ _CLOSE_STATUS = {
 # websockets' words for a bad frame -> nats-server's (what its close frame says).
 _GO_WORDS = {
     "incorrect masking": "mask bit missing",
-    "invalid opcode": "unknown opcode",
     "control frame too long": f"control frame length bigger than maximum allowed of {MAX_CONTROL_PAYLOAD} bytes",
     "fragmented control frame": "control frame does not have final bit set",
     "expected a continuation frame": "new message started before final frame for previous message was received",
@@ -295,8 +294,9 @@ class FrameReader:
     """Client frames in, NATS bytes out. `feed` returns the payloads of the data frames
     (text frames too: nats-server reads them as binary ones); control frames are answered
     in `replies` (a pong for a ping, the close echo); `closed` is set once the client sent
-    a close frame, `error` (nats-server's words) when a frame broke the rules (nats-server
-    then logs "read error: <error>" and drops the connection as a Read Error)."""
+    a close frame, `error` (nats-server's words) when a frame broke the rules: `replies` is
+    then the protocol error close frame saying so (nats-server then logs "read error: <error>"
+    and drops the connection as a Read Error)."""
 
     def __init__(self, up: Upgrade, max_payload: int) -> None:
         self.compress = up.compress
@@ -330,10 +330,14 @@ class FrameReader:
                 # connection ends as closed by the client.
                 self.closed = True
                 return payloads, close_frame(CLOSE_INVALID_DATA, "invalid utf8 body in close frame")
-            # nats-server queues a protocol error close frame but then closes the connection
-            # as a Read Error, which is not flushed: the client sees the connection end.
-            self.error = "maximum payload exceeded" if isinstance(exc, PayloadTooBig) else self._go_error(exc)
-            replies = b""
+            if isinstance(exc, PayloadTooBig):
+                self.error, replies = "maximum payload exceeded", b""
+            else:
+                # nats-server queues this close frame, then closes the connection as a Read
+                # Error without flushing: whether the frame gets out first is a race there
+                # (both happen against 2.14). pynats-server always sends it.
+                self.error = self._go_error(exc)
+                replies = close_frame(CLOSE_PROTOCOL_ERROR, self.error)
         return payloads, replies
 
     def _go_error(self, exc: Exception) -> str:
@@ -341,11 +345,22 @@ class FrameReader:
         if text == "reserved bits must be 0":
             text = ("RSV2 and RSV3 must be clear" if self.compress
                     else "compressed frame received without negotiated permessage-deflate")  # fmt: skip
-        elif text.startswith("invalid status code"):
-            text = "invalid close status code"  # nats-server adds the code
+        elif text == "invalid status code":
+            text = f"invalid close status code {_close_code(exc)}".rstrip()
+        elif text == "invalid opcode":
+            text = f"unknown opcode {str(exc.__cause__).split(' ')[0]}"
         else:
             text = _GO_WORDS.get(text, text)
         return text
+
+
+def _close_code(exc: Exception) -> str:
+    """The refused code of a close frame: websockets' Close.check raised, on the Close."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = getattr(tb.tb_frame.f_locals.get("self"), "code", "") if tb is not None else ""
+    return str(code)
 
 
 def _mask_for_websockets(data: bytes, r: FrameReader) -> bytes:

@@ -201,7 +201,7 @@ async def early_data(ctx: CaseContext) -> None:
     ctx.check(out == b"<EOF>", "answer", b"<EOF>", out)
 
 
-@pycase("websocket.unmasked_frame", doc="a client frame without a mask: the connection ends, no close frame")
+@pycase("websocket.unmasked_frame", doc="a client frame without a mask: close 1002 `mask bit missing` (or, a race in nats-server, nothing) and the end")
 async def unmasked_frame(ctx: CaseContext) -> None:
     _, port = await ws_server(ctx)
     r, w = await asyncio.open_connection(HOST, port)
@@ -216,6 +216,9 @@ async def unmasked_frame(ctx: CaseContext) -> None:
         await r.readexactly(n)
         w.write(b"\x82\x06PING\r\n")
         rest = await asyncio.wait_for(r.read(), ctx.timeout)
-        ctx.check(rest == b"", "then the end", b"", rest)
+        # nats-server queues the close frame, then closes without flushing: whether the
+        # frame gets out first is a race in nats-server (both seen with 2.14).
+        close = b"\x88\x12\x03\xeamask bit missing"
+        ctx.check(rest in (b"", close), "a protocol error close frame or nothing, then the end", close, rest)
     finally:
         w.close()
