@@ -172,6 +172,34 @@ def validate(opts: Options) -> str:
     return ""
 
 
+def reload_diff(old: Options, new: Options) -> None:
+    """Reload: nats-server refuses any change to the websocket block but for its TLS
+    certificates (port -1 means the port in use): reload.ReloadError."""
+    from dataclasses import replace
+
+    from .reload import ReloadError
+
+    a, b = replace(old.websocket, tls=None), replace(new.websocket, tls=None)
+    if b.port == -1:
+        b.port = a.port
+    if a != b:
+        raise ReloadError(f"config reload not supported for Websocket: old={_go_struct(a)}, new={_go_struct(b)}")
+
+
+def _go_struct(wo: WebsocketOptions) -> str:
+    """Roughly Go's %v of WebsocketOpts (its fields' values in order, space-separated)."""
+    from .config import _go_value
+
+    def v(x: Any) -> str:
+        if isinstance(x, list):
+            return "[" + " ".join(map(str, x)) + "]"
+        if isinstance(x, dict):
+            return "map[" + " ".join(f"{k}:{val}" for k, val in sorted(x.items())) + "]"
+        return _go_value(x)
+
+    return "{" + " ".join(v(getattr(wo, f)) for f in wo.__dataclass_fields__ if f != "tls") + "}"
+
+
 def varz(wo: WebsocketOptions, port: int) -> dict[str, Any]:
     """The `websocket` block of /varz (nats-server's WebsocketOptsVarz: empty fields left out)."""
     if not wo.port:

@@ -83,13 +83,22 @@ class WebsocketListener:
         self.server = server
         self.opts: WebsocketOptions = server.opts.websocket
         self.origins = Origins(self.opts)
-        self.auth = websocket_authenticator(server)
+        self._auth = websocket_authenticator(server)
+        self._auth_of = server.auth
         self.tls_context: ssl.SSLContext | None = None
         self.host = self.opts.host or "0.0.0.0"
         self.port = 0
         self.connect_urls: list[str] = []
         self._listener: asyncio.AbstractServer | None = None
         self.handshakes: set[Handshake] = set()
+
+    @property
+    def auth(self) -> Authenticator:
+        """Rebuilt when a reload replaced the server's users and secrets."""
+        if self._auth_of is not self.server.auth:
+            self._auth = websocket_authenticator(self.server)
+            self._auth_of = self.server.auth
+        return self._auth
 
     @property
     def tls(self) -> bool:

@@ -620,3 +620,31 @@ async def test_nats_ws_under_node(nats_ws_dir: Path, ws_server) -> None:  # noqa
             proc.kill()
             await proc.wait()
         await tcp.close()
+
+
+async def test_reload(tmp_path: Path) -> None:
+    """A reload that changes users applies to WebSocket clients too; a change to the
+    websocket block itself is refused, as nats-server refuses it."""
+    from pynats_server.reload import ReloadError
+
+    conf = tmp_path / "s.conf"
+    block = "websocket { host: 127.0.0.1, port: -1, no_tls: true }\n"
+    conf.write_text("authorization { users: [ {user: a, password: a} ] }\n" + block)
+    srv = Server.from_config(str(conf), host="127.0.0.1", port=-1, no_log=True)
+    await srv.start()
+    try:
+        url = f"ws://127.0.0.1:{srv.websocket.port}"
+        nc = await nats.connect(url.replace("ws://", "ws://a:a@"))
+        await nc.close()
+        conf.write_text("authorization { users: [ {user: b, password: b} ] }\n" + block)
+        await srv.reload()
+        nc = await nats.connect(url.replace("ws://", "ws://b:b@"))
+        await nc.close()
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(url.replace("ws://", "ws://a:a@"), allow_reconnect=False, max_reconnect_attempts=0)
+        conf.write_text("authorization { users: [ {user: b, password: b} ] }\n"
+                        "websocket { host: 127.0.0.1, port: -1, no_tls: true, compression: true }\n")  # fmt: skip
+        with pytest.raises(ReloadError, match="config reload not supported for Websocket: old="):
+            await srv.reload()
+    finally:
+        await srv.shutdown()
