@@ -92,15 +92,20 @@ def test_config_block_read(tmp_path: Path) -> None:
         apply_config_file(Options(), str(conf))
 
 
-async def test_startup_log_varz_connz(ws_server) -> None:  # noqa: F811
-    s = await ws_server("http: -1\nwebsocket { host: 127.0.0.1, port: -1, no_tls: true, compression: true }\n")
+@pytest.mark.parametrize("target", BOTH)
+async def test_startup_log_varz_connz(ws_server, target: str) -> None:  # noqa: F811
+    s = await ws_server("http: -1\nwebsocket { host: 127.0.0.1, port: -1, no_tls: true, compression: true,\n"
+                        '  handshake_timeout: "2s", same_origin: true, allowed_origins: ["http://a.b"] }\n',
+                        target=target)  # fmt: skip
     log = s.log()
     assert f"[INF] Listening for websocket clients on ws://127.0.0.1:{s.ws_port}" in log
     assert "[WRN] Websocket not configured with TLS. DO NOT USE IN PRODUCTION!" in log
     assert log.index("Listening for websocket clients") < log.index("Listening for client connections")
     _, body = await http_get("127.0.0.1", s.http_port, "/varz")
-    assert json.loads(body)["websocket"] == {"host": "127.0.0.1", "port": s.ws_port, "no_tls": True,
-                                             "compression": True}  # fmt: skip
+    assert json.loads(body)["websocket"] == {
+        "host": "127.0.0.1", "port": s.ws_port, "handshake_timeout": 2_000_000_000, "no_tls": True,
+        "same_origin": True, "allowed_origins": ["http://a.b"], "compression": True,
+    }  # fmt: skip
     nc = await nats.connect(s.ws_url(), name="wsclient")
     tcp = await nats.connect(s.url, name="tcpclient")
     try:
