@@ -399,17 +399,22 @@ def _mask_for_websockets(data: bytes, r: FrameReader) -> bytes:
 class FrameWriter:
     """NATS bytes out as server frames, as nats-server's wsCollapsePtoNB makes them: all
     that a flush writes in one binary frame; compressed (permessage-deflate, a fresh
-    context each time) when negotiated and over COMPRESS_THRESHOLD bytes; for browsers,
-    uncompressed data in frames of at most BROWSER_FRAME_SIZE bytes."""
+    context each time) when negotiated and over COMPRESS_THRESHOLD bytes; for browsers, in
+    frames of at most BROWSER_FRAME_SIZE bytes (uncompressed data as separate messages,
+    compressed data as the fragments of one message, but for Safari)."""
 
     def __init__(self, up: Upgrade) -> None:
-        self.deflate = [_deflate()] if up.compress else None
+        self.deflate = _deflate() if up.compress else None
         self.browser = up.browser
+        self.fragment_compressed = up.browser and not up.no_compressed_fragments
 
     def frames(self, data: Any) -> bytes:
         n = len(data)
         if self.deflate is not None and n > COMPRESS_THRESHOLD:
-            return Frame(Opcode.BINARY, data).serialize(mask=False, extensions=self.deflate)
+            comp = self.deflate.encode(Frame(Opcode.BINARY, data)).data
+            if self.fragment_compressed and len(comp) > BROWSER_FRAME_SIZE:
+                return _fragments(comp)
+            return _with_rsv1(Frame(Opcode.BINARY, comp).serialize(mask=False))
         if self.browser and n > BROWSER_FRAME_SIZE:
             mv = memoryview(data)
             return b"".join(
@@ -419,6 +424,23 @@ class FrameWriter:
         if n < 126:
             return bytes((0x82, n)) + data
         return Frame(Opcode.BINARY, data).serialize(mask=False)
+
+
+def _with_rsv1(frame: bytes) -> bytes:
+    """The frame marked compressed (RSV1: permessage-deflate's bit on a message's first frame)."""
+    return bytes((frame[0] | 0x40,)) + frame[1:]
+
+
+def _fragments(comp: Any) -> bytes:
+    """One compressed message in fragments of BROWSER_FRAME_SIZE (RSV1 on the first only)."""
+    mv = memoryview(comp)
+    size = BROWSER_FRAME_SIZE
+    last = (len(comp) - 1) // size * size
+    out = []
+    for i in range(0, len(comp), size):
+        f = Frame(Opcode.BINARY if i == 0 else Opcode.CONT, mv[i : i + size], fin=i == last).serialize(mask=False)
+        out.append(_with_rsv1(f) if i == 0 else f)
+    return b"".join(out)
 
 
 __all__ = [
