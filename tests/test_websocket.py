@@ -333,6 +333,35 @@ async def test_natspy_with_compression_and_browser_frames(ws_server) -> None:  #
         assert got == b"MSG big 1 %d\r\n%s\r\n" % (len(body), body)
 
 
+@pytest.mark.parametrize("target", BOTH)
+async def test_browser_frames(ws_server, target: str) -> None:  # noqa: F811
+    """To a browser nats-server writes frames of at most 4 KiB: uncompressed data as whole
+    messages, compressed data as the fragments of one message."""
+    import zlib
+
+    s = await ws_server("websocket { port: -1, no_tls: true, compression: true }\n", target=target)
+    body = os.urandom(10000)  # does not compress: more than 4 KiB either way
+    msg = b"MSG b 1 %d\r\n%s\r\n" % (len(body), body)
+    for extra, compressed in (("", False), ("Sec-WebSocket-Extensions: permessage-deflate\r\n", True)):
+        c, _ = await WSRaw.upgraded(s.ws_port, "User-Agent: Mozilla/5.0 (X11; Linux) Firefox/130.0\r\n" + extra)
+        await c.read_frame(raw=True)  # INFO
+        await c.send_nats(b'CONNECT {"verbose":false}\r\nSUB b 1\r\nPING\r\n')
+        assert await c.read_nats() == b"PONG\r\n"
+        await c.send_nats(b"PUB b %d\r\n%s\r\n" % (len(body), body))
+        frames = []
+        while sum(len(f[1]) for f in frames) < (len(msg) if not compressed else 1) or not frames[-1][2] & 0x80:
+            op, data, b0 = await c.read_frame(raw=True)
+            assert len(data) <= 4096
+            frames.append((op, data, b0))
+        if compressed:
+            assert [f[2] for f in frames] == [0x42] + [0x00] * (len(frames) - 2) + [0x80]
+            inflated = zlib.decompressobj(wbits=-15).decompress(b"".join(f[1] for f in frames) + b"\x00\x00\xff\xff")
+            assert inflated == msg
+        else:
+            assert {f[2] for f in frames} == {0x82} and b"".join(f[1] for f in frames) == msg
+        await c.close()
+
+
 # -- bad input: nats-server's answers, and nothing else disturbed ----------------------------
 
 

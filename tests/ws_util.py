@@ -132,8 +132,9 @@ class WSRaw:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    async def read_frame(self, timeout: float = TIMEOUT) -> tuple[int, bytes, int]:
-        """The next server frame: (opcode, payload (inflated if compressed), first byte)."""
+    async def read_frame(self, timeout: float = TIMEOUT, *, raw: bool = False) -> tuple[int, bytes, int]:
+        """The next server frame: (opcode, payload (inflated if compressed, unless `raw`),
+        first byte)."""
         deadline = time.monotonic() + timeout
         b0, b1 = await self._exactly(2, deadline)
         assert not b1 & 0x80, "server frames are not masked"
@@ -143,7 +144,7 @@ class WSRaw:
         elif n == 127:
             (n,) = struct.unpack("!Q", await self._exactly(8, deadline))
         data = await self._exactly(n, deadline)
-        if b0 & 0x40:
+        if b0 & 0x40 and not raw:
             d = zlib.decompressobj(wbits=-15)
             data = d.decompress(data + b"\x00\x00\xff\xff")
         return b0 & 0x0F, data, b0
