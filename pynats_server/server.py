@@ -445,11 +445,14 @@ class Server:
         fields["ldm"] = ldm
         return wire.info_fields(fields)
 
-    def send_async_info_to_clients(self, *, ldm: bool = False) -> None:
-        """Tell protocol-1 clients the cluster changed (connect_urls, lame duck)."""
+    def send_async_info_to_clients(self, *, ldm: bool = False, client_type: str = "") -> None:
+        """Tell protocol-1 clients the cluster changed (connect_urls, lame duck); only those
+        of `client_type` ("nats", "websocket") when given."""
         if self.shutting_down:
             return
         for c in list(self.clients.values()):
+            if client_type and c.client_type != client_type:
+                continue
             if c.protocol >= const.CLIENT_PROTO_INFO and c.first_pong_sent and not c.closed:
                 c.send_async_info(wire.info(self.client_info(c, ldm=ldm)))
         self.flush_dirty()

@@ -143,11 +143,17 @@ class WebsocketListener:
 
     def info(self, c: ClientConnection, fields: dict[str, Any]) -> None:
         """A websocket client's INFO (nats-server's generateClientInfoJSON for them): the
-        websocket port, its TLS, and the block's authorization override."""
+        websocket port, its TLS, the block's authorization override, and the websocket
+        URLs of the cluster as connect_urls."""
         fields["host"], fields["port"] = self.host, self.port
         fields["tls_required"] = fields["tls_available"] = self.tls
         fields["auth_required"] = self.server.auth.required or self.opts.auth_override
-        fields.pop("connect_urls", None)
+        cluster = self.server.cluster
+        urls = cluster.ws_connect_urls() if cluster is not None else []
+        if urls:
+            fields["connect_urls"] = urls
+        else:
+            fields.pop("connect_urls", None)
 
 
 class Handshake(asyncio.Protocol):

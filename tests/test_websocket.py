@@ -224,10 +224,20 @@ async def test_cluster_ws_and_tcp_across_a_route() -> None:
 
     b = Server(Options(host="127.0.0.1", port=-1, no_log=True, server_name="B",
                        cluster=ClusterOptions(name="c", host="127.0.0.1", port=-1,
-                                              routes=[RouteURL("127.0.0.1", a.cluster.port)])))  # fmt: skip
+                                              routes=[RouteURL("127.0.0.1", a.cluster.port)]),
+                       websocket=WebsocketOptions(host="127.0.0.1", port=-1, no_tls=True)))  # fmt: skip
     await b.start()
     try:
         await wait_for(lambda: a.cluster.routes and b.cluster.routes, what="the route")
+        # WebSocket clients learn the cluster's websocket URLs (ws_connect_urls on routes),
+        # TCP clients the client ports, each in its own INFO connect_urls.
+        raw, _ = await WSRaw.upgraded(a.websocket.port)
+        info = json.loads((await raw.read_nats())[5:])
+        assert info["connect_urls"] == [f"127.0.0.1:{a.websocket.port}", f"127.0.0.1:{b.websocket.port}"]
+        await raw.close()
+        tcp_raw = await RawClient.open("127.0.0.1", a.port)
+        assert (await tcp_raw.read_info())["connect_urls"] == [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]
+        await tcp_raw.close()
         ws = await nats.connect(f"ws://127.0.0.1:{a.websocket.port}")
         tcp = await nats.connect(b.client_url)
         got_ws: list[bytes] = []
