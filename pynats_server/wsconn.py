@@ -46,9 +46,11 @@ from .websocket import (
 # A request line as Go's net/http accepts it: a token, the target, HTTP/x.y.
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 
-# Parse errors nats-server answers before closing (an -ERR, then the close frame).
-_INLINE_ERRORS = frozenset(("Maximum Message Payload Exceeded", "Maximum Control Line Exceeded",
-                            "Authentication Failure"))  # fmt: skip
+# Parse errors nats-server answers before closing (an -ERR, then the close frame), with the
+# words its read loop then logs.
+_INLINE_ERRORS = {"Maximum Message Payload Exceeded": "maximum payload exceeded",
+                  "Maximum Control Line Exceeded": "maximum control line exceeded",
+                  "Authentication Failure": "authentication error"}  # fmt: skip
 # Reasons nats-server closes a connection without flushing what is queued.
 _UNFLUSHED = frozenset(("Read Error", "Write Error"))
 
@@ -409,8 +411,12 @@ class WSClientConnection(ClientConnection):
         """nats-server closes a websocket client at once for the parse errors it does not
         answer inline (everything but a too large payload or control line and an op before
         CONNECT): logged as a read error, nothing more sent, not even the -ERR."""
-        if e.reason in _INLINE_ERRORS:
+        if self.closed or e.reason in _INLINE_ERRORS:
             super()._protocol_error(e)
+            # nats-server's read loop logs the parser's error too.
+            why = _INLINE_ERRORS.get(self.close_reason)
+            if why:
+                self.error(f"read error: {why}")
             return
         detail = e.detail or e.reason
         if e.err == wire.E_UNKNOWN_OP:
