@@ -360,6 +360,14 @@ class Server:
         return f"nats://{netutil.join_host_port(host, port)}"
 
     @property
+    def websocket_url(self) -> str | None:
+        """`ws://host:port` (`wss://` with TLS) of the websocket port, if there is one."""
+        if self.websocket is None:
+            return None
+        host = self.websocket.host
+        return self.websocket.url("127.0.0.1" if netutil.is_unspecified(host) else host)
+
+    @property
     def monitor_url(self) -> str | None:
         return self.monitor.url if self.monitor is not None else None
 

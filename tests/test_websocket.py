@@ -679,7 +679,8 @@ async def test_reload(tmp_path: Path) -> None:
     srv = Server.from_config(str(conf), host="127.0.0.1", port=-1, no_log=True)
     await srv.start()
     try:
-        url = f"ws://127.0.0.1:{srv.websocket.port}"
+        url = srv.websocket_url
+        assert url == f"ws://127.0.0.1:{srv.websocket.port}"
         nc = await nats.connect(url.replace("ws://", "ws://a:a@"))
         await nc.close()
         conf.write_text("authorization { users: [ {user: b, password: b} ] }\n" + block)
