@@ -372,6 +372,21 @@ async def test_browser_frames(ws_server, target: str) -> None:  # noqa: F811
         await c.close()
 
 
+@pytest.mark.parametrize("target", BOTH)
+async def test_no_masking(ws_server, target: str) -> None:  # noqa: F811
+    """`Nats-No-Masking: true` (what nats-server's own leafnodes ask for): the answer says so
+    and unmasked frames are read, split anywhere."""
+    s = await ws_server(NO_TLS, target=target)
+    c, head = await WSRaw.upgraded(s.ws_port, "Nats-No-Masking: true\r\n")
+    assert "\r\nNats-No-Masking: true\r\n" in head
+    await c.read_nats()
+    data = frame(2, b'CONNECT {"verbose":false}\r\nSUB n 1\r\n', mask=False) + frame(2, b"PUB n 3\r\nabc\r\nPING\r\n", mask=False)
+    for i in range(0, len(data), 7):
+        await c.send(data[i : i + 7])
+    assert await c.nats_until(b"PONG\r\n") == b"MSG n 1 3\r\nabc\r\nPONG\r\n"
+    await c.close()
+
+
 # -- bad input: nats-server's answers, and nothing else disturbed ----------------------------
 
 
