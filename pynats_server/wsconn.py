@@ -6,8 +6,9 @@ websocket.check_upgrade decides. A refused request gets nats-server's answer and
 connection stays open for the next request (HTTP/1.1 keep-alive), as Go's HTTP server
 keeps it. An accepted one is answered `101 Switching Protocols` and the transport is
 handed to a new `WSClientConnection` (so a refused upgrade uses no client id, as in
-nats-server). TLS (wss) is the event loop's own: the handshake comes first on this port,
-as for any HTTPS server, so nothing here needs the memory BIOs of tlsconn.py.
+nats-server). With TLS (wss) a `TLSTerminator` comes first: the TLS handshake, then the
+plaintext goes to those protocols; it answers plaintext on the port as Go's HTTPS server
+does.
 
 `WSClientConnection` is a ClientConnection whose input is unframed before the parser sees
 it and whose transport is a `WSTransport`, which frames each flush. Plaintext TCP clients
@@ -28,6 +29,8 @@ from . import netutil
 from .auth import Authenticator
 from .client import ClientConnection
 from .protocol import wire
+from .tlsconn import TLSTransport
+from .tlsctx import go_handshake_error, looks_like_tls
 from .websocket import (
     MAX_HEAD,
     FrameReader,
@@ -116,12 +119,8 @@ class WebsocketListener:
         srv = self.server
         self.load_tls()
         port = 0 if self.opts.port == -1 else self.opts.port
-        kw: dict[str, Any] = {}
-        if self.tls_context is not None:
-            kw = {"ssl": self.tls_context,
-                  "ssl_handshake_timeout": self.opts.handshake_timeout or self.opts.tls.handshake_timeout}  # type: ignore[union-attr]  # fmt: skip
         self._listener = await srv.loop.create_server(
-            lambda: Handshake(self), host=self.host, port=port, reuse_address=True, backlog=1024, **kw
+            self._accept, host=self.host, port=port, reuse_address=True, backlog=1024
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         self.connect_urls = netutil.connect_urls(self.opts.advertise, self.host, self.port)
@@ -129,6 +128,11 @@ class WebsocketListener:
         srv.log.notice(f"Listening for websocket clients on {scheme}://{self.host}:{self.port}")
         if not self.tls:
             srv.log.warn("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
+
+    def _accept(self) -> asyncio.Protocol:
+        if self.tls_context is not None:
+            return TLSTerminator(self, self.tls_context)
+        return Handshake(self)
 
     def close(self) -> None:
         if self._listener is not None:
@@ -279,6 +283,140 @@ class Handshake(asyncio.Protocol):
         self.transport = None
         t.set_protocol(c)
         c.connection_made(t)
+
+
+# What Go's HTTP server takes for a plaintext HTTP request on its TLS port.
+_HTTP_STARTS = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
+_HTTP_ON_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
+class TLSTerminator(asyncio.Protocol):
+    """wss: TLS over memory BIOs (tlsconn.py's TLSTransport) in front of the connection's
+    protocol (a Handshake, then the WSClientConnection it hands over to), so that the port
+    answers as Go's HTTPS server does: a plaintext HTTP request gets its `400` and other
+    plaintext is refused at the first record, each logged as a TLS handshake error."""
+
+    def __init__(self, listener: WebsocketListener, ctx: ssl.SSLContext) -> None:
+        self.listener = listener
+        self.ctx = ctx
+        self.raw: Any = None
+        self.inner: Any = None  # the protocol the plaintext goes to
+        self.tls: _WrappedTLS | None = None
+        self.incoming = ssl.MemoryBIO()
+        self.head = b""
+        self.peer = ""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.raw = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.peer = netutil.join_host_port(str(peer[0]), int(peer[1]))
+        wo = self.listener.opts
+        timeout = wo.handshake_timeout or (wo.tls.handshake_timeout if wo.tls is not None else 0)
+        if timeout > 0:
+            self._timer = asyncio.get_running_loop().call_later(timeout, self._timeout)
+
+    def _timeout(self) -> None:
+        self._timer = None
+        if self.inner is None and self.raw is not None:
+            self._failed("read tcp: i/o timeout")
+
+    def _failed(self, why: str) -> None:
+        self.listener.server.log.error(f"websocket: TLS handshake error from {self.peer}: {why}")
+        if self.tls is not None:
+            self.tls.send_pending()
+        self.raw.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self._decrypt(data)
+            return
+        if self.tls is None:
+            self.head += data
+            if len(self.head) < 5:
+                return
+            head, self.head = self.head, b""
+            if not looks_like_tls(head[:5]):
+                if head[:5] in _HTTP_STARTS:
+                    self.raw.write(_HTTP_ON_TLS)
+                    self._failed("client sent an HTTP request to an HTTPS server")
+                else:
+                    self._failed("tls: first record does not look like a TLS handshake")
+                return
+            outgoing = ssl.MemoryBIO()
+            obj = self.ctx.wrap_bio(self.incoming, outgoing, server_side=True)
+            self.tls = _WrappedTLS(self.raw, obj, outgoing, self)
+            data = head
+        self.incoming.write(data)
+        tls = self.tls
+        try:
+            tls.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            tls.send_pending()
+            return
+        except (ssl.SSLError, ValueError) as e:
+            self._failed(go_handshake_error(e, server=True))
+            return
+        tls.send_pending()
+        tls.established = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.inner = Handshake(self.listener)
+        self.inner.connection_made(tls)
+        if self.incoming.pending:
+            self._decrypt(b"")
+
+    def _decrypt(self, data: bytes) -> None:
+        tls = self.tls
+        assert tls is not None
+        if data:
+            self.incoming.write(data)
+        chunks = []
+        eof = False
+        try:
+            while True:
+                chunk = tls.obj.read(1 << 18)
+                if not chunk:
+                    eof = True
+                    break
+                chunks.append(chunk)
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            eof = True
+        except ssl.SSLError:
+            eof = True
+        tls.send_pending()
+        if chunks and self.inner is not None:
+            self.inner.data_received(b"".join(chunks))
+        if eof and not self.raw.is_closing():
+            self.raw.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+
+class _WrappedTLS(TLSTransport):
+    """The TLS transport a wss connection's protocols see; `set_protocol` (the upgrade's
+    hand-over) changes who gets the plaintext."""
+
+    def __init__(self, raw: Any, obj: ssl.SSLObject, outgoing: ssl.MemoryBIO, term: TLSTerminator) -> None:
+        super().__init__(raw, obj, outgoing)
+        self.term = term
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.term.inner = protocol
+
+    def get_protocol(self) -> Any:
+        return self.term.inner
 
 
 class WSTransport:

@@ -266,11 +266,14 @@ async def test_cluster_ws_and_tcp_across_a_route() -> None:
         await a.shutdown()
 
 
-async def test_wss_with_test_certificates(tmp_path: Path, ws_server) -> None:  # noqa: F811
+@pytest.mark.parametrize("target", BOTH)
+async def test_wss_with_test_certificates(tmp_path: Path, ws_server, target: str) -> None:  # noqa: F811
     certs = make_certs(tmp_path)
     cert, key = tmp_path / "server-cert.pem", tmp_path / "server-key.pem"
-    s = await ws_server(f"websocket {{ port: -1, tls {{ cert_file: '{cert}', key_file: '{key}' }} }}\nhttp: -1\n")
+    s = await ws_server(f"websocket {{ port: -1, tls {{ cert_file: '{cert}', key_file: '{key}' }} }}\nhttp: -1\n",
+                        target=target)  # fmt: skip
     assert f"Listening for websocket clients on wss://0.0.0.0:{s.ws_port}" in s.log()
+    assert "websocket: TLS handshake error" not in s.log()
     assert "DO NOT USE IN PRODUCTION" not in s.log()
     ctx = ssl.create_default_context(cafile=certs.ca_file)
     nc = await nats.connect(f"wss://127.0.0.1:{s.ws_port}", tls=ctx, name="secure")
@@ -287,11 +290,27 @@ async def test_wss_with_test_certificates(tmp_path: Path, ws_server) -> None:  #
         _, body = await http_get("127.0.0.1", s.http_port, "/connz")
         conn = json.loads(body)["connections"][0]
         assert conn["type"] == "websocket" and conn["tls_version"].startswith("1.")
-        # A plaintext client on the TLS port gets nowhere, and the port goes on serving.
+        # Plaintext on the TLS port: an HTTP request gets Go's HTTPS server's answer, other
+        # bytes nothing; both are logged as TLS handshake errors, and the port goes on.
         raw = await WSRaw.open(s.ws_port)
         await raw.send(upgrade_request())
+        head, body = await raw.read_http()
+        assert (head, body) == ("HTTP/1.0 400 Bad Request\r\n\r\n", b"Client sent an HTTP request to an HTTPS server.\n")
+        await raw.close()
+        await s.wait_log(": client sent an HTTP request to an HTTPS server")
+        raw = await WSRaw.open(s.ws_port)
+        await raw.send(b"CONNECT {}\r\n")
         await raw.expect_eof()
         await raw.close()
+        await s.wait_log(": tls: first record does not look like a TLS handshake")
+        fut2: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def cb2(m: nats.aio.msg.Msg) -> None:
+            fut2.set_result(m.data)
+
+        await nc.subscribe("s2", cb=cb2)
+        await nc.publish("s2", b"still")
+        assert await asyncio.wait_for(fut2, 5) == b"still"
     finally:
         await nc.close()
 
