@@ -229,6 +229,8 @@ class Server:
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
         self._build_info()
+        if self.websocket is not None:
+            await self.websocket.serve()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
         if opts.tls is not None:
             log.notice("TLS required for client connections")

@@ -119,8 +119,10 @@ class WebsocketListener:
         srv = self.server
         self.load_tls()
         port = 0 if self.opts.port == -1 else self.opts.port
+        # Bound now (its line is logged before the client port's, as nats-server logs it),
+        # accepting once the server's INFO is built: serve().
         self._listener = await srv.loop.create_server(
-            self._accept, host=self.host, port=port, reuse_address=True, backlog=1024
+            self._accept, host=self.host, port=port, reuse_address=True, backlog=1024, start_serving=False
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         self.connect_urls = netutil.connect_urls(self.opts.advertise, self.host, self.port)
@@ -128,6 +130,10 @@ class WebsocketListener:
         srv.log.notice(f"Listening for websocket clients on {scheme}://{self.host}:{self.port}")
         if not self.tls:
             srv.log.warn("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
+
+    async def serve(self) -> None:
+        if self._listener is not None:
+            await self._listener.start_serving()
 
     def _accept(self) -> asyncio.Protocol:
         if self.tls_context is not None:
