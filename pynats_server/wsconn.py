@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from . import netutil
-from .auth import Authenticator
+from .auth import Authenticator, Identity, Verdict
 from .client import ClientConnection
 from .protocol import wire
 from .tlsconn import TLSTransport
@@ -519,9 +519,10 @@ class WSClientConnection(ClientConnection):
         ws = self.server.websocket
         return ws.auth if ws is not None else self.server.auth
 
-    def authenticate(self, co: dict[str, Any]) -> Any:
+    def authenticate(self, co: dict[str, Any]) -> Verdict:
         # Credentials missing from CONNECT come from the upgrade's cookies, if named.
-        wo = self.server.opts.websocket
+        srv = self.server
+        wo = srv.opts.websocket
         cookies = self.up.cookies
         if cookies:
             co = dict(co)
@@ -529,7 +530,14 @@ class WSClientConnection(ClientConnection):
                               ("pass", wo.pass_cookie), ("auth_token", wo.token_cookie)):  # fmt: skip
                 if name and not co.get(opt) and name in cookies:
                     co[opt] = cookies[name]
-        return super().authenticate(co)
+        if srv.operator is not None:
+            return super().authenticate(co)
+        auth = self.authenticator()
+        if wo.tls is not None and wo.tls.map and auth.users:
+            # The block's verify_and_map (never the server's tls {}): the certificate names the user.
+            name = srv.tls_mapped_user(self, co)
+            return Verdict(False, Identity()) if name is None else auth.check({**co, "user": name}, self.nonce)
+        return auth.check(co, self.nonce)
 
     def _start_timers(self) -> None:
         srv = self.server
@@ -541,6 +549,21 @@ class WSClientConnection(ClientConnection):
 
     def ping_interval(self) -> float:
         return self.server.opts.websocket.ping_interval or self.server.opts.ping_interval
+
+    def _ssl_object(self) -> Any:
+        return self.raw.get_extra_info("ssl_object") if self.raw is not None else None
+
+    def peer_cert_der(self) -> bytes | None:
+        obj = self._ssl_object()
+        return obj.getpeercert(binary_form=True) if obj is not None else None
+
+    def peer_chain_der(self) -> list[bytes]:
+        der = self.peer_cert_der()
+        return [der] if der else []
+
+    def peer_cert(self) -> dict[str, Any]:
+        obj = self._ssl_object()
+        return (obj.getpeercert() or {}) if obj is not None else {}
 
     def tls_state(self) -> tuple[str, str] | None:
         from .tlsctx import cipher_suite_name, tls_version_name

@@ -406,6 +406,43 @@ async def test_no_masking(ws_server, target: str) -> None:  # noqa: F811
     await c.close()
 
 
+@pytest.mark.parametrize("target", BOTH)
+async def test_wss_verify_and_map(tmp_path: Path, ws_server, target: str) -> None:  # noqa: F811
+    """The block's `tls { verify_and_map }`: the client certificate names the user."""
+    make_certs(tmp_path)
+    d = tmp_path
+    s = await ws_server(
+        "authorization { users: [ {user: \"alice@example.com\", permissions: {publish: \"ok\"}} ] }\n"
+        f"websocket {{ port: -1, tls {{ cert_file: '{d}/server-cert.pem', key_file: '{d}/server-key.pem',\n"
+        f"  ca_file: '{d}/ca.pem', verify_and_map: true }} }}\n",
+        target=target,
+    )
+
+    def ctx(name: str) -> ssl.SSLContext:
+        c = ssl.create_default_context(cafile=str(d / "ca.pem"))
+        c.load_cert_chain(str(d / f"{name}-cert.pem"), str(d / f"{name}-key.pem"))
+        return c
+
+    nc = await nats.connect(f"wss://127.0.0.1:{s.ws_port}", tls=ctx("alice"))
+    try:
+        errors: list[Exception] = []
+
+        async def on_error(e: Exception) -> None:
+            errors.append(e)
+
+        nc._error_cb = on_error
+        await nc.publish("ok", b"allowed")
+        await nc.publish("not.ok", b"denied")
+        await nc.flush()
+        await wait_for(lambda: errors, what="the permissions violation for alice")
+        assert 'permissions violation for publish to "not.ok"' in str(errors[0])
+    finally:
+        await nc.close()
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(f"wss://127.0.0.1:{s.ws_port}", tls=ctx("bob"), allow_reconnect=False,
+                           max_reconnect_attempts=0)  # fmt: skip
+
+
 # -- bad input: nats-server's answers, and nothing else disturbed ----------------------------
 
 
