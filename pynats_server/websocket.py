@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from websockets.exceptions import PayloadTooBig
 from websockets.extensions.permessage_deflate import PerMessageDeflate
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side
 from websockets.utils import accept_key
 
@@ -442,18 +442,3 @@ def _fragments(comp: Any) -> bytes:
         out.append(_with_rsv1(f) if i == 0 else f)
     return b"".join(out)
 
-
-__all__ = [
-    "Close",
-    "FrameReader",
-    "FrameWriter",
-    "Origins",
-    "Refusal",
-    "Upgrade",
-    "check_upgrade",
-    "close_frame",
-    "close_status",
-    "http_error",
-    "malformed_request",
-    "switching_protocols",
-]
