@@ -607,8 +607,9 @@ async def _still_serving(s) -> None:  # type: ignore[no-untyped-def]
 
     await ws.subscribe("alive", cb=cb)
     await ws.flush()
-    # Published until it arrives: against nats-server 2.14 the first one is now and then
-    # not delivered to a nats-py WebSocket subscriber (about 1 run in 20, not seen on pynats).
+    # Published until it arrives: against nats-server 2.14 the first one now and then does
+    # not reach the nats-py WebSocket subscriber (about 1 run in 20 under load; not
+    # investigated, not seen against pynats-server).
     deadline = asyncio.get_running_loop().time() + 5
     while not fut.done() and asyncio.get_running_loop().time() < deadline:
         await tcp.publish("alive", b"yes")
