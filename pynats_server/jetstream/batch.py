@@ -144,17 +144,12 @@ def _check_one(stream: Any, cfg: dict[str, Any], diff: _Diff, clseq: int, subjec
             diff.expected_per_subject[seq_subj] = have
     elif H.get(hdr, H.EXPECTED_LAST_SUBJ_SEQ_SUBJ) is not None:
         return api_error(errors.STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_INVALID)
-    # Message schedules are not supported here (streams cannot enable them).
-    if H.get(hdr, H.SCHEDULE) is not None:
-        return api_error(errors.MESSAGE_SCHEDULES_DISABLED)
-    nxt = H.get(hdr, H.SCHEDULE_NEXT)
-    if nxt is not None:
-        sched = H.get(hdr, H.SCHEDULER)
-        if nxt != b"purge" or sched is None or sched == subject:
-            return api_error(errors.MESSAGE_SCHEDULES_SCHEDULER_INVALID)
-        return api_error(errors.MESSAGE_SCHEDULES_DISABLED)
-    if H.get(hdr, H.SCHEDULER) is not None:
-        return api_error(errors.MESSAGE_SCHEDULES_SCHEDULER_INVALID)
+    from .schedule import check_publish
+
+    r = check_publish(cfg, subject, hdr)
+    if isinstance(r, ApiError):
+        return r
+    hdr = r
     rollup = H.get(hdr, H.ROLLUP)
     if rollup is not None:
         if not stream._allow_rollup or cfg["deny_purge"]:

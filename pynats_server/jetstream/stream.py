@@ -29,6 +29,7 @@ from ..monitor import go_time
 from ..protocol import wire
 from . import errors
 from . import headers as H
+from . import schedule as sched
 from .batch import (
     BATCH_COMMIT,
     BATCH_TIMEOUT,
@@ -43,6 +44,7 @@ from .batch import (
 from .dedup import Dedup
 from .errors import ApiError, api_error
 from .reqjson import go_quote
+from .schedule import Scheduling
 from .store import (
     DiscardPolicy,
     ErrMaxBytes,
@@ -120,6 +122,8 @@ class Stream:
         self.sources: Any = None  # sources.Sourcing, when the stream mirrors or sources
         self.taps: list[Any] = []  # streams copying this one (sources._Source): told of stores
         self.batches: dict[bytes, AtomicBatch] = {}  # atomic batches being staged, by id
+        self._scheduling: Scheduling | None = None  # message schedules (allow_msg_schedules)
+        self._sched_timer: Any = None
         scfg = store_config(self.config)
         self.is_memory = scfg.storage == StorageType.MEMORY
         os.makedirs(self.dir, exist_ok=True)
@@ -143,6 +147,8 @@ class Stream:
         self.dedup = Dedup(self.config["duplicate_window"])
         self._apply_config()
         self.rebuild_dedup()
+        if self._scheduling is not None:
+            self._recover_schedules()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -160,7 +166,10 @@ class Stream:
         self._is_mirror = cfg["mirror"] is not None
         self._counter = cfg["allow_msg_counter"]
         self._fast = not (cfg["sealed"] or cfg["subject_transform"] or cfg["republish"] or self._counter
-                          or cfg["retention"] == "interest" or self.jsa.has_limits)  # fmt: skip
+                          or cfg["retention"] == "interest" or self.jsa.has_limits
+                          or cfg["allow_msg_schedules"])  # fmt: skip
+        if cfg["allow_msg_schedules"] and self._scheduling is None:
+            self._scheduling = Scheduling()
         self._timed = bool(cfg["max_age"] or cfg["allow_msg_ttl"])
         st = cfg["subject_transform"]
         self._itr: StreamTransform | None = None
@@ -192,6 +201,7 @@ class Stream:
         self.client = InternalClient(self.server, self.account, "JetStream")
         for subject in self.config["subjects"] or ():
             self._subscribe(subject)
+        self._schedule_timer()
         if self.config["allow_direct"]:
             self._subscribe_direct()
         if self.config["mirror_direct"] and self.config["mirror"] is not None:
@@ -257,10 +267,10 @@ class Stream:
             self.client.close()
         for bid in list(self.batches):
             self._drop_batch(bid)
-        for t in (self._expiry, self._dd_timer):
+        for t in (self._expiry, self._dd_timer, self._sched_timer):
             if t is not None:
                 t.cancel()
-        self._expiry = self._dd_timer = None
+        self._expiry = self._dd_timer = self._sched_timer = None
         self.store.stop()
 
     def delete(self) -> None:
@@ -489,6 +499,11 @@ class Stream:
                 if isinstance(r, ApiError):
                     return self._error(reply, r)
                 return r
+            if not sourced:
+                r3 = sched.check_publish(self.config, subject, hdr)
+                if isinstance(r3, ApiError):
+                    return self._error(reply, r3)
+                hdr = r3
             msg_id = H.get(hdr, H.MSG_ID) or b""
             if msg_id and not self._is_mirror:
                 dup = self.dedup.check(msg_id)
@@ -586,10 +601,101 @@ class Stream:
             self._rollup(subject, rollup, 1)
         if tsubj is not None:
             self._republish(tsubj, subject, hdr, msg, seq, ts, tlseq)
+        if self._scheduling is not None:
+            self._schedules_stored(subject, hdr, seq, ts)
+        elif hdr and H.get(hdr, H.SCHEDULE_NEXT) == b"purge":
+            scheduler = H.get(hdr, H.SCHEDULER)
+            if scheduler is not None:
+                self.purge(scheduler.decode(errors="surrogateescape"))
         if reply and not self._no_ack:
             self._respond(reply, self._ack_prefix + str(seq).encode() + ack_tail)
         self._stored(seq)
         return seq
+
+    # -- message schedules (schedule.py) --------------------------------------------------
+
+    def _schedules_stored(self, subject: bytes, hdr: bytes, seq: int, ts: int) -> None:
+        """After a store (the store's hook in nats-server): a schedule message is added; any
+        other message on its subject replaces it; a produced message moves its schedule on,
+        or purges it."""
+        sc = self._scheduling
+        assert sc is not None
+        when, err = sched.next_schedule(hdr, ts) if hdr else (None, None)
+        if err is None and when is not None:
+            sc.add(seq, subject, sched.to_ns(when))
+        elif not hdr or H.get(hdr, H.SCHEDULER) is None:
+            sc.remove_subject(subject)
+        nxt = H.get(hdr, H.SCHEDULE_NEXT) if hdr else None
+        scheduler = H.get(hdr, H.SCHEDULER) if nxt is not None else None
+        if nxt is not None and scheduler is not None:
+            if nxt == b"purge":
+                sc.remove_subject(scheduler)
+                self.purge(scheduler.decode(errors="surrogateescape"))
+            else:
+                t = sched.parse_rfc3339(nxt.decode(errors="replace"))
+                if t is not None:
+                    sc.update(scheduler, sched.to_ns(t))
+        self._schedule_timer()
+
+    def _schedule_timer(self) -> None:
+        sc = self._scheduling
+        if self._sched_timer is not None:
+            self._sched_timer.cancel()
+            self._sched_timer = None
+        if sc is None or self.closed:
+            return
+        deadline = sc.next_deadline()
+        if deadline is None:
+            return
+        delay = max((deadline - time.time_ns()) / 1e9, sched.MIN_FIRE_DELAY)
+        self._sched_timer = self.server.loop.call_later(delay, self._run_schedules)
+
+    def _run_schedules(self) -> None:
+        """Store what the due schedules produce (runMsgScheduling)."""
+        self._sched_timer = None
+        sc = self._scheduling
+        if sc is None or self.closed:
+            return
+        now = time.time_ns()
+        out = []
+        for seq, subj, ts in sc.due(now):
+            try:
+                sm = self.store.load_msg(seq)
+            except StoreError:
+                sc.remove_subject(subj)
+                continue
+            body_hdr, body = sm.hdr, sm.msg
+            src = H.get(sm.hdr, sched.SCHEDULE_SOURCE)
+            if src is not None:
+                try:
+                    last = self.store.load_last_msg(src)
+                    body_hdr, body = last.hdr, last.msg
+                except StoreError:
+                    pass
+            p = sched.produce(subj, sm.hdr, body_hdr, body, ts, now)
+            if p is None:
+                sc.remove_subject(subj)
+                continue
+            sc.inflight.add(subj)
+            out.append(p)
+        for target, hdr, msg in out:
+            self.process(target, None, hdr, msg, sourced=True)
+        self._schedule_timer()
+
+    def _recover_schedules(self) -> None:
+        """The schedules of the stored messages (recoverMsgSchedulingState)."""
+        sc = self._scheduling
+        assert sc is not None
+        seq = 0
+        while True:
+            try:
+                sm, seq = self.store.load_next_msg(b">", True, seq + 1)
+            except StoreError:
+                break
+            if sm.hdr:
+                when, err = sched.next_schedule(sm.hdr, sm.ts)
+                if err is None and when is not None:
+                    sc.add(seq, sm.subject, sched.to_ns(when))
 
     # -- atomic batch publish (batch.py) -------------------------------------------------
 
@@ -792,17 +898,6 @@ class Stream:
         els = H.get(hdr, H.EXPECTED_LAST_SEQ)
         if els is not None and H.parse_uint(els) != self.lseq:
             return api_error(errors.STREAM_WRONG_LAST_SEQUENCE, seq=self.lseq)
-        if not sourced:
-            if H.get(hdr, H.SCHEDULE) is not None:
-                return api_error(errors.MESSAGE_SCHEDULES_DISABLED)
-            nxt = H.get(hdr, H.SCHEDULE_NEXT)
-            if nxt is not None:
-                sched = H.get(hdr, H.SCHEDULER)
-                if nxt != b"purge" or sched is None or sched == subject:
-                    return api_error(errors.MESSAGE_SCHEDULES_SCHEDULER_INVALID)
-                return api_error(errors.MESSAGE_SCHEDULES_DISABLED)
-            if H.get(hdr, H.SCHEDULER) is not None:
-                return api_error(errors.MESSAGE_SCHEDULES_SCHEDULER_INVALID)
         return None
 
     def _rollup(self, subject: bytes, rollup: bytes, keep: int) -> None:
