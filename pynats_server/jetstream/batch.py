@@ -146,10 +146,11 @@ def _check_one(stream: Any, cfg: dict[str, Any], diff: _Diff, clseq: int, subjec
         return api_error(errors.STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_INVALID)
     from .schedule import check_publish
 
-    r = check_publish(cfg, subject, hdr)
-    if isinstance(r, ApiError):
-        return r
-    hdr = r
+    if b"Nats-Schedule" in hdr:
+        r = check_publish(cfg, subject, hdr)
+        if isinstance(r, ApiError):
+            return r
+        hdr = r
     rollup = H.get(hdr, H.ROLLUP)
     if rollup is not None:
         if not stream._allow_rollup or cfg["deny_purge"]:

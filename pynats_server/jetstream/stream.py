@@ -499,7 +499,7 @@ class Stream:
                 if isinstance(r, ApiError):
                     return self._error(reply, r)
                 return r
-            if not sourced:
+            if not sourced and b"Nats-Schedule" in hdr:  # Nats-Schedule*, Nats-Scheduler
                 r3 = sched.check_publish(self.config, subject, hdr)
                 if isinstance(r3, ApiError):
                     return self._error(reply, r3)
