@@ -138,3 +138,13 @@ async def test_discard_new_limits(nc: Any) -> None:
         assert await pub(nc, "s.a", **b("l", i)) == b""
     assert await pub(nc, "s.a", **b("l", 3, "1")) == err(503, 10077, "maximum messages exceeded")
     assert (await js.stream_info("S")).state.messages == 1
+
+
+async def test_too_many_open_batches(nc: Any) -> None:
+    await stream(nc, allow_atomic=True)
+    for i in range(50):
+        assert await pub(nc, "s.a", **b(f"open{i}", 1)) == b""
+    assert await pub(nc, "s.a", **b("one-more", 1)) == err(429, 10210, "atomic publish too many inflight")
+    # Committing one makes room again.
+    assert await pub(nc, "s.a", **b("open0", 2, "1")) == b'{"stream":"S","seq":2,"batch":"open0","count":2}'
+    assert await pub(nc, "s.a", **b("one-more", 1)) == b""
