@@ -9,7 +9,9 @@ that poll nats-server read ours the same way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -26,9 +28,18 @@ if TYPE_CHECKING:
 
 def go_time(t: float) -> str:
     """RFC 3339 with nanoseconds, UTC, trailing zeros trimmed (Go's time.RFC3339Nano)."""
-    d = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
-    frac = f"{d.microsecond:06d}".rstrip("0")
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+    sec = math.floor(t)
+    us = round((t - sec) * 1e6)
+    if us >= 1_000_000:
+        sec, us = sec + 1, 0
+    frac = f"{us:06d}".rstrip("0")
+    return _go_second(sec) + (f".{frac}" if frac else "") + "Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _go_second(sec: int) -> str:
+    # strftime is most of a /connz entry's cost; connections share a few distinct seconds.
+    return dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _frac(n: int, unit: int) -> str:

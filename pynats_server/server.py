@@ -207,6 +207,11 @@ class Server:
 
             self.jetstream = JetStream(self, opts.jetstream)
             self.jetstream.start()
+        elif opts.cluster.port != 0:
+            # Clients here reach the JetStream of the cluster's other servers (mixed mode).
+            from .jetstream.proxy import proxy_accounts
+
+            proxy_accounts(self)
         if opts.http_port or opts.https_port:
             from .monitor_http import Monitor
 
