@@ -117,8 +117,19 @@ async def test_keys(nc: Any) -> None:
     await kv.put("a", b"v2")
     await kv.delete("c")
     await kv.purge("b.2")
-    assert sorted(await kv.keys()) == ["a", "b.1"]
-    assert sorted(await kv.keys(filters=["b."])) == ["b.1"]
+    assert sorted(await _keys(kv)) == ["a", "b.1"]
+    assert sorted(await _keys(kv, filters=["b."])) == ["b.1"]  # nats-py: substrings of keys
+
+
+async def _keys(kv: Any, **kw: Any) -> list[str]:
+    # nats-py's keys() ends at the first "no more" marker of its watcher; on a loaded machine
+    # that marker has come before the keys now and then (seen against nats-server 2.14 too).
+    for _ in range(2):
+        try:
+            return list(await kv.keys(**kw))
+        except jserr.NoKeysError:
+            pass
+    return list(await kv.keys(**kw))
 
 
 async def test_watch_initial_values_then_updates(nc: Any) -> None:
