@@ -267,7 +267,7 @@ def deliver_routed_msg(
                         picked = set()
                     picked.add(qname)
                     break
-    if r.routes and route.server.leafnodes is not None:
+    if (r.routes or (queues and r.qsubs)) and route.server.leafnodes is not None:
         from .leafdelivery import to_hub_leafs
 
         if to_hub_leafs(route, r, subject, reply, queues, szb, hdr, hdb, msg, acc, picked or set()):

@@ -515,12 +515,12 @@ class LeafNodes:
     def varz(self) -> dict[str, Any]:
         o = self.opts
         out: dict[str, Any] = {}
-        if o.listening:
+        if o.listening:  # nats-server fills the timeouts in only for a listener
             out["host"] = o.host
             out["port"] = self.port
-        out["auth_timeout"] = go_float(self.auth_timeout())
-        tls_timeout = o.tls.handshake_timeout if o.tls is not None else const.TLS_TIMEOUT
-        out["tls_timeout"] = go_float(tls_timeout)
+            out["auth_timeout"] = go_float(self.auth_timeout())
+            tls_timeout = o.tls.handshake_timeout if o.tls is not None else const.TLS_TIMEOUT
+            out["tls_timeout"] = go_float(tls_timeout)
         if o.tls is not None:
             out["tls_required"] = True
             if o.tls.verify:
@@ -528,7 +528,8 @@ class LeafNodes:
         remotes = []
         for r in o.remotes:
             e: dict[str, Any] = {"local_account": r.account or const.GLOBAL_ACCOUNT}
-            e["tls_timeout"] = go_float(r.tls.handshake_timeout if r.tls is not None else const.TLS_TIMEOUT)
+            if r.tls is not None:
+                e["tls_timeout"] = go_float(r.tls.handshake_timeout)
             e["urls"] = [u.host_port for u in r.urls]
             if r.deny_imports or r.deny_exports:
                 deny: dict[str, Any] = {}
@@ -564,7 +565,7 @@ class LeafNodes:
             }
             if subs and c.rsubs:
                 e["subscriptions_list"] = [k.decode(errors="replace") for k in c.rsubs]
-            e["compression"] = "off"
+            e["compression"] = "not supported"  # no compression here (nats-server's name for that)
             out.append(e)
         return out
 

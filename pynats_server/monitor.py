@@ -257,7 +257,7 @@ class Monitoring:
             "max_pending": opts.max_pending,
             "cluster": cluster,
             "gateway": {},
-            "leaf": {},
+            "leaf": srv.leafnodes.varz() if srv.leafnodes is not None else {},
             "mqtt": {},
             "websocket": {},
             "jetstream": srv.jetstream.varz() if srv.jetstream is not None else {},
@@ -274,7 +274,7 @@ class Monitoring:
             "total_connections": srv.total_connections,
             "routes": routes,
             "remotes": routes,
-            "leafnodes": 0,
+            "leafnodes": len(srv.leafnodes.leafs) if srv.leafnodes is not None else 0,
             "in_msgs": im,
             "out_msgs": om,
             "in_bytes": ib,
@@ -578,9 +578,11 @@ class Monitoring:
         srv = self.server
         return {"server_id": srv.id, "now": go_time(time.time()), "outbound_gateways": {}, "inbound_gateways": {}}
 
-    def leafz(self) -> dict[str, Any]:
+    def leafz(self, *, subs: bool = False, account: str = "") -> dict[str, Any]:
+        """nats-server's Leafz: one entry per registered leaf node connection."""
         srv = self.server
-        return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": 0, "leafs": []}
+        leafs = srv.leafnodes.leafz(subs=subs, account=account) if srv.leafnodes is not None else []
+        return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": len(leafs), "leafs": leafs}
 
     def jsz(self, opts: dict[str, Any] | None = None) -> dict[str, Any]:
         """JSInfo (JSzOptions keys in `opts`); with JetStream off, nats-server's disabled form."""
