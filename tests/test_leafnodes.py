@@ -28,6 +28,22 @@ GO_KINDS = ["go214", "go29"]
 # -- servers ------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+async def _stop_all() -> Any:
+    """Every server a test starts is stopped at its end, also when it fails half-way
+    (a nats-server left running would keep the test process from exiting)."""
+    yield
+    for stop in reversed(_RUNNING):
+        try:
+            await stop()
+        except Exception:  # noqa: S110 - best effort at teardown
+            pass
+    _RUNNING.clear()
+
+
+_RUNNING: list[Any] = []
+
+
 def py_server(name: str, *, leaf_port: int = 0, remotes: list[RemoteLeaf] | None = None,
               log: io.StringIO | None = None, **kw: Any) -> Server:
     ln = LeafNodeOptions(host="127.0.0.1" if leaf_port else "", port=leaf_port, remotes=remotes or [],
@@ -36,7 +52,9 @@ def py_server(name: str, *, leaf_port: int = 0, remotes: list[RemoteLeaf] | None
         if "leaf_" + k in kw:
             setattr(ln, k, kw.pop("leaf_" + k))
     opts = Options(host="127.0.0.1", port=-1, server_name=name, leafnode=ln, **kw)
-    return Server(opts, logger=Logger(stream=log or io.StringIO(), debug=True))
+    srv = Server(opts, logger=Logger(stream=log or io.StringIO(), debug=True))
+    _RUNNING.append(srv.shutdown)
+    return srv
 
 
 def remote(*ports: int, user: str = "", password: str = "", account: str = "") -> RemoteLeaf:
@@ -48,12 +66,14 @@ def remote(*ports: int, user: str = "", password: str = "", account: str = "") -
 async def go_server(kind: str, tmp_path: Path, name: str, conf: str, *args: str) -> GoServer:
     path = tmp_path / f"{name}.conf"
     path.write_text(conf)
-    return await GoServer(go_binary(kind), "-c", str(path), *args, name=name).start()
+    g = GoServer(go_binary(kind), "-c", str(path), *args, name=name)
+    _RUNNING.append(g.stop)
+    return await g.start()
 
 
 def go_remote_conf(*ports: int, extra: str = "") -> str:
     urls = ", ".join(f'"nats-leaf://127.0.0.1:{p}"' for p in ports)
-    return f"leafnodes {{ reconnect: 1\n remotes [ {{ urls: [{urls}] {extra} }} ] }}\n"
+    return f"leafnodes {{ reconnect: 1\n remotes [ {{ urls: [{urls}]\n {extra} }} ] }}\n"
 
 
 def go_json(g: GoServer, endpoint: str) -> dict[str, Any]:
