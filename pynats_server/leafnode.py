@@ -81,6 +81,7 @@ class LeafConnection(Connection):
         # What the peer told us: its LS+ keys (without the weight) and their subscriptions.
         self.rsubs: dict[bytes, Subscription] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._info_on_connect = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -242,10 +243,25 @@ class LeafConnection(Connection):
         if info.get("remote_account"):
             self.remote_account = str(info["remote_account"])
         if first:
-            self._send_connect()
-            if not info.get("info_on_connect"):
-                self._finish_connect()
+            self._info_on_connect = bool(info.get("info_on_connect"))
+            if self._start_tls(bool(info.get("tls_required"))):
+                return  # CONNECT once the handshake is done (leaftls.py)
+            self._connected_as_leaf()
         if info.get("connect_info"):
+            self._finish_connect()
+
+    def _start_tls(self, required: bool) -> bool:
+        """A TLS handshake after the hub's INFO: only on TLS-capable connections."""
+        if required:
+            self.error("TLS required by the hub but this connection cannot do TLS")
+            self.close_connection("TLS Handshake Failure")
+            raise _Stop()
+        return False
+
+    def _connected_as_leaf(self) -> None:
+        """After the hub's first INFO (and the TLS handshake, if any): our CONNECT."""
+        self._send_connect()
+        if not self._info_on_connect:
             self._finish_connect()
 
     def _send_connect(self) -> None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import const, ids, netutil
+from . import const, ids, netutil, tlsctx
 from .leaf_opts import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
 from .leafnode import LDS_PREFIX, LeafConnection
 from .monitor import go_duration, go_float
@@ -103,6 +103,7 @@ class LeafNodes:
         self._lds: dict[bytes, bytes] = {}
         self.remotes: list[RemoteState] = []
         self._info_ip = ""
+        self.tls_server_context: Any = None  # leafnodes { tls {} } (tlsctx)
         self.closed_in_msgs = 0
         self.closed_in_bytes = 0
         self.closed_out_msgs = 0
@@ -115,8 +116,14 @@ class LeafNodes:
             return
         srv = self.server
         port = 0 if self.opts.port == const.RANDOM_PORT else self.opts.port
+        factory: Callable[[], LeafConnection] = lambda: LeafConnection(self)  # noqa: E731
+        if self.opts.tls is not None:
+            from .leaftls import TLSLeafConnection
+
+            self.tls_server_context = tlsctx.server_context(self.opts.tls)
+            factory = lambda: TLSLeafConnection(self)  # noqa: E731
         self._listener = await srv.loop.create_server(
-            lambda: LeafConnection(self), host=self.host or None, port=port, reuse_address=True
+            factory, host=self.host or None, port=port, reuse_address=True
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         self.log.notice(f"Listening for leafnode connections on {netutil.join_host_port(self.host, self.port)}")
@@ -211,7 +218,10 @@ class LeafNodes:
             await asyncio.sleep(reconnect)
 
     def _factory(self, st: RemoteState, url: LeafURL) -> Callable[[], LeafConnection]:
-        return lambda: LeafConnection(self, st, url)
+        # A solicited connection can always do TLS: the hub's INFO may ask for it.
+        from .leaftls import TLSLeafConnection
+
+        return lambda: TLSLeafConnection(self, st, url)
 
     def delay_reconnect(self, c: LeafConnection, const_delay: float) -> float:
         if c.remote is not None:

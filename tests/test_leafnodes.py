@@ -531,3 +531,46 @@ accounts { A {} }
     assert (r1.urls[0].host, r1.urls[0].port, r1.urls[0].user, r1.urls[0].password, r1.account) == ("hub1", 7422, "u", "p", "A")
     assert [(u.host, u.port) for u in r2.urls] == [("hub2", 7422), ("hub3", 7000)]
     assert r2.credentials == "/x/y.creds" and r2.deny_imports == ["a.>"] and r2.tls_required
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair", ["py-py", "go-leaf", "go-hub"])
+async def test_leaf_over_tls(pair: str, tmp_path: Path) -> None:
+    """`leafnodes { tls {} }` on the hub, a remote with `tls { ca_file }`: INFO in plaintext,
+    then the handshake, then CONNECT over TLS (nats-server's order), with either side Go."""
+    from tls_util import make_certs
+
+    certs = make_certs(tmp_path)
+    cert, key = certs.pair("server")
+    lp = free_port()
+    hub_url = leaf_url = ""
+    if pair == "go-hub":
+        g = await go_server("go214", tmp_path, "GOHUB", f'leafnodes {{ listen: "127.0.0.1:{lp}"\n'
+                            f' tls {{ cert_file: "{cert}", key_file: "{key}" }} }}\n')
+        hub_url = g.client_url
+    else:
+        hub = py_server("PYHUB", leaf_port=lp)
+        hub.opts.leafnode.tls = certs.server_tls()
+        await hub.start()
+        hub_url = hub.client_url
+    if pair == "go-leaf":
+        gl = await go_server("go214", tmp_path, "GOLEAF",
+                             f'leafnodes {{ remotes [ {{ url: "tls://127.0.0.1:{lp}"\n'
+                             f' tls {{ ca_file: "{certs.ca_file}" }} }} ] }}\n')
+        leaf_url = gl.client_url
+    else:
+        r = remote(lp)
+        from pynats_server.options import TLSOptions
+
+        r.tls = TLSOptions(ca_file=certs.ca_file)
+        leaf = py_server("PYLEAF", remotes=[r])
+        await leaf.start()
+        await wait_for(lambda: leaf.leafnodes.leafs, what="TLS leaf connection")
+        leaf_url = leaf.client_url
+    if pair != "go-hub":
+        await wait_for(lambda: hub.leafnodes.leafs, what="TLS leaf connection at the hub")
+        (c,) = hub.leafnodes.leafs.values()
+        assert c.tls_state() is not None
+    await both_ways(hub_url, leaf_url)
