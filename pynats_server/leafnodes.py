@@ -29,6 +29,7 @@ from . import const, ids, netutil, tlsctx
 from .leaf_opts import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
 from .leafnode import LDS_PREFIX, LeafConnection
 from .monitor import go_duration, go_float
+from .protocol import wire
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -104,6 +105,7 @@ class LeafNodes:
         self.remotes: list[RemoteState] = []
         self._info_ip = ""
         self.tls_server_context: Any = None  # leafnodes { tls {} } (tlsctx)
+        self._route_urls: dict[str, list[str]] = {}  # leafnode_urls of our routes' servers
         self.closed_in_msgs = 0
         self.closed_in_bytes = 0
         self.closed_out_msgs = 0
@@ -309,10 +311,31 @@ class LeafNodes:
             return self.opts.auth_timeout
         return self.server.opts.client_auth_timeout()
 
+    def own_url(self) -> str:
+        """Our leafnode `host:port` as advertised to leafs and routes ("" when not)."""
+        return "" if self.opts.no_advertise else self._info_ip
+
     def leafnode_urls(self) -> list[str]:
-        if self.opts.no_advertise or not self._info_ip:
-            return []
-        return [self._info_ip]
+        """Ours, then those of our cluster's other servers (from their route INFOs)."""
+        own = self.own_url()
+        out = [own] if own else []
+        for urls in self._route_urls.values():
+            out.extend(u for u in urls if u not in out)
+        return out
+
+    def route_urls(self, rid: str, urls: list[str]) -> None:
+        """A route registered (its leafnode_urls) or went (none): tell our leafs when the
+        list changes, as nats-server's async leafnode INFO does."""
+        before = self.leafnode_urls()
+        if urls:
+            self._route_urls[rid] = urls
+        else:
+            self._route_urls.pop(rid, None)
+        if self.leafnode_urls() != before:
+            for c in list(self.leafs.values()):
+                if not c.did_solicit:
+                    c.enqueue(wire.info(self.info(c)))
+            self.server.schedule_flush()
 
     def info(self, c: LeafConnection, *, first: bool = False, connect_info: bool = False) -> dict[str, Any]:
         """The INFO a hub sends a leaf (nats-server's leafNodeInfo)."""

@@ -253,10 +253,13 @@ async def test_go_leaf_to_pynats_hub(kind: str, tmp_path: Path) -> None:
         await hub.shutdown()
 
 
-async def test_leaf_fails_over_between_hub_cluster_nodes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("configured", ["both-urls", "one-url"])
+async def test_leaf_fails_over_between_hub_cluster_nodes(configured: str, tmp_path: Path) -> None:
     """Hub: a pynats node and a nats-server 2.14 node, routed. The pynats leaf is on the
     pynats node first; when that node stops it reconnects to the Go node, and traffic
-    between the leaf and the Go node's clients flows either way, before and after."""
+    between the leaf and the Go node's clients flows either way, before and after. With
+    one URL configured, the Go node's comes from the hub's leafnode_urls (which the pynats
+    node learned from the Go node's route INFO)."""
     lp_py, lp_go, cp_go = free_port(), free_port(), free_port()
     py_hub = py_server("HUB-PY", leaf_port=lp_py,
                        cluster=ClusterOptions(host="127.0.0.1", port=-1, name="HUB",
@@ -265,10 +268,13 @@ async def test_leaf_fails_over_between_hub_cluster_nodes(tmp_path: Path) -> None
     go_hub = await go_server(
         "go214", tmp_path, "HUB-GO",
         f'cluster {{ name: HUB, listen: "127.0.0.1:{cp_go}" }}\nleafnodes {{ listen: "127.0.0.1:{lp_go}" }}\n')
-    leaf = py_server("LEAF", remotes=[remote(lp_py, lp_go)])
+    leaf = py_server("LEAF", remotes=[remote(lp_py, lp_go) if configured == "both-urls" else remote(lp_py)])
     await leaf.start()
     try:
         await wait_for(lambda: py_hub.cluster.routes, what="hub route")
+        if configured == "one-url":
+            await wait_for(lambda: f"127.0.0.1:{lp_go}" in py_hub.leafnodes.leafnode_urls(), what="Go node's leaf URL")
+            await wait_for(lambda: any(u.port == lp_go for u in leaf.leafnodes.remotes[0].urls), what="URL learned")
         await wait_for(lambda: py_hub.leafnodes.leafs, what="leaf on the pynats hub node")
         await both_ways(go_hub.client_url, leaf.client_url)
         await py_hub.shutdown()
@@ -282,7 +288,8 @@ async def test_leaf_fails_over_between_hub_cluster_nodes(tmp_path: Path) -> None
         await go_hub.stop()
 
 
-async def test_go_leaf_fails_over_from_pynats_hub_node(tmp_path: Path) -> None:
+@pytest.mark.parametrize("configured", ["both-urls", "one-url"])
+async def test_go_leaf_fails_over_from_pynats_hub_node(configured: str, tmp_path: Path) -> None:
     """The same with a nats-server 2.14 leaf: the pynats hub node routes its messages to
     the Go hub node's clients, then the leaf moves to the Go node."""
     lp_py, lp_go, cp_go = free_port(), free_port(), free_port()
@@ -293,7 +300,8 @@ async def test_go_leaf_fails_over_from_pynats_hub_node(tmp_path: Path) -> None:
     go_hub = await go_server(
         "go214", tmp_path, "HUB-GO",
         f'cluster {{ name: HUB, listen: "127.0.0.1:{cp_go}" }}\nleafnodes {{ listen: "127.0.0.1:{lp_go}" }}\n')
-    leaf = await go_server("go214", tmp_path, "GOLEAF", go_remote_conf(lp_py, lp_go, extra="no_randomize: true"))
+    ports = (lp_py, lp_go) if configured == "both-urls" else (lp_py,)
+    leaf = await go_server("go214", tmp_path, "GOLEAF", go_remote_conf(*ports, extra="no_randomize: true"))
     try:
         await wait_for(lambda: py_hub.cluster.routes and py_hub.leafnodes.leafs, what="route and leaf")
         await both_ways(go_hub.client_url, leaf.client_url)
