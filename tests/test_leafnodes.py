@@ -582,3 +582,74 @@ async def test_leaf_over_tls(pair: str, tmp_path: Path) -> None:
         (c,) = hub.leafnodes.leafs.values()
         assert c.tls_state() is not None
     await both_ways(hub_url, leaf_url)
+
+
+# -- the system account across a leaf connection ----------------------------------------------
+
+
+@pytest.mark.parametrize("pair", ["py-leaf-go-hub", "go-leaf-py-hub", "py-leaf-py-hub"])
+async def test_shared_system_account(pair: str, tmp_path: Path) -> None:
+    """A remote bound to the system account on both sides (nats-server's shared system
+    account): `$SYS.REQ.SERVER.PING` from the hub is answered by both servers, and both log
+    "System account connected from ...". A second remote of the same leaf binds $G."""
+    lp = free_port()
+    hub_conf = f"""
+accounts {{ SYS: {{ users: [ {{user: sys, password: sys}} ] }}, A: {{ users: [ {{user: a, password: a}} ] }} }}
+system_account: SYS
+leafnodes {{ listen: "127.0.0.1:{lp}"
+  authorization {{ users [ {{ user: lsys, password: x, account: SYS }}, {{ user: la, password: x, account: A }} ] }} }}
+"""
+    leaf_conf = f"""
+accounts {{ LSYS: {{ users: [ {{user: ls, password: ls}} ] }} }}
+system_account: LSYS
+leafnodes {{ remotes [ {{ url: "nats-leaf://lsys:x@127.0.0.1:{lp}", account: LSYS }},
+                      {{ url: "nats-leaf://la:x@127.0.0.1:{lp}" }} ] }}
+"""
+    logs: dict[str, io.StringIO] = {}
+
+    async def start(kind: str, name: str, conf: str) -> str:
+        if kind == "go":
+            g = await go_server("go214", tmp_path, name, conf)
+            logs[name] = g  # type: ignore[assignment]
+            return g.client_url
+        path = tmp_path / f"{name}.conf"
+        path.write_text(conf)
+        logs[name] = io.StringIO()
+        srv = Server.from_config(str(path), logger=Logger(stream=logs[name]), host="127.0.0.1", port=-1,
+                                 server_name=name)
+        _RUNNING.append(srv.shutdown)
+        await srv.start()
+        return srv.client_url
+
+    hub_kind, leaf_kind = ("go", "py") if pair == "py-leaf-go-hub" else ("py", "go") if pair == "go-leaf-py-hub" else ("py", "py")
+    hub_url = await start(hub_kind, "HUB", hub_conf)
+    await start(leaf_kind, "LEAF", leaf_conf)
+
+    def text(name: str) -> str:
+        v: Any = logs[name]
+        return v.getvalue() if isinstance(v, io.StringIO) else "".join(v.log)
+
+    await wait_for(lambda: "System account connected from LEAF" in text("HUB"), what="hub log line")
+    await wait_for(lambda: "System account connected from HUB" in text("LEAF"), what="leaf log line")
+    nc = await nats.connect(hub_url, user="sys", password="sys")
+    try:
+        async def answers() -> set[str]:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish("$SYS.REQ.SERVER.PING", b"", reply=inbox)
+            names = set()
+            try:
+                while True:
+                    m = await sub.next_msg(timeout=0.5)
+                    names.add(json.loads(m.data)["server"]["name"])
+            except nats.errors.TimeoutError:
+                pass
+            await sub.unsubscribe()
+            return names
+
+        async def both() -> bool:
+            return await answers() == {"HUB", "LEAF"}
+
+        await wait_for(both, what="answers from both servers")
+    finally:
+        await nc.close()
