@@ -82,6 +82,14 @@ class LeafConnection(Connection):
         self.rsubs: dict[bytes, Subscription] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._info_on_connect = False
+        # Subjects this connection must not carry (nats-server's leaf permissions from a
+        # remote's deny_exports/deny_imports and the peer's CONNECT deny_pub): messages we
+        # do not send, and interest we do not send (so messages we do not get).
+        self.deny_out: list[bytes] = []
+        self.deny_in: list[bytes] = []
+        if remote is not None:
+            self.deny_out = [x.encode() for x in remote.opts.deny_exports]
+            self.deny_in = [x.encode() for x in remote.opts.deny_imports]
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -192,6 +200,10 @@ class LeafConnection(Connection):
         self.version = str(co.get("version") or "")
         if co.get("is_hub"):
             self.is_spoke = True
+        deny = co.get("deny_pub")
+        if isinstance(deny, list):
+            # What the leaf may not receive (its deny_imports): never sent to it.
+            self.deny_out = [str(x).encode() for x in deny]
         self.leafs.register(self)
         # Our INFO with the bound account (nats-server sendPermsAndAccountInfo), then our interest.
         self.enqueue(wire.info(self.leafs.info(self, connect_info=True)))
@@ -417,6 +429,9 @@ class LeafConnection(Connection):
         acc = self.account
         if acc is None or not self.registered:
             return
+        if self.deny_in and denied(self.deny_in, subject):
+            self.debug(f'Not permitted to receive "{subject.decode(errors="replace")}" from the leafnode')
+            return
         from .leafdelivery import deliver_leaf_msg
 
         deliver_leaf_msg(self, acc, subject, reply, queues, szb, hdr, hdb, msg)
@@ -449,6 +464,8 @@ class LeafConnection(Connection):
     ) -> None:
         """One LMSG (or HMSG) to the peer, covering its plain interest and `queues`."""
         if self.closed or not self.registered:
+            return
+        if self.deny_out and denied(self.deny_out, subject):
             return
         out = self.out
         if not out:
@@ -484,6 +501,13 @@ class LeafConnection(Connection):
         else:
             self.notice(f"Leafnode connection closed: {reason}")
         self.leafs.closed(self)
+
+
+def denied(patterns: list[bytes], subject: bytes) -> bool:
+    """Whether a literal subject (or every subject a wildcard one covers) is denied."""
+    from .auth import _subset_match
+
+    return any(_subset_match(subject, p) for p in patterns)
 
 
 def leaf_msg_line(

@@ -479,7 +479,7 @@ class LeafNodes:
         lds = self.lds(acc)
         smap[lds] = smap.get(lds, 0) + 1
         c.smap = smap
-        buf = [_ls_line(k, n) for k, n in smap.items()]
+        buf = [_ls_line(k, n) for k, n in smap.items() if not _held_back(c, k)]
         if buf:
             if c.log.trace_enabled:
                 for line in buf:
@@ -529,7 +529,7 @@ class LeafNodes:
             smap[key] = n
         else:
             smap.pop(key, None)
-        if update:
+        if update and not _held_back(ln, key):
             line = _ls_line(key, n)
             if ln.log.trace_enabled:
                 ln.trace(f"->> [{line[:-2].decode(errors='replace')}]")
@@ -604,6 +604,15 @@ class LeafNodes:
 
     def uptime_of(self, c: LeafConnection) -> float:
         return time.time() - c.start
+
+
+def _held_back(c: LeafConnection, key: bytes) -> bool:
+    """Interest not to send: subjects the connection may not import (deny_imports)."""
+    if not c.deny_in or key.startswith(LDS_PREFIX):
+        return False
+    from .leafnode import denied
+
+    return denied(c.deny_in, key.split(b" ", 1)[0])
 
 
 def _ls_line(key: bytes, n: int) -> bytes:

@@ -653,3 +653,54 @@ leafnodes {{ remotes [ {{ url: "nats-leaf://lsys:x@127.0.0.1:{lp}", account: LSY
         await wait_for(both, what="answers from both servers")
     finally:
         await nc.close()
+
+
+@pytest.mark.parametrize("hub_kind", ["go214", "py"])
+async def test_remote_deny_imports_and_exports(hub_kind: str, tmp_path: Path) -> None:
+    """A pynats leaf with deny_imports and deny_exports: the hub's `secret.*` never reaches
+    its clients, its clients' `private.*` never reaches the hub; the rest flows."""
+    lp = free_port()
+    if hub_kind == "py":
+        hub = py_server("HUB", leaf_port=lp)
+        await hub.start()
+        hub_url = hub.client_url
+    else:
+        g = await go_server(hub_kind, tmp_path, "HUB", f'leafnodes {{ listen: "127.0.0.1:{lp}" }}\n')
+        hub_url = g.client_url
+    r = remote(lp)
+    r.deny_imports = ["secret.>"]
+    r.deny_exports = ["private.>"]
+    leaf = py_server("LEAF", remotes=[r])
+    await leaf.start()
+    await wait_for(lambda: leaf.leafnodes.leafs, what="leaf")
+    h = await nats.connect(hub_url)
+    lc = await nats.connect(leaf.client_url)
+    try:
+        s_leaf = await lc.subscribe(">")
+        s_hub = await h.subscribe(">")
+        await lc.flush()
+        await h.flush()
+        await first_delivery(h, s_leaf, "open.down")
+        await first_delivery(lc, s_hub, "open.up")
+        await h.publish("secret.x", b"no")
+        await lc.publish("private.x", b"no")
+        await h.publish("open.down", b"yes")
+        await lc.publish("open.up", b"yes")
+        await h.flush()
+        await lc.flush()
+
+        async def subjects(sub: Any) -> list[str]:
+            out = []
+            try:
+                while True:
+                    out.append((await sub.next_msg(timeout=0.3)).subject)
+            except nats.errors.TimeoutError:
+                return out
+
+        at_leaf = await subjects(s_leaf)
+        at_hub = await subjects(s_hub)
+        assert "secret.x" not in at_leaf and "open.down" in at_leaf
+        assert "private.x" not in at_hub and "open.up" in at_hub
+    finally:
+        await h.close()
+        await lc.close()
