@@ -188,7 +188,8 @@ class LeafConnection(Connection):
             self._fail(text, "Wrong Gateway")
         acc = self.leafs.authorize(co, self)
         if acc is None:
-            self.error(wire.E_AUTH_VIOLATION)  # nats-server: "authentication error"
+            user = str(co.get("user") or "")
+            self.error(f'authentication error - User "{user}"' if user else "authentication error")
             self._fail(wire.E_AUTH_VIOLATION, "Authentication Failure")
         assert acc is not None
         self.account = acc

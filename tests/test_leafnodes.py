@@ -398,7 +398,7 @@ async def test_leaf_with_wrong_password_is_refused() -> None:
     leaf = py_server("LEAF", remotes=[remote(lp, user="leaf", password="wrong")])
     await leaf.start()
     try:
-        await wait_for(lambda: "Authorization Violation" in hlog.getvalue(), what="refusal")
+        await wait_for(lambda: 'authentication error - User "leaf"' in hlog.getvalue(), what="refusal")
         assert not hub.leafnodes.leafs
     finally:
         await leaf.shutdown()
