@@ -704,3 +704,18 @@ async def test_remote_deny_imports_and_exports(hub_kind: str, tmp_path: Path) ->
     finally:
         await h.close()
         await lc.close()
+
+
+async def test_reload_refuses_leafnode_changes(tmp_path: Path) -> None:
+    from pynats_server.reload import ReloadError
+
+    lp = free_port()
+    path = tmp_path / "hub.conf"
+    path.write_text(f'leafnodes {{ listen: "127.0.0.1:{lp}" }}\n')
+    srv = Server.from_config(str(path), logger=Logger(stream=io.StringIO()), host="127.0.0.1", port=-1)
+    _RUNNING.append(srv.shutdown)
+    await srv.start()
+    await srv.reload()  # unchanged: fine
+    path.write_text(f'leafnodes {{ listen: "127.0.0.1:{lp}", no_advertise: true }}\n')
+    with pytest.raises(ReloadError, match="LeafNode"):
+        await srv.reload()
