@@ -719,3 +719,43 @@ async def test_reload_refuses_leafnode_changes(tmp_path: Path) -> None:
     path.write_text(f'leafnodes {{ listen: "127.0.0.1:{lp}", no_advertise: true }}\n')
     with pytest.raises(ReloadError, match="LeafNode"):
         await srv.reload()
+
+
+async def test_monitoring_shapes_match_nats_server(tmp_path: Path) -> None:
+    """/leafz entries and the /varz `leaf` block have nats-server 2.14's keys, on both
+    sides of a connection (a Go hub with a pynats leaf next to a pynats hub with a Go leaf)."""
+    lp1, lp2 = free_port(), free_port()
+    go_hub = await go_server("go214", tmp_path, "GOHUB", f'leafnodes {{ listen: "127.0.0.1:{lp1}" }}\n')
+    py_leaf = py_server("PYLEAF", remotes=[remote(lp1)])
+    await py_leaf.start()
+    py_hub = py_server("PYHUB", leaf_port=lp2)
+    await py_hub.start()
+    go_leaf = await go_server("go214", tmp_path, "GOLEAF", go_remote_conf(lp2))
+    await wait_for(lambda: py_hub.leafnodes.leafs and py_leaf.leafnodes.leafs, what="both connections")
+
+    async def go_view(g: GoServer) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, go_json, g, "leafz?subs=1")
+
+    gz = await wait_for(lambda: _with_leaf(go_view(go_hub)), what="Go hub /leafz")
+    glz = await wait_for(lambda: _with_leaf(go_view(go_leaf)), what="Go leaf /leafz")
+    pz = py_hub.monitoring.leafz(subs=True)
+    plz = py_leaf.monitoring.leafz(subs=True)
+    assert set(pz) == set(gz)
+    assert set(pz["leafs"][0]) == set(gz["leafs"][0])  # hub side, with subscriptions_list
+    assert set(plz["leafs"][0]) | {"subscriptions_list"} == set(glz["leafs"][0]) | {"subscriptions_list"}
+    assert (pz["leafs"][0]["is_spoke"], plz["leafs"][0]["is_spoke"]) == (False, True)
+    assert (gz["leafs"][0]["is_spoke"], glz["leafs"][0]["is_spoke"]) == (False, True)
+    loop = asyncio.get_running_loop()
+    gv = await loop.run_in_executor(None, go_json, go_hub, "varz")
+    glv = await loop.run_in_executor(None, go_json, go_leaf, "varz")
+    pv, plv = py_hub.monitoring.varz(), py_leaf.monitoring.varz()
+    assert set(pv["leaf"]) == set(gv["leaf"]) and pv["leaf"]["auth_timeout"] == gv["leaf"]["auth_timeout"]
+    assert set(plv["leaf"]) == set(glv["leaf"])
+    assert set(plv["leaf"]["remotes"][0]) == set(glv["leaf"]["remotes"][0])
+    assert (pv["leafnodes"], plv["leafnodes"], gv["leafnodes"], glv["leafnodes"]) == (1, 1, 1, 1)
+
+
+async def _with_leaf(view: Any) -> Any:
+    v = await view
+    return v if v["leafs"] else None
