@@ -186,6 +186,7 @@ class LeafNodes:
                 st.connect_delay = 0.0
             attempts = 0
             conn: LeafConnection | None = None
+            st.gone = asyncio.Event()  # before dialling: a connection may end at once
             while self.running and conn is None:
                 url = st.pick_next_url()
                 hp = url.host_port
@@ -211,8 +212,8 @@ class LeafNodes:
             if conn is None:
                 return
             st.conn = conn
-            st.gone = asyncio.Event()
-            await st.gone.wait()
+            if not conn.closed:
+                await st.gone.wait()
             st.conn = None
             first = False
             if not self.running:
@@ -445,11 +446,8 @@ class LeafNodes:
                         del self.by_account[acc.name_b]
         self.server.leaf_closed(c)
         st = c.remote
-        if st is not None and st.conn is c:
-            st.gone.set()
-        elif st is not None and st.conn is None:
-            # Closed before the dialler saw it: the dialler waits on the event it set up next.
-            st.gone.set()
+        if st is not None and (st.conn is c or st.conn is None):
+            st.gone.set()  # the dialler waits on it (set up before dialling)
 
     def lds(self, acc: Account) -> bytes:
         """The account's loop detection subject, `$LDS.<id>`, made on first use."""
