@@ -352,7 +352,7 @@ class LeafConnection(Connection):
         else:
             raise ProtocolError(None, "Protocol Violation", f"processLeafSub Parse Error: '{arg.decode(errors='replace')}'")
         acc = self.account
-        if acc is None or not self.registered:
+        if acc is None:  # before the CONNECT bound one (nats-server's check)
             self._fail(wire.E_AUTH_VIOLATION, "Protocol Violation")
         assert acc is not None
         if subject.startswith(LDS_PREFIX) and subject == self.leafs.lds(acc):
@@ -378,7 +378,7 @@ class LeafConnection(Connection):
         if self.log.trace_enabled:
             self.trace(f"<<- [LS- {arg.decode(errors='replace')}]")
         acc = self.account
-        if acc is None or not self.registered:
+        if acc is None:  # before the CONNECT bound one (nats-server's check)
             self._fail(wire.E_AUTH_VIOLATION, "Protocol Violation")
         assert acc is not None
         key = b" ".join(split_args(arg))
@@ -397,8 +397,7 @@ class LeafConnection(Connection):
         for sub in subs.values():
             sub.closed = True
             acc.sublist.remove(sub)
-            if self.registered:
-                self.leafs.remote_sub_changed(self, acc, sub, -(sub.qw if sub.queue is not None else 1))
+            self.leafs.remote_sub_changed(self, acc, sub, -(sub.qw if sub.queue is not None else 1))
 
     # -- messages -----------------------------------------------------------------------
 
@@ -428,7 +427,7 @@ class LeafConnection(Connection):
         self, subject: bytes, reply: bytes | None, queues: list[bytes] | None, szb: bytes, hdr: int, hdb: bytes, msg: Any
     ) -> None:
         acc = self.account
-        if acc is None or not self.registered:
+        if acc is None:
             return
         if self.deny_in and denied(self.deny_in, subject):
             self.debug(f'Not permitted to receive "{subject.decode(errors="replace")}" from the leafnode')
