@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -444,7 +443,6 @@ class LeafNodes:
                     lst.remove(c)
                     if not lst:
                         del self.by_account[acc.name_b]
-        self.server.leaf_closed(c)
         st = c.remote
         if st is not None and (st.conn is c or st.conn is None):
             st.gone.set()  # the dialler waits on it (set up before dialling)
@@ -599,9 +597,6 @@ class LeafNodes:
             e["compression"] = "not supported"  # no compression here (nats-server's name for that)
             out.append(e)
         return out
-
-    def uptime_of(self, c: LeafConnection) -> float:
-        return time.time() - c.start
 
 
 def _held_back(c: LeafConnection, key: bytes) -> bool:

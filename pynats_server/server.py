@@ -558,9 +558,6 @@ class Server:
         if self.leafnodes is not None:
             self.leafnodes.interest(acc, sub, delta)
 
-    def leaf_closed(self, c: Any) -> None:
-        """A leaf node connection ended (leafnodes.py): hook for events."""
-
     # -- flushing ---------------------------------------------------------------------
 
     def mark_dirty(self, c: Connection) -> None:
