@@ -381,6 +381,9 @@ async def test_leaf_bound_to_hub_account_by_its_user(leaf_kind: str, tmp_path: P
         (entry,) = hub.monitoring.leafz()["leafs"]
         assert entry["account"] == "A"
         assert hub.monitoring.leafz(account="B")["leafs"] == []
+        assert hub.monitoring.account_info("A")["leafnode_connections"] == 1
+        assert hub.monitoring.account_stat(hub.accounts["A"])["leafnodes"] == 1
+        assert hub.monitoring.account_stat(hub.accounts["B"])["leafnodes"] == 0
         await isolation_checks(hub, leaf_url)
     finally:
         if leaf_py is not None:
