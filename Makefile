@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 # Where the Debian package puts nats-server 2.9.10 (the older reference server).
 GO29   := /usr/sbin/nats-server
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PYTEST_ARGS ?=
+# Tests run in parallel, one worker per core up to 4 (every test binds its own random ports).
+PYTEST_ARGS ?= -n auto --maxprocesses 4
 
 .PHONY: all venv run test lint fmt conformance bench bench-full demo go-servers clean
 

@@ -410,6 +410,7 @@ _JS_LOCAL_API = (b"$JS.API.DIRECT.GET.", b"$JS.API.CONSUMER.MSG.NEXT.")
 
 def client_info(c: Any, account: str) -> dict[str, Any]:
     """The `Nats-Request-Info` of a shared service import (nats-server's ClientInfo)."""
+    srv = getattr(c, "server", None)
     info: dict[str, Any] = {
         "start": getattr(c, "start_iso", None),
         "host": getattr(c, "host", ""),
@@ -420,6 +421,9 @@ def client_info(c: Any, account: str) -> dict[str, Any]:
         "lang": getattr(c, "lang", ""),
         "ver": getattr(c, "version", ""),
         "rtt": int(getattr(c, "rtt", 0.0) * 1e9),
+        # nats-server's JetStream places a stream in the requester's cluster by default.
+        "server": srv.name if srv is not None else "",
+        "cluster": srv.cluster_name() if srv is not None else "",
         "kind": "Client",
         "client_type": "nats",
     }

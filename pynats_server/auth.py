@@ -143,13 +143,16 @@ class Verdict:
     fetch: str = ""  # the account to fetch from other servers before deciding
 
 
-def _conn_type_allowed(u: User) -> bool:
-    # Every client here is a plain TCP (STANDARD) one.
-    return not u.allowed_connection_types or "STANDARD" in u.allowed_connection_types
+def _conn_type_allowed(u: User, conn_type: str = "STANDARD") -> bool:
+    return not u.allowed_connection_types or conn_type in u.allowed_connection_types
 
 
 class Authenticator:
     """The configured users, nkeys and secrets (nats-server configureAuthorization)."""
+
+    # The connection type users' allowed_connection_types are checked against: one
+    # Authenticator per kind of listener (wsconn.websocket_authenticator for WEBSOCKET).
+    conn_type = "STANDARD"
 
     def __init__(self, opts: Options) -> None:
         self.opts = opts
@@ -184,7 +187,7 @@ class Authenticator:
                 ident.nkey = no_auth
             if ident.nkey:
                 nk = self.nkeys.get(ident.nkey)
-                if nk is None or not _conn_type_allowed(nk):
+                if nk is None or not _conn_type_allowed(nk, self.conn_type):
                     return Verdict(False, ident)
         if self.users and nk is None:
             if no_auth and not (ident.user or password or ident.token):
@@ -195,7 +198,7 @@ class Authenticator:
                     ident.user, password = u.user, u.password
             if ident.user:
                 user = self.users.get(ident.user)
-                if user is None or not _conn_type_allowed(user):
+                if user is None or not _conn_type_allowed(user, self.conn_type):
                     return Verdict(False, ident)
         if nk is not None:
             if nk.nkey != no_auth:

@@ -473,6 +473,11 @@ def validate(opts: Options) -> None:
     problem = validate_auth(opts)
     if problem:
         raise UsageError(problem)
+    from .websocket_config import validate as validate_websocket
+
+    problem = validate_websocket(opts)
+    if problem:
+        raise UsageError(problem)
     if opts.cluster.routes and not opts.cluster.enabled:
         # nats-server solicits routes without a cluster listener only from a config file;
         # from the command line a cluster listener is needed for others to route back.

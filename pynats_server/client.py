@@ -18,6 +18,7 @@ from . import const
 from .auth import (
     RESERVED_REPLY_PREFIXES,
     RESERVED_SUBJECT_PREFIXES,
+    Authenticator,
     ClientPermissions,
     Identity,
     Verdict,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 class ClientConnection(JWTClient, Connection):
     kind_name = "Client"
     log_id_prefix = "cid"
+    client_type = "nats"  # /connz type: "websocket" for wsconn.WSClientConnection
 
     def __init__(self, server: Server) -> None:
         super().__init__(server)
@@ -107,7 +109,7 @@ class ClientConnection(JWTClient, Connection):
                 pass
         self._set_label(self.cid)
         self.debug("Client connection created")
-        if self.server.auth.nonce_required:
+        if self.authenticator().nonce_required:
             self.nonce = base64.urlsafe_b64encode(os.urandom(11)).rstrip(b"=")
 
     def _register(self) -> bool:
@@ -122,7 +124,7 @@ class ClientConnection(JWTClient, Connection):
     def _start_timers(self) -> None:
         """The auth and ping timers (for TLS clients: once the handshake is done)."""
         srv = self.server
-        if srv.auth.required:
+        if self.authenticator().required:
             self.parser.await_connect = True
             self._auth_handle = srv.loop.call_later(srv.opts.client_auth_timeout(), self._auth_timeout)
         self.set_ping_timer(self.ping_interval())
@@ -217,7 +219,12 @@ class ClientConnection(JWTClient, Connection):
             # verify_and_map: the client certificate names the user.
             name = srv.tls_mapped_user(self, co)
             return Verdict(False, Identity()) if name is None else srv.auth.check({**co, "user": name}, self.nonce)
-        return srv.auth.check(co, self.nonce)
+        return self.authenticator().check(co, self.nonce)
+
+    def authenticator(self) -> Authenticator:
+        """The server's users and secrets as this kind of client sees them (a websocket
+        block can have an authorization of its own)."""
+        return self.server.auth
 
     def _check_bcrypt(self, verdict: Verdict, first: bool) -> None:
         """Run the bcrypt check in a thread (tens to hundreds of ms) and hold the rest of
@@ -304,7 +311,7 @@ class ClientConnection(JWTClient, Connection):
     def on_op_before_connect(self) -> bool:
         """An op other than CONNECT came first while auth is required: nats-server lets
         it through as the no_auth_user, if that is a users-list user (no password check)."""
-        u = self.server.auth.no_auth_entry()
+        u = self.authenticator().no_auth_entry()
         if u is None:
             return False
         if self._auth_handle is not None:

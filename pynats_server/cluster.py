@@ -72,6 +72,9 @@ class Cluster:
         # Client URLs learned from peers, refcounted (two peers may advertise the same one).
         self._url_refs: dict[str, int] = {}
         self._urls_changed = False
+        # The same for the peers' websocket ports (route INFO ws_connect_urls).
+        self._ws_url_refs: dict[str, int] = {}
+        self._ws_urls_changed = False
         # Local interest, counted, so routes get one RS+ per subject (weights for queues).
         # Keyed by (account, subject) and (account, subject, queue).
         self._plain: dict[tuple[bytes, bytes], int] = {}
@@ -216,6 +219,8 @@ class Cluster:
             fields["ip"] = f"nats-route://{netutil.join_host_port(host, port)}/"
         if not self.opts.no_advertise:
             fields["connect_urls"] = srv.client_connect_urls()
+            if srv.websocket is not None:
+                fields["ws_connect_urls"] = srv.websocket.connect_urls
         if srv.leafnodes is not None and srv.leafnodes.own_url():
             # Peers tell their leafs where else to connect (nats-server's leafnode_urls).
             fields["leafnode_urls"] = [srv.leafnodes.own_url()]
@@ -316,6 +321,7 @@ class Cluster:
             if conn.urls_added:
                 conn.urls_added = False
                 self._remove_urls(conn.connect_urls)
+                self._remove_urls(conn.ws_connect_urls, ws=True)
 
     def _first_info(self, conn: RouteConnection, info: dict[str, Any], sid: str) -> None:
         srv = self.server
@@ -352,6 +358,7 @@ class Cluster:
         conn.remote_name = name
         conn.headers = bool(info.get("headers")) and not srv.opts.no_header_support
         conn.connect_urls = [str(u) for u in info.get("connect_urls") or []]
+        conn.ws_connect_urls = [str(u) for u in info.get("ws_connect_urls") or []]
         conn.lame_duck = bool(info.get("ldm"))
         if not info.get("ip"):
             info["ip"] = f"nats-route://{netutil.join_host_port(conn.host, int(info.get('port') or 0))}/"
@@ -416,9 +423,10 @@ class Cluster:
         ev = self._gone.get(rid)
         if ev is not None and ev.is_set():
             self._gone[rid] = asyncio.Event()
-        if conn.connect_urls and not conn.lame_duck and not self.opts.no_advertise:
+        if (conn.connect_urls or conn.ws_connect_urls) and not conn.lame_duck and not self.opts.no_advertise:
             conn.urls_added = True
             self._add_urls(conn.connect_urls)
+            self._add_urls(conn.ws_connect_urls, ws=True)
         # Our whole interest, then a PING, as nats-server does.
         ok = self.can_import
         buf = [wire.rs_plus(a, s) for a, s in self._plain if ok(s)]
@@ -448,6 +456,7 @@ class Cluster:
         if conn.urls_added:
             conn.urls_added = False
             self._remove_urls(conn.connect_urls)
+            self._remove_urls(conn.ws_connect_urls, ws=True)
         if promote:
             waiting = self.standby.pop(rid, [])
             while waiting:
@@ -623,29 +632,37 @@ class Cluster:
 
     # -- connect_urls -----------------------------------------------------------------
 
-    def _add_urls(self, urls: list[str]) -> None:
+    def _add_urls(self, urls: list[str], *, ws: bool = False) -> None:
+        refs = self._ws_url_refs if ws else self._url_refs
         changed = False
         for u in urls:
-            n = self._url_refs.get(u, 0)
-            self._url_refs[u] = n + 1
+            n = refs.get(u, 0)
+            refs[u] = n + 1
             if n == 0:
                 changed = True
         if changed:
-            self._urls_changed = True
-            self.server.send_async_info_to_clients()
+            self._urls_did_change(ws)
 
-    def _remove_urls(self, urls: list[str]) -> None:
+    def _remove_urls(self, urls: list[str], *, ws: bool = False) -> None:
+        refs = self._ws_url_refs if ws else self._url_refs
         changed = False
         for u in urls:
-            n = self._url_refs.get(u, 0)
+            n = refs.get(u, 0)
             if n <= 1:
-                if self._url_refs.pop(u, None) is not None:
+                if refs.pop(u, None) is not None:
                     changed = True
             else:
-                self._url_refs[u] = n - 1
+                refs[u] = n - 1
         if changed:
+            self._urls_did_change(ws)
+
+    def _urls_did_change(self, ws: bool) -> None:
+        # As nats-server: only the clients whose list changed (TCP or websocket) are told.
+        if ws:
+            self._ws_urls_changed = True
+        else:
             self._urls_changed = True
-            self.server.send_async_info_to_clients()
+        self.server.send_async_info_to_clients(client_type="websocket" if ws else "nats")
 
     def client_connect_urls(self) -> list[str]:
         """What clients are told in INFO connect_urls: ours first, then the peers'."""
@@ -653,6 +670,15 @@ class Cluster:
             return []
         own = [] if self.server.lame_duck else self.server.client_connect_urls()
         return own + [u for u in self._url_refs if u not in own]
+
+    def ws_connect_urls(self) -> list[str]:
+        """What websocket clients are told in INFO connect_urls: our websocket port's URLs,
+        then the peers' (none until a peer with a websocket port joined)."""
+        ws = self.server.websocket
+        if not self._ws_urls_changed:
+            return []
+        own = [] if self.server.lame_duck or ws is None else list(ws.connect_urls)
+        return own + [u for u in self._ws_url_refs if u not in own]
 
     # -- flow control -----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import const, operator_config
+from . import const, operator_config, websocket_config
 from .conf import Token
 from .options import (
     AccountConfig,
@@ -41,7 +41,7 @@ _IGNORED = {
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
     "server_metadata", "feature_flags", "no_fast_producer_stall",
     "write_timeout", "default_js_domain", "gateway",
-    "websocket", "ws", "mqtt", "ocsp", "ocsp_cache", "proxies",
+    "mqtt", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
 _CLUSTER_IGNORED = {"connect_backoff", "accounts", "write_deadline", "write_timeout"}
 
@@ -310,6 +310,8 @@ class _Mapper:
                 self.error(tok, "the PROXY protocol is not supported")
         elif k in operator_config.KEYS:
             operator_config.apply(self, k, tok)
+        elif k in websocket_config.KEYS:
+            websocket_config.apply(self, tok)
         elif k == "accounts":
             self.accounts(tok)
         elif k in ("system_account", "system"):

@@ -9,7 +9,9 @@ that poll nats-server read ours the same way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -26,9 +28,18 @@ if TYPE_CHECKING:
 
 def go_time(t: float) -> str:
     """RFC 3339 with nanoseconds, UTC, trailing zeros trimmed (Go's time.RFC3339Nano)."""
-    d = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc)
-    frac = f"{d.microsecond:06d}".rstrip("0")
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+    sec = math.floor(t)
+    us = round((t - sec) * 1e6)
+    if us >= 1_000_000:
+        sec, us = sec + 1, 0
+    frac = f"{us:06d}".rstrip("0")
+    return _go_second(sec) + (f".{frac}" if frac else "") + "Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _go_second(sec: int) -> str:
+    # strftime is most of a /connz entry's cost; connections share a few distinct seconds.
+    return dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _frac(n: int, unit: int) -> str:
@@ -259,7 +270,7 @@ class Monitoring:
             "gateway": {},
             "leaf": srv.leafnodes.varz() if srv.leafnodes is not None else {},
             "mqtt": {},
-            "websocket": {},
+            "websocket": self._websocket_varz(),
             "jetstream": srv.jetstream.varz() if srv.jetstream is not None else {},
             "tls_timeout": go_float(opts.tls_timeout),
             "write_deadline": int(opts.write_deadline * 1e9),
@@ -296,6 +307,16 @@ class Monitoring:
             v["tls_cert_not_after"] = _cert_not_after(opts.tls.cert_file)
         return v
 
+    def _websocket_varz(self) -> dict[str, Any]:
+        from .websocket_config import varz
+
+        srv = self.server
+        wo = srv.opts.websocket
+        v = varz(wo, srv.websocket.port if srv.websocket is not None else wo.port)
+        if v and wo.tls is not None and wo.tls.cert_file:
+            v["tls_cert_not_after"] = _cert_not_after(wo.tls.cert_file)
+        return v
+
     def num_subscriptions(self) -> int:
         """Every account's subscriptions: clients', routes' and the server's own (internal)."""
         return sum(a.sublist.count for a in self.server.accounts.values())
@@ -311,7 +332,7 @@ class Monitoring:
         info: dict[str, Any] = {
             "cid": c.cid,
             "kind": "Client",
-            "type": "nats",
+            "type": c.client_type,
             "ip": c.host,
             "port": c.port,
             "start": go_time(c.start),

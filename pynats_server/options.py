@@ -59,6 +59,40 @@ class TLSOptions:
 
 
 @dataclass
+class WebsocketOptions:
+    """The `websocket {}` block (nats-server's WebsocketOpts): a second listener whose
+    clients speak the NATS protocol inside WebSocket frames (docs/DESIGN.md, "WebSocket")."""
+
+    host: str = ""  # "" with a port: nats-server's default host (0.0.0.0)
+    port: int = 0  # 0: no websocket listener; -1: a random port
+    advertise: str = ""
+    no_tls: bool = False  # nats-server refuses a listener with neither tls {} nor no_tls
+    tls: TLSOptions | None = None
+    same_origin: bool = False
+    allowed_origins: list[str] = field(default_factory=list)
+    compression: bool = False  # permessage-deflate, when the client asks for it too
+    handshake_timeout: float = 0.0  # seconds; 0: none (as nats-server)
+    # The block's own authorization (it replaces the server's for websocket clients).
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    auth_timeout: float = 0.0  # 0: the server's
+    no_auth_user: str = ""
+    # Cookies of the upgrade request read as CONNECT's jwt / user / pass / auth_token.
+    jwt_cookie: str = ""
+    user_cookie: str = ""
+    pass_cookie: str = ""
+    token_cookie: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # added to the 101 answer
+    ping_interval: float = 0.0  # 0: the server's
+
+    @property
+    def auth_override(self) -> bool:
+        """nats-server's authOverride: the block's authorization replaces the server's."""
+        return bool(self.username or self.token or self.no_auth_user)
+
+
+@dataclass
 class RouteURL:
     """A route to dial: `nats-route://[user:pass@]host:port`."""
 
@@ -279,6 +313,7 @@ class Options:
     max_closed_clients: int = const.DEFAULT_MAX_CLOSED_CLIENTS  # /connz?state=closed keeps these
 
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    websocket: WebsocketOptions = field(default_factory=WebsocketOptions)
     # `leafnodes {}` (leaf_opts.py): the leaf node listener and the remotes we dial.
     leafnode: LeafNodeOptions = field(default_factory=lambda: _leaf_options())
 

@@ -3,7 +3,9 @@ pynats-server gets them.
 
 - `nats_server`: a fresh server for one test (127.0.0.1, random port); `.client_url`.
 - `nats_server_session`: one server for the whole session.
-- `nats_server_factory`: start servers with options, e.g. `nats_server_factory(max_payload=1024)`.
+- `nats_server_js`: a fresh server with JetStream, its store in the test's `tmp_path`.
+- `nats_server_factory`: start servers with options, e.g. `nats_server_factory(max_payload=1024)`
+  or `nats_server_factory(jetstream=True)` (a temporary store) / `jetstream=some_dir`.
 - `nats_cluster`: three routed nodes (a full mesh); `.client_urls`, `.restart_node(i)`.
 - `nats_cluster_factory`: clusters of any size, e.g. `nats_cluster_factory(5)`.
 
@@ -38,6 +40,12 @@ def nats_server_factory() -> Iterator[Callable[..., ThreadedServer]]:
 @pytest.fixture
 def nats_server() -> Iterator[ThreadedServer]:
     with ThreadedServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def nats_server_js(tmp_path: Any) -> Iterator[ThreadedServer]:
+    with ThreadedServer(jetstream=tmp_path / "jetstream") as srv:
         yield srv
 
 

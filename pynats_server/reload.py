@@ -218,6 +218,13 @@ def diff(old: Options, new: Options, ctx: DiffContext) -> list[Change]:
 # Custom comparisons: options whose rules are more than "equal or not".
 
 
+def _websocket_diff(old: Options, new: Options, ctx: DiffContext) -> Change | None:
+    from .websocket_config import reload_diff
+
+    reload_diff(old, new)
+    return None
+
+
 def _diff_port(old: Options, new: Options, ctx: DiffContext) -> Change | None:
     # -1 (random) and 0 mean the port already listened on.
     if new.port in (const.RANDOM_PORT, 0) or new.port == ctx.port:
@@ -482,6 +489,7 @@ OPTIONS: list[Spec] = [
     Spec("MaxPending", "refuse", lambda o: o.max_pending),
     Spec("Cluster", "custom", diff=_diff_cluster),
     Spec("LeafNode", "custom", diff=_diff_leafnode),
+    Spec("Websocket", "custom", diff=lambda old, new, ctx: _websocket_diff(old, new, ctx)),
     Spec("PidFile", "reload", lambda o: o.pid_file, _pid_notice, apply=_apply_pid_file),
     Spec("PortsFileDir", "reload", lambda o: o.ports_file_dir,
          lambda v: f"Reloaded: ports_file_dir = {v}", apply=_apply_ports_file_dir),

@@ -61,6 +61,7 @@ class RouteConnection(Connection):
         self.info_received = False
         self.lame_duck = False
         self.connect_urls: list[str] = []
+        self.ws_connect_urls: list[str] = []  # the peer's websocket port (ws_connect_urls)
         self.urls_added = False  # our client-URL refcounts include this route's URLs
         # How this connection ended, for the dialler: "self", "duplicate", "conflict", ...
         self.outcome = ""

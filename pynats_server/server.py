@@ -128,6 +128,7 @@ class Server:
         self._shutdown_done: asyncio.Event | None = None
         self.monitoring = Monitoring(self)  # the data of /varz, /connz ... and of $SYS requests
         self.monitor: Any = None  # the HTTP listener (-m)
+        self.websocket: Any = None  # wsconn.WebsocketListener, with `websocket { port }`
         self.cluster: Any = None
         self.leafnodes: Any = None  # leafnodes.LeafNodes, with a `leafnodes {}` block
         self._info_base: dict[str, Any] = {}
@@ -167,7 +168,9 @@ class Server:
 
     async def start(self) -> None:
         """Bind the listeners and start serving; returns when the server is ready."""
-        problem = validate(self.opts)
+        from .websocket_config import validate as validate_websocket
+
+        problem = validate(self.opts) or validate_websocket(self.opts)
         if problem:
             raise ValueError(problem)
         self.loop = asyncio.get_running_loop()
@@ -205,11 +208,21 @@ class Server:
 
             self.jetstream = JetStream(self, opts.jetstream)
             self.jetstream.start()
+        elif opts.cluster.port != 0:
+            # Clients here reach the JetStream of the cluster's other servers (mixed mode).
+            from .jetstream.proxy import proxy_accounts
+
+            proxy_accounts(self)
         if opts.http_port or opts.https_port:
             from .monitor_http import Monitor
 
             self.monitor = Monitor(self)
             await self.monitor.start()
+        if opts.websocket.port:
+            from .wsconn import WebsocketListener
+
+            self.websocket = WebsocketListener(self)
+            await self.websocket.start()
         if opts.leafnode.enabled:
             from .leafnodes import LeafNodes
 
@@ -227,6 +240,8 @@ class Server:
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
         self._build_info()
+        if self.websocket is not None:
+            await self.websocket.serve()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
         if opts.tls is not None:
             log.notice("TLS required for client connections")
@@ -303,6 +318,8 @@ class Server:
             self.operator.close()
         if self._listener is not None:
             self._listener.close()
+        if self.websocket is not None:
+            self.websocket.close()
         if self.leafnodes is not None:
             await self.leafnodes.shutdown()
         if self.cluster is not None:
@@ -358,6 +375,14 @@ class Server:
     def client_url(self) -> str:
         host, port = self.addr
         return f"nats://{netutil.join_host_port(host, port)}"
+
+    @property
+    def websocket_url(self) -> str | None:
+        """`ws://host:port` (`wss://` with TLS) of the websocket port, if there is one."""
+        if self.websocket is None:
+            return None
+        host = self.websocket.host
+        return self.websocket.url("127.0.0.1" if netutil.is_unspecified(host) else host)
 
     @property
     def monitor_url(self) -> str | None:
@@ -446,14 +471,19 @@ class Server:
         if self.cluster is not None:
             fields["cluster"] = self.cluster.name
             fields["connect_urls"] = self.cluster.client_connect_urls()
+        if c.client_type == "websocket" and self.websocket is not None:
+            self.websocket.info(c, fields)
         fields["ldm"] = ldm
         return wire.info_fields(fields)
 
-    def send_async_info_to_clients(self, *, ldm: bool = False) -> None:
-        """Tell protocol-1 clients the cluster changed (connect_urls, lame duck)."""
+    def send_async_info_to_clients(self, *, ldm: bool = False, client_type: str = "") -> None:
+        """Tell protocol-1 clients the cluster changed (connect_urls, lame duck); only those
+        of `client_type` ("nats", "websocket") when given."""
         if self.shutting_down:
             return
         for c in list(self.clients.values()):
+            if client_type and c.client_type != client_type:
+                continue
             if c.protocol >= const.CLIENT_PROTO_INFO and c.first_pong_sent and not c.closed:
                 c.send_async_info(wire.info(self.client_info(c, ldm=ldm)))
         self.flush_dirty()
@@ -470,6 +500,8 @@ class Server:
         if self.sysacc is not None:
             self.sysacc.shutdown_event(lame_duck=True)
         self._listener.close()
+        if self.websocket is not None:
+            self.websocket.close()
         opts = self.opts
         grace = abs(opts.lame_duck_grace_period)
         if not self.clients:
@@ -622,6 +654,9 @@ class Server:
         if self.cluster is not None and self.cluster.port:
             scheme = "tls" if opts.cluster.tls is not None else "nats"
             p["cluster"] = netutil.listen_urls(scheme, self.cluster.host, self.cluster.port)
+        if self.websocket is not None:
+            scheme = "wss" if self.websocket.tls else "ws"
+            p["websocket"] = netutil.listen_urls(scheme, self.websocket.host, self.websocket.port)
         return p
 
     def _ports_file_path(self) -> str:

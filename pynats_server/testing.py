@@ -4,16 +4,23 @@
         nc = pynats_client.connect(srv.client_url)
 
 The server runs on its own event loop (uvloop when installed) in a daemon thread.
+
+JetStream: `ThreadedServer(jetstream=True)` stores streams in a temporary directory removed by
+`stop()`; `jetstream="/some/dir"` (a str or path) keeps them there; a `JetStreamOptions` is
+used as given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import shutil
+import tempfile
 import threading
 from typing import Any
 
-from .options import Options
+from .options import JetStreamOptions, Options
 from .server import Server
 
 
@@ -33,6 +40,15 @@ class ThreadedServer:
     """A `Server` running on a background thread with its own event loop."""
 
     def __init__(self, opts: Options | None = None, **overrides: Any) -> None:
+        self._tmp_store: str | None = None
+        js = overrides.get("jetstream")
+        if js is True:
+            self._tmp_store = tempfile.mkdtemp(prefix="pynats-js-")
+            overrides["jetstream"] = JetStreamOptions(store_dir=self._tmp_store)
+        elif isinstance(js, (str, os.PathLike)):
+            overrides["jetstream"] = JetStreamOptions(store_dir=os.fspath(js))
+        elif js is False:
+            overrides["jetstream"] = None
         self.server = Server(opts, **overrides)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -82,12 +98,17 @@ class ThreadedServer:
         return fut.result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        if self._loop.is_running():
-            self.call(self.server.shutdown, timeout=timeout)
-        self._thread.join(timeout)
-        self._thread = None
+        try:
+            if self._thread is None or self._loop is None:
+                return
+            if self._loop.is_running():
+                self.call(self.server.shutdown, timeout=timeout)
+            self._thread.join(timeout)
+            self._thread = None
+        finally:
+            if self._tmp_store is not None and self._thread is None:
+                shutil.rmtree(self._tmp_store, ignore_errors=True)
+                self._tmp_store = None
 
     @property
     def client_url(self) -> str:

@@ -283,10 +283,6 @@ WARNINGS = [
         "gateway { name: A }",
         'x.conf:1:0: "gateway" is not supported by pynats-server and is ignored',
     ),
-    (
-        "websocket { port: 8080 }",
-        'x.conf:1:0: "websocket" is not supported by pynats-server and is ignored',
-    ),
     ("mqtt { port: 1883 }", 'x.conf:1:0: "mqtt" is not supported by pynats-server and is ignored'),
     (
         "accounts { A: { limits: { max_conn: 1 } } }",

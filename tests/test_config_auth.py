@@ -134,7 +134,7 @@ ERRORS = [
     ('authorization { users: [ {user: a, nkey: "$U"} ] }', "x.conf:1:35: Nkey users do not take usernames or passwords"),
     ("authorization { users: [ {pass: x} ] }", "x.conf:1:26: User entry requires a user"),
     ("authorization { users: [ {user: a, pass: x}, {user: a, pass: y} ] }", 'x.conf:1:0: Duplicate user "a" detected'),
-    ('authorization { users: [ {nkey: "$U"}, {nkey: "$U"} ] }', f'x.conf:1:0: Duplicate nkey "{UPUB}" detected'),
+    ('authorization { users: [ {nkey: "$U"}, {nkey: "$U"} ] }', 'x.conf:1:0: Duplicate nkey "$U" detected'),
     ("authorization { users: {user: a} }", "x.conf:1:16: Expected users field to be an array, got map[user:a]"),
     ("authorization { token: t, users: [ {user: a, pass: x} ] }", "x.conf:1:0: Can not have a token and a users array"),
     ("authorization { user: t, users: [ {user: a, pass: x} ] }", "x.conf:1:0: Can not have a single user/pass and a users array"),
@@ -181,4 +181,4 @@ ERRORS = [
 
 @pytest.mark.parametrize("text, message", ERRORS)
 def test_errors(tmp_path: Path, text: str, message: str) -> None:
-    assert failure(tmp_path, text) == message
+    assert failure(tmp_path, text) == message.replace("$U", UPUB)

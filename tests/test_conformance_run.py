@@ -1,8 +1,6 @@
 """CI runs the conformance suite (conformance/) against pynats-server and nats-server 2.14.0:
-every case must pass on both, or be a documented deviation.
-
-Cases that need a feature pynats-server does not have yet are skipped (reported n/a) with
-``--skip-requires``: JetStream (issue 11) until it lands; then drop that option here."""
+every case must pass on both, or be a documented deviation. That includes the JetStream
+cases (``jetstream.*``): pynats-server runs them with JetStream enabled like nats-server."""
 
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ def test_conformance_suite_against_pynats_and_nats_server(tmp_path) -> None:  # 
     go_binary("go214")  # skips (or fails under CI) when the reference build is missing
     r = subprocess.run(
         [sys.executable, "-m", "conformance", "--targets", "pynats,go214", "--problems",
-         "--skip-requires", "jetstream", "--report-dir", str(tmp_path)],
+         "--report-dir", str(tmp_path)],
         cwd=repo_root(), capture_output=True, text=True, timeout=600,
     )
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import socket
 import urllib.request
 
@@ -285,3 +286,38 @@ def test_fixture_nats_server_factory(nats_server_factory) -> None:
     assert a.port != b.port
     assert sync_ping(a.port)["max_payload"] == 1024
     assert sync_ping(b.port)["server_name"] == "b"
+
+
+async def test_fixture_nats_server_js(nats_server_js, tmp_path) -> None:
+    """The JetStream fixture: streams work through nats-py and live under the test's tmp_path."""
+    nc = await nats.connect(nats_server_js.client_url, connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="E", subjects=["e.>"], storage="file")
+        ack = await js.publish("e.1", b"hello")
+        assert (ack.stream, ack.seq) == ("E", 1)
+        assert (await js.get_msg("E", 1)).data == b"hello"
+    finally:
+        await nc.close()
+    assert (tmp_path / "jetstream" / "jetstream" / "$G" / "streams" / "E").is_dir()
+
+
+async def test_threaded_server_jetstream_true_uses_a_temporary_store() -> None:
+    srv = TS(jetstream=True).start()
+    store = srv._tmp_store
+    assert store is not None
+    try:
+        nc = await nats.connect(srv.client_url, connect_timeout=2, max_reconnect_attempts=0)
+        js = nc.jetstream()
+        await js.add_stream(name="T", subjects=["t"], storage="file")
+        await js.publish("t", b"x")
+        await nc.close()
+        assert os.path.isdir(os.path.join(store, "jetstream", "$G", "streams", "T"))
+    finally:
+        srv.stop()
+    assert not os.path.exists(store)  # removed by stop()
+
+
+def test_threaded_server_without_jetstream_has_none() -> None:
+    with TS() as srv:
+        assert "jetstream" not in sync_ping(srv.port)

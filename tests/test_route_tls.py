@@ -80,7 +80,7 @@ async def test_pynats_cluster_over_tls(tls_certs: Certs) -> None:
         assert got == sorted(got), order[:8]
         assert la.has("Starting TLS route server handshake")
         assert la.has('"tls_required":true')  # in the traced CONNECT
-        v = a.monitor.varz({})["cluster"]
+        v = a.monitoring.varz()["cluster"]
         assert (v["tls_required"], v["tls_verify"], v["tls_timeout"], v["auth_timeout"]) == (True, True, 2, 3)
         assert a.ports()["cluster"][0].startswith("tls://")
     finally:

@@ -18,6 +18,7 @@ from tls_util import Certs, LogCapture, SyncConn, make_certs
 
 from pynats_server import Options, Server
 from pynats_server import certs as certmod
+from pynats_server.monitor import ConnzOptions
 from pynats_server.options import TLSOptions, User
 
 
@@ -322,7 +323,7 @@ async def test_allow_non_tls_takes_both(tls_certs: Certs) -> None:
         await plain.publish("mixed", b"hi")
         await plain.flush()
         assert await task == b"MSG mixed 1 2|hi"
-        conns = srv.monitor.connz({})["connections"]
+        conns = srv.monitoring.connz()["connections"]
         assert sum("tls_version" in c for c in conns) <= 1
         await plain.close()
     finally:
@@ -361,7 +362,7 @@ async def test_verify_and_map(tls_certs: Certs, cert: str, users: list[str], exp
             return
         nc = await nats.connect(srv.client_url, tls=tls_certs.client_ctx(cert), allow_reconnect=False)
         await nc.flush()
-        conns = srv.monitor.connz({"auth": "true"})["connections"]
+        conns = srv.monitoring.connz(ConnzOptions(auth=True))["connections"]
         assert conns[0]["authorized_user"] == expect
         assert conns[0]["tls_version"] in ("1.2", "1.3")
         await nc.close()
@@ -436,7 +437,7 @@ async def test_pinned_certs(tls_certs: Certs) -> None:
 async def test_auth_timeout_is_tls_timeout_plus_one(tls_certs: Certs) -> None:
     srv = await tls_server(tls_certs, timeout=0.5, username="u", password="p", http_port=-1)
     try:
-        v = srv.monitor.varz({})
+        v = srv.monitoring.varz()
         assert (v["auth_timeout"], v["tls_timeout"]) == (1.5, 0.5)
         assert v["tls_required"] is True and "tls_verify" not in v
         assert v["tls_cert_not_after"].endswith("Z")

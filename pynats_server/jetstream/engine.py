@@ -170,6 +170,7 @@ class JetStream:
         self.mem_used = 0
         self.store_used = 0
         self._rerr_last = 0.0
+        self.atomic_inflight = 0  # atomic batches being staged, all streams (batch.py's limit)
         self._sync_timer: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------

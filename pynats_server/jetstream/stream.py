@@ -29,8 +29,22 @@ from ..monitor import go_time
 from ..protocol import wire
 from . import errors
 from . import headers as H
+from . import schedule as sched
+from .batch import (
+    BATCH_COMMIT,
+    BATCH_TIMEOUT,
+    MAX_BATCH_ID,
+    MAX_BATCH_SIZE,
+    MAX_INFLIGHT_PER_STREAM,
+    MAX_INFLIGHT_TOTAL,
+    AtomicBatch,
+    batch_seq,
+    check_commit,
+)
 from .dedup import Dedup
 from .errors import ApiError, api_error
+from .reqjson import go_quote
+from .schedule import Scheduling
 from .store import (
     DiscardPolicy,
     ErrMaxBytes,
@@ -107,6 +121,9 @@ class Stream:
         self._signal: list[int] = []  # sequences stored while acks were deferred
         self.sources: Any = None  # sources.Sourcing, when the stream mirrors or sources
         self.taps: list[Any] = []  # streams copying this one (sources._Source): told of stores
+        self.batches: dict[bytes, AtomicBatch] = {}  # atomic batches being staged, by id
+        self._scheduling: Scheduling | None = None  # message schedules (allow_msg_schedules)
+        self._sched_timer: Any = None
         scfg = store_config(self.config)
         self.is_memory = scfg.storage == StorageType.MEMORY
         os.makedirs(self.dir, exist_ok=True)
@@ -130,6 +147,8 @@ class Stream:
         self.dedup = Dedup(self.config["duplicate_window"])
         self._apply_config()
         self.rebuild_dedup()
+        if self._scheduling is not None:
+            self._recover_schedules()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -147,7 +166,10 @@ class Stream:
         self._is_mirror = cfg["mirror"] is not None
         self._counter = cfg["allow_msg_counter"]
         self._fast = not (cfg["sealed"] or cfg["subject_transform"] or cfg["republish"] or self._counter
-                          or cfg["retention"] == "interest" or self.jsa.has_limits)  # fmt: skip
+                          or cfg["retention"] == "interest" or self.jsa.has_limits
+                          or cfg["allow_msg_schedules"])  # fmt: skip
+        if cfg["allow_msg_schedules"] and self._scheduling is None:
+            self._scheduling = Scheduling()
         self._timed = bool(cfg["max_age"] or cfg["allow_msg_ttl"])
         st = cfg["subject_transform"]
         self._itr: StreamTransform | None = None
@@ -179,6 +201,7 @@ class Stream:
         self.client = InternalClient(self.server, self.account, "JetStream")
         for subject in self.config["subjects"] or ():
             self._subscribe(subject)
+        self._schedule_timer()
         if self.config["allow_direct"]:
             self._subscribe_direct()
         if self.config["mirror_direct"] and self.config["mirror"] is not None:
@@ -242,10 +265,12 @@ class Stream:
             tap.owner.origin_gone(self)
         if self.client is not None:
             self.client.close()
-        for t in (self._expiry, self._dd_timer):
+        for bid in list(self.batches):
+            self._drop_batch(bid)
+        for t in (self._expiry, self._dd_timer, self._sched_timer):
             if t is not None:
                 t.cancel()
-        self._expiry = self._dd_timer = None
+        self._expiry = self._dd_timer = self._sched_timer = None
         self.store.stop()
 
     def delete(self) -> None:
@@ -447,12 +472,15 @@ class Stream:
         return 0
 
     def process(self, subject: bytes, reply: bytes | None, hdr: bytes, msg: bytes, *,
-                sourced: bool = False) -> int:
+                sourced: bool = False, batch: bytes | None = None) -> int:
         """Check and store one message, answer its PubAck; the sequence (0 when refused).
         `sourced`: a message from a source or mirror, or the stream's own marker (stored
-        as it is, without the publisher checks)."""
+        as it is, without the publisher checks). `batch`: the message of a committing atomic
+        batch (checked as a whole already); its PubAck names the batch and its size."""
         if self.closed:
             return 0
+        if not sourced and batch is None and hdr and H.get(hdr, H.BATCH_ID) is not None:
+            return self._atomic_batch_msg(subject, reply, hdr, msg)
         if self._itr is not None:
             t = self._itr.match(subject.decode(errors="surrogateescape"))
             if t is not None:
@@ -466,13 +494,16 @@ class Stream:
         if hdr:
             hdr = H.remove(hdr, H.REQUEST_INFO)
         if hdr:
-            if not sourced and H.get(hdr, H.BATCH_ID) is not None:
-                return self._error(reply, api_error(errors.ATOMIC_PUBLISH_DISABLED))
             r = self._check_headers(subject, hdr, msg, sourced)
             if r is not None:
                 if isinstance(r, ApiError):
                     return self._error(reply, r)
                 return r
+            if not sourced and b"Nats-Schedule" in hdr:  # Nats-Schedule*, Nats-Scheduler
+                r3 = sched.check_publish(self.config, subject, hdr)
+                if isinstance(r3, ApiError):
+                    return self._error(reply, r3)
+                hdr = r3
             msg_id = H.get(hdr, H.MSG_ID) or b""
             if msg_id and not self._is_mirror:
                 dup = self.dedup.check(msg_id)
@@ -490,11 +521,12 @@ class Stream:
                 if not self._allow_rollup and not sourced:
                     return self._error(reply, api_error(errors.STREAM_ROLLUP_FAILED_F, err="rollup not permitted"))
                 if rollup not in (b"sub", b"all"):
-                    from .reqjson import go_quote
-
                     text = f"rollup value invalid: {go_quote(rollup.decode(errors='replace'))}"
                     return self._error(reply, api_error(errors.STREAM_ROLLUP_FAILED_F, err=text))
         ack_tail = b"}"
+        if batch is not None:
+            ack_tail = b',"batch":' + go_quote(batch.decode(errors="replace")).encode() + b',"count":%d}' % (
+                batch_seq(hdr) or 0)
         if self._counter:
             incr = H.get(hdr, H.INCR) if hdr else None
             if incr is None:
@@ -503,7 +535,8 @@ class Stream:
             if isinstance(r2, ApiError):
                 return self._error(reply, r2)
             hdr, msg = r2
-            ack_tail = b',"val":' + json.dumps(json.loads(msg)["val"]).encode() + b"}"
+            if batch is None:
+                ack_tail = b',"val":' + json.dumps(json.loads(msg)["val"]).encode() + b"}"
         mms = self._max_msg_size
         if mms >= 0 and (len(hdr) > mms or len(msg) > mms - len(hdr)):
             return self._error(reply, api_error(errors.STREAM_MESSAGE_EXCEEDS_MAXIMUM))
@@ -523,7 +556,7 @@ class Stream:
             if self._allow_rollup and rollup:
                 self._rollup(subject, rollup, 0)
             if reply and not self._no_ack:
-                self._respond(reply, self._ack_prefix + str(self.lseq).encode() + b"}")
+                self._respond(reply, self._ack_prefix + str(self.lseq).encode() + ack_tail)
             self.mark_dirty()
             return self.lseq
         tsubj: str | None = None
@@ -568,10 +601,185 @@ class Stream:
             self._rollup(subject, rollup, 1)
         if tsubj is not None:
             self._republish(tsubj, subject, hdr, msg, seq, ts, tlseq)
+        if self._scheduling is not None:
+            self._schedules_stored(subject, hdr, seq, ts)
+        elif hdr and H.get(hdr, H.SCHEDULE_NEXT) == b"purge":
+            scheduler = H.get(hdr, H.SCHEDULER)
+            if scheduler is not None:
+                self.purge(scheduler.decode(errors="surrogateescape"))
         if reply and not self._no_ack:
             self._respond(reply, self._ack_prefix + str(seq).encode() + ack_tail)
         self._stored(seq)
         return seq
+
+    # -- message schedules (schedule.py) --------------------------------------------------
+
+    def _schedules_stored(self, subject: bytes, hdr: bytes, seq: int, ts: int) -> None:
+        """After a store (the store's hook in nats-server): a schedule message is added; any
+        other message on its subject replaces it; a produced message moves its schedule on,
+        or purges it."""
+        sc = self._scheduling
+        assert sc is not None
+        when, err = sched.next_schedule(hdr, ts) if hdr else (None, None)
+        if err is None and when is not None:
+            sc.add(seq, subject, sched.to_ns(when))
+        elif not hdr or H.get(hdr, H.SCHEDULER) is None:
+            sc.remove_subject(subject)
+        nxt = H.get(hdr, H.SCHEDULE_NEXT) if hdr else None
+        scheduler = H.get(hdr, H.SCHEDULER) if nxt is not None else None
+        if nxt is not None and scheduler is not None:
+            if nxt == b"purge":
+                sc.remove_subject(scheduler)
+                self.purge(scheduler.decode(errors="surrogateescape"))
+            else:
+                t = sched.parse_rfc3339(nxt.decode(errors="replace"))
+                if t is not None:
+                    sc.update(scheduler, sched.to_ns(t))
+        self._schedule_timer()
+
+    def _schedule_timer(self) -> None:
+        sc = self._scheduling
+        if self._sched_timer is not None:
+            self._sched_timer.cancel()
+            self._sched_timer = None
+        if sc is None or self.closed:
+            return
+        deadline = sc.next_deadline()
+        if deadline is None:
+            return
+        delay = max((deadline - time.time_ns()) / 1e9, sched.MIN_FIRE_DELAY)
+        self._sched_timer = self.server.loop.call_later(delay, self._run_schedules)
+
+    def _run_schedules(self) -> None:
+        """Store what the due schedules produce (runMsgScheduling)."""
+        self._sched_timer = None
+        sc = self._scheduling
+        if sc is None or self.closed:
+            return
+        now = time.time_ns()
+        out = []
+        for seq, subj, ts in sc.due(now):
+            try:
+                sm = self.store.load_msg(seq)
+            except StoreError:
+                sc.remove_subject(subj)
+                continue
+            body_hdr, body = sm.hdr, sm.msg
+            src = H.get(sm.hdr, sched.SCHEDULE_SOURCE)
+            if src is not None:
+                try:
+                    last = self.store.load_last_msg(src)
+                    body_hdr, body = last.hdr, last.msg
+                except StoreError:
+                    pass
+            p = sched.produce(subj, sm.hdr, body_hdr, body, ts, now)
+            if p is None:
+                sc.remove_subject(subj)
+                continue
+            sc.inflight.add(subj)
+            out.append(p)
+        for target, hdr, msg in out:
+            self.process(target, None, hdr, msg, sourced=True)
+        self._schedule_timer()
+
+    def _recover_schedules(self) -> None:
+        """The schedules of the stored messages (recoverMsgSchedulingState)."""
+        sc = self._scheduling
+        assert sc is not None
+        seq = 0
+        while True:
+            try:
+                sm, seq = self.store.load_next_msg(b">", True, seq + 1)
+            except StoreError:
+                break
+            if sm.hdr:
+                when, err = sched.next_schedule(sm.hdr, sm.ts)
+                if err is None and when is not None:
+                    sc.add(seq, sm.subject, sched.to_ns(when))
+
+    # -- atomic batch publish (batch.py) -------------------------------------------------
+
+    def _atomic_batch_msg(self, subject: bytes, reply: bytes | None, hdr: bytes, msg: bytes) -> int:
+        """A message with Nats-Batch-Id (processJetStreamAtomicBatchMsg): staged, or the commit."""
+        if self._sealed:
+            return self._error(reply, api_error(errors.STREAM_SEALED))
+        js = self.js
+        if js.limits_exceeded(self.is_memory):
+            js.resources_exceeded_error(self.is_memory)
+            return self._error(reply, api_error(errors.INSUFFICIENT_RESOURCES))
+        jsa = self.jsa
+        if jsa.has_limits and jsa.would_exceed(self.is_memory, len(subject), len(hdr), len(msg)):
+            return self._error(reply, api_error(errors.ACCOUNT_RESOURCES_EXCEEDED))
+        mms = self._max_msg_size
+        if mms >= 0 and (len(hdr) > mms or len(msg) > mms - len(hdr)):
+            return self._error(reply, api_error(errors.STREAM_MESSAGE_EXCEEDS_MAXIMUM))
+        if not self.config["allow_atomic"]:
+            return self._error(reply, api_error(errors.ATOMIC_PUBLISH_DISABLED))
+        bid = H.get(hdr, H.BATCH_ID) or b""
+        if len(bid) > MAX_BATCH_ID:
+            return self._error(reply, api_error(errors.ATOMIC_PUBLISH_INVALID_BATCH_ID))
+        seq = batch_seq(hdr)
+        if seq is None:
+            return self._error(reply, api_error(errors.ATOMIC_PUBLISH_MISSING_SEQ))
+        b = self.batches.get(bid)
+        if b is None:
+            if seq != 1:
+                if seq > MAX_BATCH_SIZE:
+                    return self._error(reply, api_error(errors.ATOMIC_PUBLISH_TOO_LARGE_BATCH, size=MAX_BATCH_SIZE))
+                return self._error(reply, api_error(errors.ATOMIC_PUBLISH_INCOMPLETE_BATCH))
+            if len(self.batches) + 1 > MAX_INFLIGHT_PER_STREAM or js.atomic_inflight + 1 > MAX_INFLIGHT_TOTAL:
+                return self._error(reply, api_error(errors.ATOMIC_PUBLISH_TOO_MANY_INFLIGHT))
+            b = self.batches[bid] = AtomicBatch()
+            js.atomic_inflight += 1
+        commit = eob = False
+        c = H.get(hdr, BATCH_COMMIT)
+        if c is not None:
+            eob = c == b"eob"
+            if not eob and c != b"1":
+                self._drop_batch(bid)
+                return self._error(reply, api_error(errors.ATOMIC_PUBLISH_INVALID_BATCH_COMMIT))
+            commit = True
+        if H.get(hdr, H.REQUIRED_API_LEVEL) is not None:
+            from .api import _required_level_error
+
+            if _required_level_error(hdr):
+                self._drop_batch(bid)
+                return self._error(reply, api_error(errors.REQUIRED_API_LEVEL))
+            hdr = H.remove(hdr, H.REQUIRED_API_LEVEL)
+        if b.timer is not None:
+            b.timer.cancel()
+        b.timer = self.server.loop.call_later(BATCH_TIMEOUT, self._drop_batch, bid)
+        if len(b.msgs) + 1 != seq or (seq == 1 and eob):
+            self._drop_batch(bid)
+            return self._error(reply, api_error(errors.ATOMIC_PUBLISH_INCOMPLETE_BATCH))
+        if seq > MAX_BATCH_SIZE:
+            self._drop_batch(bid)
+            return self._error(reply, api_error(errors.ATOMIC_PUBLISH_TOO_LARGE_BATCH, size=MAX_BATCH_SIZE))
+        b.msgs.append((subject, hdr, msg))
+        if not commit:
+            # An empty answer: the message is staged.
+            if reply and not self._no_ack:
+                self._respond(reply, b"")
+            return 0
+        msgs = b.msgs[:-1] if eob else b.msgs
+        self._drop_batch(bid)
+        err = check_commit(self, msgs)
+        if err is not None:
+            return self._error(reply, err)
+        if eob:  # the last stored message carries the commit, as if it had been sent with it
+            s, h, m = msgs[-1]
+            msgs[-1] = (s, H.append(h, BATCH_COMMIT, b"1"), m)
+        last = 0
+        for i, (s, h, m) in enumerate(msgs):
+            last = self.process(s, reply if i == len(msgs) - 1 else None, h, m, batch=bid)
+        return last
+
+    def _drop_batch(self, bid: bytes) -> None:
+        b = self.batches.pop(bid, None)
+        if b is not None:
+            if b.timer is not None:
+                b.timer.cancel()
+            self.js.atomic_inflight -= 1
 
     def _count(self, subject: bytes, hdr: bytes, msg: bytes, incr: int) -> tuple[bytes, bytes] | ApiError:
         """A counter stream's message: the subject's new total ({"val":"N"}); a sourced one
@@ -690,17 +898,6 @@ class Stream:
         els = H.get(hdr, H.EXPECTED_LAST_SEQ)
         if els is not None and H.parse_uint(els) != self.lseq:
             return api_error(errors.STREAM_WRONG_LAST_SEQUENCE, seq=self.lseq)
-        if not sourced:
-            if H.get(hdr, H.SCHEDULE) is not None:
-                return api_error(errors.MESSAGE_SCHEDULES_DISABLED)
-            nxt = H.get(hdr, H.SCHEDULE_NEXT)
-            if nxt is not None:
-                sched = H.get(hdr, H.SCHEDULER)
-                if nxt != b"purge" or sched is None or sched == subject:
-                    return api_error(errors.MESSAGE_SCHEDULES_SCHEDULER_INVALID)
-                return api_error(errors.MESSAGE_SCHEDULES_DISABLED)
-            if H.get(hdr, H.SCHEDULER) is not None:
-                return api_error(errors.MESSAGE_SCHEDULES_SCHEDULER_INVALID)
         return None
 
     def _rollup(self, subject: bytes, rollup: bytes, keep: int) -> None:

@@ -98,7 +98,7 @@ def add_stream(req: Request, config: dict[str, Any], pedantic: bool) -> Stream:
     cfg = sc.check_stream_cfg(config, env, pedantic)
     if cfg["num_replicas"] > 1:
         raise api_error(errors.STREAM_REPLICAS_NOT_SUPPORTED)
-    unsupported = [k for k in ("allow_atomic", "allow_msg_schedules", "allow_batched") if cfg[k]]
+    unsupported = [k for k in ("allow_batched",) if cfg[k]]
     if unsupported:
         raise sc._invalid(f"{unsupported[0]} is not supported by this server")
     old = jsa.streams.get(cfg["name"])
@@ -161,7 +161,7 @@ def stream_update(req: Request) -> None:
         new = sc.config_update_check(s.config, cfg, env, pedantic)
     except ApiError as e:
         raise _wrap(e, errors.STREAM_UPDATE) from None
-    unsupported = [k for k in ("allow_msg_schedules", "allow_batched", "allow_atomic") if new[k]]
+    unsupported = [k for k in ("allow_batched",) if new[k]]
     if unsupported:
         raise sc._invalid(f"{unsupported[0]} is not supported by this server")
     if new["consumer_limits"] != s.config["consumer_limits"]:
