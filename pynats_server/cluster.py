@@ -221,6 +221,9 @@ class Cluster:
             fields["connect_urls"] = srv.client_connect_urls()
             if srv.websocket is not None:
                 fields["ws_connect_urls"] = srv.websocket.connect_urls
+        if srv.leafnodes is not None and srv.leafnodes.own_url():
+            # Peers tell their leafs where else to connect (nats-server's leafnode_urls).
+            fields["leafnode_urls"] = [srv.leafnodes.own_url()]
         return wire.info_fields(fields)
 
     def connect_fields(self, url: RouteURL | None) -> dict[str, Any]:
@@ -417,6 +420,8 @@ class Cluster:
         conn.registered_once = True
         conn.install_remote_interest()
         conn.debug(f'Registering remote route "{rid}"')
+        if self.server.leafnodes is not None:
+            self.server.leafnodes.route_urls(rid, [str(u) for u in conn.remote_info.get("leafnode_urls") or []])
         ev = self._gone.get(rid)
         if ev is not None and ev.is_set():
             self._gone[rid] = asyncio.Event()
@@ -448,6 +453,8 @@ class Cluster:
             del self.routes[rid]
         conn.drop_remote_interest()
         conn.registered = False
+        if self.server.leafnodes is not None and not self.server.shutting_down:
+            self.server.leafnodes.route_urls(rid, [])
         if conn.urls_added:
             conn.urls_added = False
             self._remove_urls(conn.connect_urls)

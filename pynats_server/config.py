@@ -40,7 +40,7 @@ _IGNORED = {
     "prof_port", "prof_block_rate", "max_sub_tokens",
     "max_subscription_tokens", "connect_error_reports", "reconnect_error_reports", "server_tags",
     "server_metadata", "feature_flags", "no_fast_producer_stall",
-    "write_timeout", "default_js_domain", "gateway", "leaf", "leafnodes",
+    "write_timeout", "default_js_domain", "gateway",
     "mqtt", "ocsp", "ocsp_cache", "proxies",
 }  # fmt: skip
 _CLUSTER_IGNORED = {"connect_backoff", "accounts", "write_deadline", "write_timeout"}
@@ -293,6 +293,10 @@ class _Mapper:
             o.no_auth_user = _want(tok, str)
         elif k == "cluster":
             self.cluster(tok)
+        elif k in ("leaf", "leafnodes"):
+            from . import leaf_opts
+
+            leaf_opts.apply(self, tok)
         elif k == "jetstream":
             self.jetstream(tok)
         elif k in ("store_dir", "storedir"):

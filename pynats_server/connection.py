@@ -27,6 +27,9 @@ class Connection(asyncio.Protocol):
     kind_name = "Client"  # "Client" or "Router", in logs and /connz
     log_id_prefix = "cid"
     internal = False  # internal.InternalClient: delivered to by callback, not a socket
+    is_leaf = False  # leafnode.LeafConnection (it sits in match results among the routes)
+    is_spoke = False
+    remote_cluster = ""
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -197,7 +200,7 @@ class Connection(asyncio.Protocol):
                 self.debug("Stale Client Connection - Closing")  # nats-server's words, for every kind
                 srv = self.server
                 srv.stale_connections += 1
-                kind = "routes" if self.kind_name == "Router" else "clients"
+                kind = {"Router": "routes", "Leafnode": "leafs"}.get(self.kind_name, "clients")
                 srv.stale_by_kind[kind] += 1
                 self.send_err(wire.E_STALE_CONNECTION)
                 self.close_connection("Stale Connection")

@@ -60,9 +60,16 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
         prefix = sub.prefix or sub.msg_prefix(subject)
         plan.append((sub.client, sub.client.out, prefix, sub))
     if local_only:
+        # A routed message also goes to the leafs we are the hub of (leafdelivery.py).
+        for route in r.routes:
+            if route.is_leaf and not route.is_spoke:
+                plan.append((route, route.out, b"LMSG " + subject + b" ", _ROUTE_TALLY))
         return plan
     for route in r.routes:
-        plan.append((route, route.out, b"RMSG " + acc + b" " + subject + b" ", _ROUTE_TALLY))
+        if route.is_leaf:
+            plan.append((route, route.out, b"LMSG " + subject + b" ", _ROUTE_TALLY))
+        else:
+            plan.append((route, route.out, b"RMSG " + acc + b" " + subject + b" ", _ROUTE_TALLY))
     qplan = []
     for _, members in r.qsubs:
         group = []
@@ -140,6 +147,10 @@ def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int,
         szb, hdb = _sizes(hdr, msg)
     if c.kind_name == "Router":
         return deliver_routed_msg(c, acc, subject, reply, None, szb, hdr, hdb, msg, any_queue=True)
+    if c.kind_name == "Leafnode":
+        from .leafdelivery import deliver_leaf_msg
+
+        return deliver_leaf_msg(c, acc, subject, reply, None, szb, hdr, hdb, msg, any_queue=True)
     srv = c.server
     sublist = acc.sublist
     r = sublist.cache.get(subject)
@@ -241,6 +252,7 @@ def deliver_routed_msg(
                 delivered = True
         elif _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
             delivered = True
+    picked: set[bytes] | None = None
     if (queues or any_queue) and r.qsubs:
         for qname, members in r.qsubs:
             if not any_queue and qname not in queues:  # type: ignore[operator]
@@ -251,5 +263,13 @@ def deliver_routed_msg(
             for i in range(n):  # the next member when one may not receive it
                 if _to_sub(dirty, local[(start + i) % n], subject, reply, szb, hdr, hdb, msg, tail):
                     delivered = True
+                    if picked is None:
+                        picked = set()
+                    picked.add(qname)
                     break
+    if (r.routes or (queues and r.qsubs)) and route.server.leafnodes is not None:
+        from .leafdelivery import to_hub_leafs
+
+        if to_hub_leafs(route, r, subject, reply, queues, szb, hdr, hdb, msg, acc, picked or set()):
+            delivered = True
     return delivered

@@ -268,7 +268,7 @@ class Monitoring:
             "max_pending": opts.max_pending,
             "cluster": cluster,
             "gateway": {},
-            "leaf": {},
+            "leaf": srv.leafnodes.varz() if srv.leafnodes is not None else {},
             "mqtt": {},
             "websocket": self._websocket_varz(),
             "jetstream": srv.jetstream.varz() if srv.jetstream is not None else {},
@@ -285,7 +285,7 @@ class Monitoring:
             "total_connections": srv.total_connections,
             "routes": routes,
             "remotes": routes,
-            "leafnodes": 0,
+            "leafnodes": len(srv.leafnodes.leafs) if srv.leafnodes is not None else 0,
             "in_msgs": im,
             "out_msgs": om,
             "in_bytes": ib,
@@ -599,9 +599,16 @@ class Monitoring:
         srv = self.server
         return {"server_id": srv.id, "now": go_time(time.time()), "outbound_gateways": {}, "inbound_gateways": {}}
 
-    def leafz(self) -> dict[str, Any]:
+    def _account_leafs(self, acc: Any) -> int:
+        """The leaf node connections bound to `acc`."""
+        ln = self.server.leafnodes
+        return len(ln.by_account.get(acc.name_b, ())) if ln is not None else 0
+
+    def leafz(self, *, subs: bool = False, account: str = "") -> dict[str, Any]:
+        """nats-server's Leafz: one entry per registered leaf node connection."""
         srv = self.server
-        return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": 0, "leafs": []}
+        leafs = srv.leafnodes.leafz(subs=subs, account=account) if srv.leafnodes is not None else []
+        return {"server_id": srv.id, "now": go_time(time.time()), "leafnodes": len(leafs), "leafs": leafs}
 
     def jsz(self, opts: dict[str, Any] | None = None) -> dict[str, Any]:
         """JSInfo (JSzOptions keys in `opts`); with JetStream off, nats-server's disabled form."""
@@ -651,7 +658,7 @@ class Monitoring:
         js = srv.jetstream
         info.update({"expired": False, "complete": True,
                      "jetstream_enabled": js is not None and name in js.accounts,
-                     "leafnode_connections": 0, "client_connections": acc.nclients,
+                     "leafnode_connections": self._account_leafs(acc), "client_connections": acc.nclients,
                      "subscriptions": acc.sublist.count})  # fmt: skip
         exports: list[dict[str, Any]] = []
         for subject, se in acc.service_exports.items():
@@ -699,8 +706,8 @@ class Monitoring:
             "acc": acc.name,
             "name": acc.name,
             "conns": acc.nclients,
-            "leafnodes": 0,
-            "total_conns": acc.nclients,
+            "leafnodes": self._account_leafs(acc),
+            "total_conns": acc.nclients + self._account_leafs(acc),
             "num_subscriptions": acc.sublist.count,
             "sent": {"msgs": om, "bytes": ob, "gateways": _zero(), "routes": _zero(), "leafs": _zero()},
             "received": {"msgs": im, "bytes": ib, "gateways": _zero(), "routes": _zero(), "leafs": _zero()},

@@ -527,8 +527,8 @@ class Monitor:
         return self.json(q, self.data.gatewayz())
 
     def leafz(self, q: Query) -> Reply:
-        q.boolean("subs")
-        return self.json(q, self.data.leafz())
+        subs = q.boolean("subs")
+        return self.json(q, self.data.leafz(subs=subs, account=q.get("acc")))
 
     def accountz(self, q: Query) -> Reply:
         return self.json(q, self.data.accountz(q.get("acc")))

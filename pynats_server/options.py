@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import const
+
+if TYPE_CHECKING:
+    from .leaf_opts import LeafNodeOptions
 
 
 class _Default(float):
@@ -15,6 +19,12 @@ class _Default(float):
 
 
 AUTH_TIMEOUT_DEFAULT = _Default(const.AUTH_TIMEOUT)
+
+
+def _leaf_options() -> LeafNodeOptions:
+    from .leaf_opts import LeafNodeOptions
+
+    return LeafNodeOptions()
 
 
 def is_default(v: float) -> bool:
@@ -304,6 +314,8 @@ class Options:
 
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     websocket: WebsocketOptions = field(default_factory=WebsocketOptions)
+    # `leafnodes {}` (leaf_opts.py): the leaf node listener and the remotes we dial.
+    leafnode: LeafNodeOptions = field(default_factory=lambda: _leaf_options())
 
     lame_duck_duration: float = const.DEFAULT_LAME_DUCK_DURATION
     lame_duck_grace_period: float = const.DEFAULT_LAME_DUCK_GRACE_PERIOD

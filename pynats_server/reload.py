@@ -308,6 +308,14 @@ def _diff_cluster(old: Options, new: Options, ctx: DiffContext) -> Change | None
     return Change("Cluster", "Reloaded: cluster", a, b, frozenset(effects), _apply_cluster)
 
 
+def _diff_leafnode(old: Options, new: Options, ctx: DiffContext) -> Change | None:
+    """Leaf node options are not reloaded here: any change refuses the reload (nats-server
+    reloads some of them: remotes added or removed, TLS, compression)."""
+    if old.leafnode != new.leafnode:
+        raise ReloadError("config reload not supported for LeafNode: pynats-server does not reload leafnodes {}")
+    return None
+
+
 def _diff_routes(old: Options, new: Options, ctx: DiffContext) -> Change | None:
     a, b = old.cluster.routes, new.cluster.routes
     remove = [r for r in a if r not in b]
@@ -480,6 +488,7 @@ OPTIONS: list[Spec] = [
          lambda v: f"Reloaded: max_payload = {v}", apply=_apply_max_payload),
     Spec("MaxPending", "refuse", lambda o: o.max_pending),
     Spec("Cluster", "custom", diff=_diff_cluster),
+    Spec("LeafNode", "custom", diff=_diff_leafnode),
     Spec("Websocket", "custom", diff=lambda old, new, ctx: _websocket_diff(old, new, ctx)),
     Spec("PidFile", "reload", lambda o: o.pid_file, _pid_notice, apply=_apply_pid_file),
     Spec("PortsFileDir", "reload", lambda o: o.ports_file_dir,

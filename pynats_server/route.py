@@ -72,6 +72,8 @@ class RouteConnection(Connection):
         self._last_acc_name = b""
         self._last_acc: Any = None
         self._dirty = cluster.server.dirty
+        # Leaf nodes hear of the interest routes bring (leafnodes.py), when there are any.
+        self._leafs = cluster.server.leafnodes
         self._auth_handle: asyncio.TimerHandle | None = None
         self._retired: Any = None  # the transport of a retired route (see retire())
         self._retire_handle: asyncio.TimerHandle | None = None
@@ -288,7 +290,10 @@ class RouteConnection(Connection):
         if old is not None:
             if queue is not None:
                 if self.live:
+                    delta = weight - old.qw
                     sl.update_weight(old, weight)
+                    if delta and self._leafs is not None:
+                        self._leafs.interest(acc, old, delta)
                 else:
                     old.qw = weight
             else:
@@ -301,6 +306,8 @@ class RouteConnection(Connection):
         sub = Subscription(self, subject, queue, is_route=True, weight=weight)
         if self.live:
             sl.insert(sub)
+            if self._leafs is not None:
+                self._leafs.interest(acc, sub, weight if queue is not None else 1)
         self.rsubs[key] = sub
 
     def on_rs_minus(self, arg: bytes, leaf: bool) -> None:
@@ -330,6 +337,8 @@ class RouteConnection(Connection):
         sub.closed = True
         if self.live:
             acc.sublist.remove(sub)
+            if self._leafs is not None:
+                self._leafs.interest(acc, sub, -_weight(sub))
 
     def install_remote_interest(self) -> None:
         """What the peer told us goes (back) into the indexes (a held duplicate was promoted)."""
@@ -337,10 +346,13 @@ class RouteConnection(Connection):
             return
         self.live = True
         accounts = self._accounts
+        leafs = self._leafs
         for (account, _, _), sub in self.rsubs.items():
             acc = accounts.get(account)
             if acc is not None:
                 acc.sublist.insert(sub)
+                if leafs is not None:
+                    leafs.interest(acc, sub, _weight(sub))
 
     def withdraw_remote_interest(self) -> None:
         """Out of the indexes, kept in rsubs: a duplicate on hold must not get messages."""
@@ -348,18 +360,24 @@ class RouteConnection(Connection):
             return
         self.live = False
         accounts = self._accounts
+        leafs = self._leafs
         for (account, _, _), sub in self.rsubs.items():
             acc = accounts.get(account)
             if acc is not None:
                 acc.sublist.remove(sub)
+                if leafs is not None:
+                    leafs.interest(acc, sub, -_weight(sub))
 
     def drop_remote_interest(self) -> None:
         accounts = self._accounts
+        leafs = self._leafs
         for (account, _, _), sub in self.rsubs.items():
             sub.closed = True
             acc = accounts.get(account)
             if self.live and acc is not None:
                 acc.sublist.remove(sub)
+                if leafs is not None:
+                    leafs.interest(acc, sub, -_weight(sub))
         self.rsubs.clear()
         self.live = False
 
@@ -560,6 +578,10 @@ class RouteConnection(Connection):
         self.cluster.route_closed(self, reason)
         if not self.done.done():
             self.done.set_result(None)
+
+
+def _weight(sub: Subscription) -> int:
+    return sub.qw if sub.queue is not None else 1
 
 
 class _Stop(ProtocolError):

@@ -130,6 +130,7 @@ class Server:
         self.monitor: Any = None  # the HTTP listener (-m)
         self.websocket: Any = None  # wsconn.WebsocketListener, with `websocket { port }`
         self.cluster: Any = None
+        self.leafnodes: Any = None  # leafnodes.LeafNodes, with a `leafnodes {}` block
         self._info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
         # Built from opts.tls by tlsctx.server_context (again on a reload).
@@ -222,6 +223,11 @@ class Server:
 
             self.websocket = WebsocketListener(self)
             await self.websocket.start()
+        if opts.leafnode.enabled:
+            from .leafnodes import LeafNodes
+
+            self.leafnodes = LeafNodes(self)
+            await self.leafnodes.start()  # nats-server listens for leafs before clients
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
         self._listener = await self.loop.create_server(
             self._new_client,
@@ -260,6 +266,8 @@ class Server:
         log.notice("Server is ready")
         if self.cluster is not None:
             self.cluster.solicit_routes()
+        if self.leafnodes is not None:
+            self.leafnodes.solicit()
 
     def _new_client(self) -> ClientConnection:
         """A connection the listener accepted: TLS or not as configured now (a reload may
@@ -312,6 +320,8 @@ class Server:
             self._listener.close()
         if self.websocket is not None:
             self.websocket.close()
+        if self.leafnodes is not None:
+            await self.leafnodes.shutdown()
         if self.cluster is not None:
             await self.cluster.shutdown()
         for c in list(self.clients.values()):
@@ -381,6 +391,12 @@ class Server:
     @property
     def cluster_url(self) -> str | None:
         return self.cluster.listen_url if self.cluster is not None else None
+
+    @property
+    def leafnode_url(self) -> str | None:
+        """Where leaf nodes connect (`nats-leaf://host:port`), when we listen for them."""
+        ln = self.leafnodes
+        return ln.listen_url if ln is not None and ln.port else None
 
     def client_connect_urls(self) -> list[str]:
         """This server's own client URLs (`host:port`), as gossiped to peers and clients."""
@@ -568,9 +584,11 @@ class Server:
         return name
 
     def local_interest(self, acc: Account, sub: Subscription, delta: int) -> None:
-        """A local subscription in `acc` came or went: tell the routes."""
+        """A local subscription in `acc` came or went: tell the routes and the leaf nodes."""
         if self.cluster is not None:
             self.cluster.local_interest(acc.name_b, sub, delta)
+        if self.leafnodes is not None:
+            self.leafnodes.interest(acc, sub, delta)
 
     # -- flushing ---------------------------------------------------------------------
 
@@ -610,6 +628,13 @@ class Server:
             ib += self.cluster.closed_in_bytes
             om += self.cluster.closed_out_msgs
             ob += self.cluster.closed_out_bytes
+        if self.leafnodes is not None:
+            ln = self.leafnodes
+            conns.extend(ln.connections())
+            im += ln.closed_in_msgs
+            ib += ln.closed_in_bytes
+            om += ln.closed_out_msgs
+            ob += ln.closed_out_bytes
         for c in conns:
             im += c.in_msgs
             ib += c.in_bytes

@@ -384,7 +384,7 @@ class SystemServices:
         if kind == "JSZ":
             return d.jsz(o)
         if kind == "LEAFZ":
-            return d.leafz()
+            return d.leafz(subs=bool(o.get("subscriptions")), account=str(o.get("account") or ""))
         if kind == "GATEWAYZ":
             return d.gatewayz()
         if kind in ("RAFTZ", "IPQUEUESZ"):
@@ -415,7 +415,7 @@ class SystemServices:
             return d.subsz(SubszOptions(offset=o.get("offset", 0), limit=o.get("limit", 0), subscriptions=True,
                                         account=acc, test=o.get("test", "")))
         if kind == "LEAFZ":
-            return d.leafz()
+            return d.leafz(subs=bool(o.get("subscriptions")), account=acc)
         if kind == "JSZ":
             return d.jsz_account(acc, o)
         if kind == "INFO":

@@ -275,8 +275,9 @@ WARNINGS = [
     ),  # fmt: skip
     # Known to nats-server but not implemented here:
     (
-        "leafnodes { port: 7422 }",
-        'x.conf:1:0: "leafnodes" is not supported by pynats-server and is ignored',
+        "leafnodes { port: 7422, compression: s2_auto }",
+        "x.conf:1:24: leafnodes compression is not supported by pynats-server and is ignored "
+        "(leaf node connections are not compressed)",
     ),
     (
         "gateway { name: A }",

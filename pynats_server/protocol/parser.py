@@ -31,6 +31,7 @@ from . import wire
 
 CLIENT = 0
 ROUTER = 1
+LEAF = 2  # leaf node connections: LS+/LS-/LMSG/HMSG without an account (leafnode.py)
 
 # Operation codes.
 OP_PUB = 1
@@ -79,6 +80,19 @@ _ROUTE_OPS: tuple[tuple[bytes, int, str], ...] = (
     (b"LMSG", OP_LMSG, "space"),
     (b"A+", OP_ASUB, "space"),
     (b"A-", OP_AUNSUB, "space"),
+    (b"PING", OP_PING, "skip"),
+    (b"PONG", OP_PONG, "skip"),
+    (b"CONNECT", OP_CONNECT, "json"),
+    (b"INFO", OP_INFO, "json"),
+    (b"+OK", OP_OK, "skip"),
+    (b"-ERR", OP_ERR, "space"),
+)
+
+_LEAF_OPS: tuple[tuple[bytes, int, str], ...] = (
+    (b"LMSG", OP_LMSG, "space"),
+    (b"HMSG", OP_HMSG, "space"),
+    (b"LS+", OP_LSUB, "space"),
+    (b"LS-", OP_LUNSUB, "space"),
     (b"PING", OP_PING, "skip"),
     (b"PONG", OP_PONG, "skip"),
     (b"CONNECT", OP_CONNECT, "json"),
@@ -250,7 +264,7 @@ class Parser:
         self.headers = kind == ROUTER
         self.in_msgs = 0  # messages and payload bytes received, counted here
         self.in_bytes = 0
-        self._ops = _CLIENT_OPS if kind == CLIENT else _ROUTE_OPS
+        self._ops = _CLIENT_OPS if kind == CLIENT else _ROUTE_OPS if kind == ROUTER else _LEAF_OPS
         self._state = _START
         self._pending: bytes = b""
         self._chunks: list[bytes] = []
@@ -330,8 +344,24 @@ class Parser:
     def _parse(self, buf: bytes) -> None:
         if self.kind == CLIENT:
             self._parse_client(buf)
-        else:
+        elif self.kind == ROUTER:
             self._parse_route(buf)
+        else:
+            self._parse_general(buf)
+
+    def _parse_general(self, buf: bytes) -> None:
+        """Leaf connections: every line the general way (no fast path)."""
+        n = len(buf)
+        pos = 0
+        while pos < n:
+            eol = buf.find(b"\n", pos)
+            if eol < 0:
+                self._partial(buf, pos, n)
+                return
+            self._slow_line(buf, pos, eol)
+            pos = self._after_line
+            if self._state == _PAYLOAD:
+                pos = self._take_payload(buf, pos, n)
 
     def _parse_client(self, buf: bytes) -> None:
         """The client loop. The fast path takes `PUB subject [reply] size\r\n` in its usual
@@ -800,7 +830,7 @@ class Parser:
         elif code == OP_RUNSUB or code == OP_LUNSUB:
             h.on_rs_minus(arg, code == OP_LUNSUB)
         elif code == OP_RMSG or code == OP_LMSG or code == OP_HMSG:
-            self._pa = self._routed_args(code, arg)
+            self._pa = self._leaf_args(code, arg) if self.kind == LEAF else self._routed_args(code, arg)
             self._state = _PAYLOAD
             self._need = self._pa[-1] + 2
         elif code == OP_ASUB or code == OP_AUNSUB:
@@ -856,6 +886,42 @@ class Parser:
                 "Maximum Message Payload Exceeded",
                 f"maximum payload exceeded: {size} vs {self.max_payload}",
             )
+
+    def _leaf_args(self, code: int, arg: bytes) -> tuple[Any, ...]:
+        """LMSG/HMSG on a leaf connection (nats-server processLeafMsgArgs and
+        processLeafHeaderMsgArgs): `subject [reply | + reply q.. | | q..] [hdr] size`, in
+        the tuple _routed_args makes, with an empty account (the connection's is meant)."""
+        args = split_args(arg)
+        what = "processLeafHeaderMsgArgs" if code == OP_HMSG else "processLeafMsgArgs"
+        hdr = -1
+        hdb = b""
+        nsize = 2 if code == OP_HMSG else 1
+        if len(args) < nsize + 1:
+            raise ProtocolError(None, "Protocol Violation", f"{what} Parse Error: {arg!r}")
+        szb = args[-1]
+        if code == OP_HMSG:
+            hdb = args[-2]
+            hdr = parse_size(hdb)
+        body = args[:-nsize]
+        reply: bytes | None = None
+        queues: list[bytes] | None = None
+        if len(body) == 2:
+            reply = body[1]
+        elif len(body) > 2:
+            ind = body[1]
+            if ind == b"+":
+                reply = body[2]
+                queues = body[3:]
+            elif ind == b"|":
+                queues = body[2:]
+            else:
+                raise ProtocolError(None, "Protocol Violation", f"{what} Bad or Missing Reply Indicator: {arg!r}")
+        size = parse_size(szb)
+        if size < 0 or (code == OP_HMSG and (hdr < 0 or hdr > size)):
+            raise ProtocolError(None, "Protocol Violation", f"{what} Bad or Missing Size: {arg!r}")
+        if code == OP_HMSG:
+            return (OP_HMSG, b"", body[0], reply, queues, hdr, hdb, szb, size)
+        return (OP_LMSG, b"", body[0], reply, queues, szb, size)
 
     def _routed_args(self, code: int, arg: bytes) -> tuple[Any, ...]:
         """RMSG/HMSG/LMSG arguments: (code, account, subject, reply, queues, [hdr, hdb,] szb, size)."""

@@ -1,0 +1,270 @@
+"""Leaf node protocol with a fake peer, both ways.
+
+`leafnode.accept.*`: the server listens for leafs (`leafnodes { listen }`), the case is a leaf
+connecting to it: INFO, CONNECT, the INFO with `connect_info`, LS+ (with `$LDS.`), interest
+updates, LMSG/HMSG both ways with queue groups, loop detection, wrong-port refusals.
+`leafnode.solicit.*`: the server has a remote pointing at a listener of the case, which plays
+the hub: the server's CONNECT, its LS+, messages both ways.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..conn import Conn, Mismatch
+from ..context import HOST, CaseContext
+from ..registry import pycase
+from ._util import client, flush, until_pong
+
+LEAF_LISTEN = 'leafnodes { listen: "127.0.0.1:-1" }'
+LDS_RE = re.compile(rb"LS\+ \$LDS\.[0-9A-Za-z]{22}\r\n")
+
+
+async def leaf_port(ctx: CaseContext, config: str = LEAF_LISTEN) -> tuple[Any, int]:
+    s = await ctx.start_server(config=config)
+    m = await s.wait_log(r"Listening for leafnode connections on (\S+):(\d+)", ctx.timeout)
+    return s, int(m.group(2))
+
+
+async def open_leaf(ctx: CaseContext, port: int, name: str = "l") -> tuple[Conn, dict[str, Any]]:
+    c = await Conn.open(name, HOST, port, ctx.timeout)
+    ctx._extra_conns.append(c)  # closed with the case
+    line = await c.read_line()
+    if not line.startswith(b"INFO "):
+        ctx.fail("the leaf port must start with INFO", "INFO {...}", line)
+    return c, json.loads(line[5:])
+
+
+def leaf_connect(**extra: Any) -> bytes:
+    co = {"version": "2.14.0", "server_id": "NFAKELEAF", "name": "FAKELEAF", "headers": True,
+          "remote_account": "$G", "protocol": 1}
+    co.update(extra)
+    return b"CONNECT " + json.dumps(co).encode() + b"\r\n"
+
+
+async def handshake(ctx: CaseContext, c: Conn) -> tuple[dict[str, Any], list[bytes]]:
+    """CONNECT; returns the INFO that follows it and the LS+ lines sent before our PONG."""
+    await c.send(leaf_connect())
+    line = await c.read_line()
+    if not line.startswith(b"INFO "):
+        ctx.fail("after CONNECT the hub sends an INFO (connect_info)", "INFO {...}", line)
+    info = json.loads(line[5:])
+    frames = await until_pong(c)
+    lines = [ln + b"\r\n" for ln in frames.split(b"\r\n") if ln]
+    return info, lines
+
+
+@pycase("leafnode.accept.info", doc="the INFO on the leaf port: auth required, a nonce, client_id, leafnode_urls, info_on_connect")
+async def accept_info(ctx: CaseContext) -> None:
+    _, port = await leaf_port(ctx)
+    _, info = await open_leaf(ctx, port)
+    ctx.check(info.get("auth_required") is True, "auth_required", True, info.get("auth_required"))
+    ctx.check(info.get("info_on_connect") is True, "info_on_connect", True, info.get("info_on_connect"))
+    ctx.check(bool(info.get("nonce")), "a nonce", "nonce", info)
+    ctx.check(isinstance(info.get("client_id"), int) and info["client_id"] > 0, "client_id", ">0", info.get("client_id"))
+    ctx.check(info.get("leafnode_urls") == [f"127.0.0.1:{port}"], "leafnode_urls", [f"127.0.0.1:{port}"], info.get("leafnode_urls"))
+    ctx.check(info.get("ip") == f"127.0.0.1:{port}", "ip is host:port", f"127.0.0.1:{port}", info.get("ip"))
+    ctx.check(info.get("port") == port and info.get("host") == "127.0.0.1", "host/port", port, info)
+    for k in ("connect_urls", "connect_info", "remote_account", "client_ip", "tls_available"):
+        ctx.check(k not in info, f"{k} is not in the first leaf INFO", None, info)
+
+
+@pycase("leafnode.accept.connect_info_and_lds", doc="after CONNECT: INFO with connect_info and remote_account, then LS+ including $LDS.<22>")
+async def accept_connect_info(ctx: CaseContext) -> None:
+    _, port = await leaf_port(ctx)
+    c, first = await open_leaf(ctx, port)
+    info, lines = await handshake(ctx, c)
+    ctx.check(info.get("connect_info") is True, "connect_info", True, info)
+    ctx.check(info.get("remote_account") == "$G", "remote_account", "$G", info.get("remote_account"))
+    ctx.check(info.get("client_id") == first.get("client_id"), "same client_id", first.get("client_id"), info.get("client_id"))
+    ctx.check("nonce" not in info, "no nonce in the second INFO", None, info)
+    ctx.check(all(ln.startswith(b"LS+ ") for ln in lines), "only LS+ before PONG", "LS+ ...", b"".join(lines))
+    lds = [ln for ln in lines if LDS_RE.fullmatch(ln)]
+    ctx.check(len(lds) == 1, "one $LDS subject", "LS+ $LDS.<22 chars>", b"".join(lines))
+
+
+@pycase("leafnode.accept.interest_updates", doc="client SUB/UNSUB on the hub: LS+ subject, LS+ subject queue N (the weight), LS-")
+async def accept_interest(ctx: CaseContext) -> None:
+    s, port = await leaf_port(ctx)
+    leaf, _ = await open_leaf(ctx, port)
+    await handshake(ctx, leaf)
+    c = await client(ctx, s)
+    await c.send(b"SUB foo 1\r\nSUB bar q 2\r\n")
+    await flush(c)
+    await leaf.expect_unordered([b"LS+ foo\r\n", b"LS+ bar q 1\r\n"])
+    await c.send(b"SUB bar q 3\r\nSUB foo 4\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LS+ bar q 2\r\n")
+    await c.send(b"UNSUB 3\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LS+ bar q 1\r\n")
+    await c.send(b"UNSUB 2\r\nUNSUB 1\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LS- bar q\r\n")
+    await c.send(b"UNSUB 4\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LS- foo\r\n")
+    await leaf.expect_nothing(0.2)
+
+
+@pycase("leafnode.accept.messages_to_leaf", doc="LMSG and HMSG to a leaf: plain, reply, headers, a queue group picked for the leaf (| q, + reply q)")
+async def accept_to_leaf(ctx: CaseContext) -> None:
+    s, port = await leaf_port(ctx)
+    leaf, _ = await open_leaf(ctx, port)
+    await handshake(ctx, leaf)
+    await leaf.send(b"LS+ foo\r\nLS+ bar g 1\r\n")
+    await flush(leaf)
+    c = await client(ctx, s, connect={"headers": True})
+    await c.send(b"PUB foo 2\r\nhi\r\nPUB foo rep 2\r\nhi\r\nHPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+                 b"PUB bar 2\r\nhi\r\nPUB bar rep 2\r\nhi\r\nHPUB bar rep 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LMSG foo 2\r\nhi\r\nLMSG foo rep 2\r\nhi\r\nHMSG foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+                            b"LMSG bar | g 2\r\nhi\r\nLMSG bar + rep g 2\r\nhi\r\nHMSG bar + rep g 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+
+
+@pycase("leafnode.accept.messages_from_leaf", doc="LMSG/HMSG from a leaf reach local subscribers; queue members only for groups the LMSG names")
+async def accept_from_leaf(ctx: CaseContext) -> None:
+    s, port = await leaf_port(ctx)
+    leaf, _ = await open_leaf(ctx, port)
+    await handshake(ctx, leaf)
+    c = await client(ctx, s, connect={"headers": True, "protocol": 1})
+    await c.send(b"SUB foo 1\r\nSUB work g 2\r\n")
+    await flush(c)
+    await leaf.expect_unordered([b"LS+ foo\r\n", b"LS+ work g 1\r\n"])
+    await leaf.send(b"LMSG foo 2\r\nhi\r\nLMSG foo rep 2\r\nhi\r\nHMSG foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+                    b"LMSG work 3\r\nnoq\r\nLMSG work | g 2\r\nq1\r\nLMSG work + rep g 2\r\nq2\r\nLMSG work | other 2\r\nq3\r\n")
+    await flush(leaf)
+    await c.expect_bytes(b"MSG foo 1 2\r\nhi\r\nMSG foo 1 rep 2\r\nhi\r\nHMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+                         b"MSG work 2 2\r\nq1\r\nMSG work 2 rep 2\r\nq2\r\n")
+    await c.expect_nothing(0.2)
+
+
+@pycase("leafnode.accept.loop_detected", doc="a leaf that sends back the hub's own $LDS subject: -ERR 'Loop detected ...' and close")
+async def accept_loop(ctx: CaseContext) -> None:
+    _, port = await leaf_port(ctx)
+    leaf, _ = await open_leaf(ctx, port)
+    _, lines = await handshake(ctx, leaf)
+    lds = next((ln for ln in lines if LDS_RE.fullmatch(ln)), None)
+    if lds is None:
+        ctx.fail("no $LDS subject", "LS+ $LDS...", b"".join(lines))
+    await leaf.send(lds)
+    await leaf.expect_bytes(b"-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n")
+    await leaf.expect_close()
+
+
+@pycase("leafnode.accept.client_on_leaf_port", doc="a client CONNECT (with lang) on the leaf port")
+async def accept_client(ctx: CaseContext) -> None:
+    _, port = await leaf_port(ctx)
+    leaf, _ = await open_leaf(ctx, port)
+    await leaf.send(b'CONNECT {"lang":"go","verbose":false,"pedantic":false}\r\n')
+    await leaf.expect_bytes(b"-ERR 'attempted to connect to leaf node port'\r\n")
+    await leaf.expect_close()
+
+
+@pycase("leafnode.accept.ops_before_connect", doc="LS+ before CONNECT: Authorization Violation")
+async def accept_before_connect(ctx: CaseContext) -> None:
+    _, port = await leaf_port(ctx)
+    leaf, _ = await open_leaf(ctx, port)
+    await leaf.send(b"LS+ foo\r\n")
+    await leaf.expect_bytes(b"-ERR 'Authorization Violation'\r\n")
+    await leaf.expect_close()
+
+
+@pycase("leafnode.accept.bad_password", doc="leafnodes authorization: a wrong password is refused")
+async def accept_bad_password(ctx: CaseContext) -> None:
+    _, port = await leaf_port(ctx, 'leafnodes { listen: "127.0.0.1:-1", authorization { user: leaf, password: secret } }')
+    leaf, _ = await open_leaf(ctx, port)
+    await leaf.send(leaf_connect(user="leaf", **{"pass": "nope"}))
+    await leaf.expect_bytes(b"-ERR 'Authorization Violation'\r\n")
+    await leaf.expect_close()
+
+
+# -- the server dials us: we are its hub ------------------------------------------------------
+
+
+def hub_info(port: int, **extra: Any) -> bytes:
+    info = {"server_id": "NFAKEHUBSERVERIDXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", "server_name": "FAKEHUB",
+            "version": "2.14.0", "proto": 1, "go": "go1.22", "host": "127.0.0.1", "port": port, "headers": True,
+            "auth_required": True, "max_payload": 1048576, "ip": f"127.0.0.1:{port}", "client_id": 7,
+            "nonce": "abcdefghijklmno", "info_on_connect": True, "leafnode_urls": [f"127.0.0.1:{port}"]}
+    info.update(extra)
+    return b"INFO " + json.dumps(info).encode() + b"\r\n"
+
+
+async def solicited(ctx: CaseContext) -> tuple[Any, Conn, dict[str, Any]]:
+    lst = await ctx.listener("hub")
+    s = await ctx.start_server(config=f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lst.port}" }} ] }}')
+    hub = await lst.accept("hub", ctx.timeout)
+    ctx._extra_conns.append(hub)
+    await hub.send(hub_info(lst.port))
+    line = await hub.read_line()
+    m = re.fullmatch(rb"CONNECT (\{.*\})\r\n", line)
+    if m is None:
+        ctx.fail("a leaf sends CONNECT after the hub's INFO", "CONNECT {...}", line)
+    return s, hub, json.loads(m.group(1))
+
+
+@pycase("leafnode.solicit.connect", doc="the leaf's CONNECT: no lang, its name and id, headers, remote_account")
+async def solicit_connect(ctx: CaseContext) -> None:
+    _, _, co = await solicited(ctx)
+    ctx.check("lang" not in co, "no lang in a leaf CONNECT", None, co)
+    # 2.9 does not send remote_account; later servers (and pynats-server) do.
+    ctx.check(co.get("remote_account", "$G") == "$G", "remote_account", "$G", co.get("remote_account"))
+    ctx.check(co.get("headers") is True, "headers", True, co.get("headers"))
+    ctx.check(bool(co.get("server_id")) and bool(co.get("name")), "server_id and name", "set", co)
+    ctx.check(co.get("version", "").startswith("2."), "version", "2.x", co.get("version"))
+    for k in ("verbose", "pedantic", "echo", "is_hub", "user", "pass"):
+        ctx.check(k not in co, f"no {k} in the CONNECT", None, co)
+
+
+@pycase("leafnode.solicit.interest_after_connect_info", doc="the leaf sends its interest ($LDS included) after the hub's connect_info INFO")
+async def solicit_interest(ctx: CaseContext) -> None:
+    s, hub, _ = await solicited(ctx)
+    c = await client(ctx, s)
+    await c.send(b"SUB up 1\r\nSUB upq g 2\r\n")
+    await flush(c)
+    try:
+        await hub.expect_nothing(0.3)
+    except Mismatch:
+        if not hub.pending.startswith(b"PING"):
+            raise
+    hub.ignore.append(re.compile(rb"LS\+ \$SYS\..*"))
+    await hub.send(hub_info(1, connect_info=True, remote_account="$G", nonce=""))
+    got = await until_pong(hub)
+    lines = sorted(ln for ln in got.split(b"\r\n") if ln)
+    ctx.check(any(LDS_RE.fullmatch(ln + b"\r\n") for ln in lines), "an $LDS subject", "LS+ $LDS...", got)
+    rest = [ln for ln in lines if not ln.startswith(b"LS+ $LDS.")]
+    ctx.check(rest == [b"LS+ up", b"LS+ upq g 1"], "the leaf's interest", [b"LS+ up", b"LS+ upq g 1"], rest)
+
+
+@pycase("leafnode.solicit.messages", doc="messages both ways through a solicited connection: LMSG in, LMSG/HMSG out with queue names")
+async def solicit_messages(ctx: CaseContext) -> None:
+    s, hub, _ = await solicited(ctx)
+    hub.ignore.append(re.compile(rb"LS\+ \$SYS\..*"))
+    await hub.send(hub_info(1, connect_info=True, remote_account="$G", nonce=""))
+    await until_pong(hub)
+    c = await client(ctx, s, connect={"headers": True, "protocol": 1})
+    await c.send(b"SUB down 1\r\n")
+    await flush(c)
+    await hub.expect_bytes(b"LS+ down\r\n")
+    await hub.send(b"LMSG down 2\r\nhi\r\nLMSG down rep 2\r\nhi\r\nHMSG down 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+    await c.expect_bytes(b"MSG down 1 2\r\nhi\r\nMSG down 1 rep 2\r\nhi\r\nHMSG down 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+    await hub.send(b"LS+ hubsub\r\nLS+ hubq g 1\r\n")
+    await flush(hub)
+    await c.send(b"PUB hubsub 2\r\nhi\r\nHPUB hubsub rep 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPUB hubq 2\r\nhi\r\n")
+    await flush(c)
+    await hub.expect_bytes(b"LMSG hubsub 2\r\nhi\r\nHMSG hubsub rep 12 14\r\nNATS/1.0\r\n\r\nhi\r\nLMSG hubq | g 2\r\nhi\r\n")
+
+
+@pycase("leafnode.solicit.wrong_port", doc="a hub whose INFO has no leafnode_urls (a client port): the leaf closes")
+async def solicit_wrong_port(ctx: CaseContext) -> None:
+    lst = await ctx.listener("hub")
+    await ctx.start_server(config=f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lst.port}" }} ] }}')
+    hub = await lst.accept("hub", ctx.timeout)
+    ctx._extra_conns.append(hub)
+    info = json.loads(hub_info(lst.port)[5:])
+    del info["leafnode_urls"]
+    await hub.send(b"INFO " + json.dumps(info).encode() + b"\r\n")
+    await hub.expect_close()
