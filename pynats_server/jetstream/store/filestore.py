@@ -59,6 +59,7 @@ _MSG_HDR = struct.Struct("<IBBHQqIQ")  # _HDR then _MSGX
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
+_SEQ = struct.Struct("<Q")  # a record's sequence, at offset 8 of _HDR
 
 KIND_MSG = 1
 KIND_DEL = 2
@@ -667,17 +668,23 @@ class FileStore(IndexedStore):
         loc = self._loc[i]
         blk = loc >> 32
         off = loc & _M32
-        seq = self._seq_at(i)
+        sa = self._seqa
+        seq = self._base + i if sa is None else sa[i]
         name = self._names[self._sid[i]]
         slen = len(name) if name else 0
         hl = self._hl[i]
-        body = MSG_HDR_SIZE + (8 if seq in self._ttl else 0)
+        body = MSG_HDR_SIZE + 8 if seq in self._ttl else MSG_HDR_SIZE
         rl = body + slen + hl + self._ml[i] + 4
-        rec = self._read_record(blk, off, rl)
-        if (
-            zlib.crc32(memoryview(rec)[:-4]) != _U32.unpack_from(rec, rl - 4)[0]
-            or _HDR.unpack_from(rec, 0)[4] != seq
-        ):
+        # A consumer walking the stream reads from the read-ahead window (_read_record's
+        # first case, inline: this runs once per message delivered).
+        rc = self._rcache
+        if rc is not None and rc[0] == blk and 0 <= off - rc[1] and off - rc[1] + rl <= len(rc[2]):
+            start = off - rc[1]
+            self._rnext = (blk, off + rl)
+            rec = rc[2][start : start + rl]
+        else:
+            rec = self._read_record(blk, off, rl)
+        if zlib.crc32(rec[:-4]) != _U32.unpack_from(rec, rl - 4)[0] or _SEQ.unpack_from(rec, 8)[0] != seq:
             raise self._corrupt(self._bmap[blk].path, f"bad record for {seq} at offset {off}")
         p = body + slen
         return (rec[p : p + hl] if hl else b""), rec[p + hl : rl - 4]
