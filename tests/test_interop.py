@@ -83,7 +83,11 @@ async def test_route_forms_and_messages_flow_both_ways(kind: str, who_dials: str
                          cluster_port=go_port)
     try:
         await wait_for(lambda: len(py.cluster.routes) == 1, what="route to Go")  # type: ignore[union-attr]
-        assert await go_route_ids(go) == {py.id}
+        # Go lists the route once it has processed our side of the handshake, a moment later.
+        async def go_sees_us() -> bool:
+            return await go_route_ids(go) == {py.id}
+
+        await wait_for(go_sees_us, what="the route in Go's /routez")
         route = next(iter(py.cluster.routes.values()))  # type: ignore[union-attr]
         assert route.did_solicit == (who_dials == "we-dial-go")
         a = await nats.connect(py.client_url)
