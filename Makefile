@@ -8,7 +8,7 @@ GO29   := /usr/sbin/nats-server
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: all venv run test lint fmt conformance bench bench-full demo go-servers clean
+.PHONY: all venv run test lint fmt conformance fuzz bench bench-full demo go-servers clean
 
 all: test
 
@@ -53,6 +53,14 @@ fmt: venv
 ## Run every conformance case against pynats-server, nats-server 2.14.0 and 2.9.10.
 conformance: venv go-servers
 	$(BIN)/python -m conformance $(ARGS)
+
+## Longer fuzzing: differential sessions against nats-server 2.14 (FUZZ_SECONDS, FUZZ_SEED),
+## then the parser and configuration fuzzers (tools/fuzz_parsers.py: atheris if installed).
+FUZZ_SECONDS ?= 300
+fuzz: venv go-servers
+	$(BIN)/python -m conformance.difffuzz --seconds $(FUZZ_SECONDS) --sessions 1000000 $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+	-$(BIN)/python -m pip install -q -e '.[fuzz]'  # atheris; without it the fuzzers mutate at random
+	$(BIN)/python tools/fuzz_parsers.py --seconds $(FUZZ_SECONDS)
 
 ## Benchmarks side by side with nats-server (quick mode; bench-full for the full run).
 bench: venv go-servers
