@@ -10,12 +10,12 @@ loop turn under uvloop: ~100 ms per round trip).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import random
 import re
 import socket
 import subprocess
 import sys
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path

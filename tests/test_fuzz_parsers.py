@@ -47,3 +47,12 @@ def test_a_hang_is_reported() -> None:
             fuzz_parsers._one(spin, b"x", 0.2)
     finally:
         signal.signal(signal.SIGALRM, old)
+
+
+def test_include_path_with_nul_is_a_conf_error() -> None:
+    """Found by the config fuzzer: os.path.realpath raised ValueError on the NUL."""
+    from pynats_server.conf import ConfError, parse_tokens
+
+    with pytest.raises(ConfError, match="invalid argument"):
+        parse_tokens('monitoring_port = 8222\ninclude \x00"x.conf"\n', path="fuzz.conf", env={})
+    fuzz_parsers.fuzz_config(b'\nmonitoring_port = 8222\n\ninclude \x00\x00\x00\x00"includeort = 82eck_c.conf"\n')
