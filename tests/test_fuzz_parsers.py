@@ -56,3 +56,8 @@ def test_include_path_with_nul_is_a_conf_error() -> None:
     with pytest.raises(ConfError, match="invalid argument"):
         parse_tokens('monitoring_port = 8222\ninclude \x00"x.conf"\n', path="fuzz.conf", env={})
     fuzz_parsers.fuzz_config(b'\nmonitoring_port = 8222\n\ninclude \x00\x00\x00\x00"includeort = 82eck_c.conf"\n')
+
+
+def test_tls_file_path_with_nul_is_a_config_error() -> None:
+    """Found by the config fuzzer: open() raised ValueError on the NUL."""
+    fuzz_parsers.fuzz_config(b'tls {\n  cert_file: "./a\x00b.pem"\n  key_file: "./k.pem"\n}\n')
