@@ -380,3 +380,115 @@ def slow_consumer_rate(servers: list[Server], duration: float, stalled: bool) ->
         "stalled_cut_offs": got.get("stalled", (0, 0))[0] if stalled else 0,
         "server_cpu_pct_of_core": 100.0 * (srv.cpu_seconds() - cpu0) / span,
     }
+
+
+# -- many connections --------------------------------------------------------------------------
+
+
+def round_trips(host: str, port: int, n: int, timeout: float = 10.0) -> list[float]:
+    """`n` request/reply round trips of a raw client to itself (SUB, then PUB and read the
+    MSG, one at a time): seconds each. Every one must come back, in order."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB good.rr 1\r\nPING\r\n')
+        buf = b""
+        while not buf.endswith(b"PONG\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("closed before PONG")
+            buf += chunk
+        out = []
+        for i in range(n):
+            body = b"%06d" % i
+            want = b"MSG good.rr 1 6\r\n" + body + b"\r\n"
+            t = time.perf_counter()
+            s.sendall(b"PUB good.rr 6\r\n" + body + b"\r\n")
+            buf = b""
+            while len(buf) < len(want):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("the client was closed")
+                buf += chunk
+            out.append(time.perf_counter() - t)
+            if buf != want:
+                raise RuntimeError(f"unexpected reply {buf[:200]!r}")
+        return out
+    finally:
+        s.close()
+
+
+def open_subscribed(host: str, port: int, n: int, deadline: float) -> list[socket.socket]:
+    """`n` client connections, each with CONNECT, one SUB (a subject of its own) and a
+    PING answered; in batches, so the server's backlog and our buffers stay small."""
+    socks: list[socket.socket] = []
+    try:
+        for start in range(0, n, 250):
+            batch = []
+            for i in range(start, min(n, start + 250)):
+                s = socket.create_connection((host, port), timeout=10)
+                s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB conn.%d 1\r\nPING\r\n' % i)
+                batch.append(s)
+                socks.append(s)
+            for s in batch:
+                buf = b""
+                while not buf.endswith(b"PONG\r\n"):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"opening connections stalled after {len(socks)}")
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise RuntimeError(f"connection {len(socks)} closed: {buf[-200:]!r}")
+                    buf += chunk
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def _raise_fd_limit(n: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, n))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _rss_settled(srv: Server) -> int:
+    time.sleep(0.5)
+    prev = srv.rss_bytes()
+    for _ in range(10):
+        time.sleep(0.1)
+        cur = srv.rss_bytes()
+        if abs(cur - prev) < 64 * 1024:
+            return cur
+        prev = cur
+    return prev
+
+
+def many_connections(servers: list[Server], n: int, rounds: int = 500) -> dict[str, Any]:
+    """Request/reply latency of one client, alone and beside `n` subscribed connections;
+    the server's memory per connection."""
+    srv = servers[0]
+    _raise_fd_limit(n + 256)
+    base_lat = sorted(round_trips(srv.host, srv.port, rounds))
+    rss0 = _rss_settled(srv)
+    t0 = time.monotonic()
+    socks = open_subscribed(srv.host, srv.port, n, t0 + 300)
+    try:
+        opened = time.monotonic() - t0
+        rss1 = _rss_settled(srv)
+        lat = sorted(round_trips(srv.host, srv.port, rounds))
+    finally:
+        for s in socks:
+            s.close()
+    return {
+        "connections": n,
+        "open_s": opened,
+        "bytes_per_conn": (rss1 - rss0) / n,
+        "p50_us": _pct(lat, 50),
+        "p99_us": _pct(lat, 99),
+        "alone_p50_us": _pct(base_lat, 50),
+        "alone_p99_us": _pct(base_lat, 99),
+    }

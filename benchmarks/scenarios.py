@@ -638,6 +638,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         tags=("fairness",),
     ),
     Scenario(
+        "conns_10k",
+        "10,000 subscribed connections",
+        "10,000 client connections with a subscription each: one client's request/reply latency beside "
+        "them (alone_p50_us/alone_p99_us in the JSON: before they connect), the server's RSS per connection.",
+        (
+            Metric("p99_us", "latency p99 beside 10k conns", "us", higher_is_better=False),
+            Metric("bytes_per_conn", "RSS per subscribed connection", "B", higher_is_better=False),
+        ),
+        lambda srvs, st: fairness.many_connections(srvs, 2_000 if st.quick else 10_000),
+        tags=("fairness",),
+    ),
+    Scenario(
         "sub_churn",
         "SUB/UNSUB churn",
         "SUB + UNSUB pairs per second on one connection, confirmed by PING/PONG.",

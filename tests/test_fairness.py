@@ -10,6 +10,7 @@ loop turn under uvloop: ~100 ms per round trip).
 from __future__ import annotations
 
 import contextlib
+import os
 import multiprocessing
 import random
 import re
@@ -23,9 +24,12 @@ from typing import Any
 
 import pytest
 
-from benchmarks.fairness import _fuzz_bytes
+from benchmarks.fairness import _fuzz_bytes, _raise_fd_limit, open_subscribed, round_trips
 
 ROUNDS = 300
+
+
+_server_pid = [0]
 
 
 @contextlib.contextmanager
@@ -47,6 +51,7 @@ def _server(tmp_path: Path) -> Iterator[int]:
             else:
                 time.sleep(0.02)
         assert port, "pynats-server did not start"
+        _server_pid[0] = proc.pid
         yield port
         assert proc.poll() is None, "pynats-server exited"
     finally:
@@ -66,29 +71,7 @@ def _connect(port: int) -> socket.socket:
 
 
 def _round_trips(port: int, n: int) -> list[float]:
-    """`n` request/reply round trips to ourselves; every one must come back, in order."""
-    s = _connect(port)
-    try:
-        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB good.rr 1\r\nPING\r\n')
-        buf = b""
-        while b"PONG\r\n" not in buf:
-            buf += s.recv(4096)
-        out = []
-        for i in range(n):
-            body = b"%06d" % i
-            want = b"MSG good.rr 1 6\r\n" + body + b"\r\n"
-            t = time.perf_counter()
-            s.sendall(b"PUB good.rr 6\r\n" + body + b"\r\n")
-            buf = b""
-            while len(buf) < len(want):
-                chunk = s.recv(4096)
-                assert chunk, "the normal client was closed"
-                buf += chunk
-            out.append(time.perf_counter() - t)
-            assert buf == want, buf[:200]
-        return out
-    finally:
-        s.close()
+    return round_trips("127.0.0.1", port, n)
 
 
 def _p99(xs: list[float]) -> float:
@@ -152,3 +135,29 @@ def test_hammered_server_answers_a_normal_client_in_time(tmp_path: Path, hammer:
         assert _p99(loaded) < bound, (
             f"p99 {_p99(loaded) * 1e3:.1f} ms beside the hammer vs {_p99(base) * 1e3:.1f} ms alone"
         )
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.timeout(180)
+def test_many_subscribed_connections(tmp_path: Path) -> None:
+    """2,000 connections with a subscription each (10,000 in the benchmark conns_10k): the
+    server stays responsive, and memory per connection stays small."""
+    n = 2000
+    _raise_fd_limit(n + 256)
+    with _server(tmp_path) as port:
+        pid = _server_pid[0]
+        base = _round_trips(port, ROUNDS)
+        rss0 = _rss(pid)
+        socks = open_subscribed("127.0.0.1", port, n, time.monotonic() + 120)
+        try:
+            per_conn = (_rss(pid) - rss0) / n
+            loaded = _round_trips(port, ROUNDS)
+        finally:
+            for s in socks:
+                s.close()
+        assert _p99(loaded) < 5 * _p99(base) + 0.025, (_p99(loaded), _p99(base))
+        assert per_conn < 32 * 1024, per_conn
