@@ -10,8 +10,8 @@ loop turn under uvloop: ~100 ms per round trip).
 from __future__ import annotations
 
 import contextlib
-import os
 import multiprocessing
+import os
 import random
 import re
 import socket
