@@ -146,6 +146,14 @@ class ClientConnection(JWTClient, Connection):
         """Parse a big read a slice per loop turn, so that other connections get theirs
         in between; reading stays paused until the last slice."""
         end = start + const.READ_SLICE
+        if end < len(data):
+            # Cut where a PUB starts: a slice that starts with one takes the parser's fast
+            # run (a slice starting mid-frame would be parsed the slow way).
+            cut = data.rfind(b"\r\nPUB ", start, end)
+            if cut < 0:
+                cut = data.rfind(b"\r\nHPUB ", start, end)
+            if cut > start:
+                end = cut + 2
         if not self.closed:
             self._process(self.parser.feed, data[start:end])
         if end < len(data) and not self.closed:

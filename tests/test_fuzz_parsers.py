@@ -61,3 +61,8 @@ def test_include_path_with_nul_is_a_conf_error() -> None:
 def test_tls_file_path_with_nul_is_a_config_error() -> None:
     """Found by the config fuzzer: open() raised ValueError on the NUL."""
     fuzz_parsers.fuzz_config(b'tls {\n  cert_file: "./a\x00b.pem"\n  key_file: "./k.pem"\n}\n')
+
+
+def test_resolver_dir_with_nul_is_a_config_error() -> None:
+    """Found by the config fuzzer: os.stat raised ValueError on the NUL."""
+    fuzz_parsers.fuzz_config(b'operator: "x"\nresolver: { type: full, dir: "./a\x00b" }\n')
