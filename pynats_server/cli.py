@@ -251,7 +251,11 @@ def parse_duration(text: str) -> float:
 
 def parse_url(text: str, what: str) -> RouteURL:
     """`nats://[user:pass@]host:port` (also nats-route://). Port -1 means random."""
-    u = urlsplit(text.strip())
+    try:
+        u = urlsplit(text.strip())
+        u.hostname  # noqa: B018  # checks the brackets of an IPv6 host
+    except ValueError as e:  # "Invalid IPv6 URL" (found by fuzzing)
+        raise UsageError(f"error parsing {what} url [{text}]: {str(e).lower()}") from None
     if not u.scheme or not u.netloc:
         raise UsageError(f"error parsing {what} url [{text}]: missing scheme or host")
     host = u.hostname or ""

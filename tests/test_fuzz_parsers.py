@@ -66,3 +66,8 @@ def test_tls_file_path_with_nul_is_a_config_error() -> None:
 def test_resolver_dir_with_nul_is_a_config_error() -> None:
     """Found by the config fuzzer: os.stat raised ValueError on the NUL."""
     fuzz_parsers.fuzz_config(b'operator: "x"\nresolver: { type: full, dir: "./a\x00b" }\n')
+
+
+def test_route_url_with_a_bad_bracket_is_a_config_error() -> None:
+    """Found by the config fuzzer: urlsplit raised ValueError (Invalid IPv6 URL)."""
+    fuzz_parsers.fuzz_config(b"cluster { name: abc, port: 4244, routes = [ nats-route://foo:bar@127.[.0.1:4245 ] }\n")
