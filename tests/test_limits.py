@@ -231,3 +231,28 @@ async def test_lame_duck_timings(start_server) -> None:
     lines = s.log_lines()
     assert "[INF] Entering lame duck mode, stop accepting new clients" in lines
     assert "[INF] Closing existing clients" in lines
+
+
+# -- big reads are parsed a slice per loop turn --------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [16, 700, 5000])
+async def test_big_reads_keep_order(start_server, size: int) -> None:
+    """Megabytes in one write arrive in reads of up to 256 KiB, each parsed 64 KiB per loop
+    turn: every message arrives, once, in order, and a PING written after them is answered
+    after the last."""
+    s = await start_server()
+    sub = await s.connected()
+    await sub.send(b"SUB big 1\r\n")
+    await sub.ping()
+    pub = await s.connected()
+    n = (4 * 1024 * 1024) // (size + 20)
+    pad = b"y" * (size - 8)
+    await pub.send(b"".join(b"PUB big %d\r\n%08d%s\r\n" % (size, i, pad) for i in range(n)) + b"PING\r\n")
+
+    async def read_all() -> None:
+        for i in range(n):
+            line, body = await sub.read_msg()
+            assert body[:8] == b"%08d" % i, (i, body[:8])
+
+    await asyncio.gather(read_all(), pub.expect(PONG, timeout=30))
