@@ -65,9 +65,6 @@ class ClientConnection(JWTClient, Connection):
         self.ident = Identity()  # who the client authenticated as (logs, /connz)
         self.nonce = b""  # the INFO nonce an nkey user signs
         self._auth_pending = False  # a bcrypt check runs; the rest of the input waits
-        # A big read is parsed a slice per loop turn (data_received): what is left, from where.
-        self._rest: bytes | None = None
-        self._rest_at = 0
         self.connect_received = False
         self.first_pong_sent = False
         self._auth_handle: asyncio.TimerHandle | None = None
@@ -136,53 +133,12 @@ class ClientConnection(JWTClient, Connection):
         if self._auth_pending:
             self.parser.hold_more(data)
             return
-        if self._rest is not None:
-            # Still parsing a big read a slice per turn, and something resumed reading
-            # meanwhile (a route no longer backed up): this goes after it.
-            self._rest = self._rest[self._rest_at :] + data
-            self._rest_at = 0
-            return
         if len(data) >= const.FULL_READ:
             self.yield_reads()
-            if len(data) > const.READ_SLICE:
-                self._rest = data
-                self._rest_at = 0
-                self._feed_slice()
-                return
         self._process(self.parser.feed, data)
 
-    def _feed_slice(self) -> None:
-        """Parse a big read a slice per loop turn, so that other connections get theirs
-        in between; reading stays paused until the last slice."""
-        data, start = self._rest, self._rest_at
-        if data is None:
-            return
-        end = start + const.READ_SLICE
-        if end < len(data):
-            # Cut where a PUB starts: a slice that starts with one takes the parser's fast
-            # run (a slice starting mid-frame would be parsed the slow way).
-            cut = data.rfind(b"\r\nPUB ", start, end)
-            if cut < 0:
-                cut = data.rfind(b"\r\nHPUB ", start, end)
-            if cut > start:
-                end = cut + 2
-        self._rest_at = end
-        if not self.closed:
-            self._process(self.parser.feed, data[start:end])
-        data = self._rest  # (data_received may have added to it)
-        end = self._rest_at
-        if data is not None and end < len(data) and not self.closed:
-            if self._auth_pending:
-                self.parser.hold_more(data[end:])  # parsed after the auth check
-            else:
-                self.server.loop.call_soon(self._feed_slice)
-                return
-        self._rest = None
-        if not self._yielding:
-            self._resume_reads()
-
     def reads_held(self) -> bool:
-        if self._auth_pending or self._rest is not None:
+        if self._auth_pending:
             return True
         cl = self.server.cluster
         return cl is not None and self in cl._throttled

@@ -20,7 +20,6 @@ MAX_PENDING_SIZE = 64 * 1024 * 1024
 # A read at least this big may be followed by more in the same event loop turn (uvloop's
 # buffer is 256 KiB): the connection then yields (Connection.yield_reads).
 FULL_READ = 64 * 1024
-READ_SLICE = 64 * 1024  # a bigger read is parsed in slices of this, one per loop turn
 DEFAULT_MAX_CONNECTIONS = 64 * 1024
 
 AUTH_TIMEOUT = 2.0
