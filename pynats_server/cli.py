@@ -629,10 +629,9 @@ def raise_nofile_limit() -> None:
 
     with contextlib.suppress(ValueError, OSError):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = 1 << 20  # what Linux allows (fs.nr_open) by default
-        if soft != resource.RLIM_INFINITY and soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        want = 1 << 20 if hard == resource.RLIM_INFINITY else hard  # Linux's fs.nr_open default
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def _loop_exception(srv: Server, loop: Any, ctx: dict[str, Any]) -> None:

@@ -233,14 +233,14 @@ async def test_lame_duck_timings(start_server) -> None:
     assert "[INF] Closing existing clients" in lines
 
 
-# -- big reads are parsed a slice per loop turn --------------------------------------------------
+# -- one big read per loop turn --------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [16, 700, 5000])
 async def test_big_reads_keep_order(start_server, size: int) -> None:
-    """Megabytes in one write arrive in reads of up to 256 KiB, each parsed 64 KiB per loop
-    turn: every message arrives, once, in order, and a PING written after them is answered
-    after the last."""
+    """Megabytes in one write arrive in reads of up to 256 KiB, one per loop turn (reading
+    pauses after each): every message arrives, once, in order, and a PING written after them
+    is answered after the last."""
     s = await start_server()
     sub = await s.connected()
     await sub.send(b"SUB big 1\r\n")
