@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests run in parallel, one worker per core up to 4 (every test binds its own random ports).
 PYTEST_ARGS ?= -n auto --maxprocesses 4
 
-.PHONY: all venv run test lint fmt conformance bench bench-full demo go-servers soak clean
+.PHONY: all venv run test lint fmt conformance fuzz bench bench-full demo go-servers soak clean
 
 all: test
 
@@ -62,6 +62,14 @@ soak: venv go-servers
 ## Run every conformance case against pynats-server, nats-server 2.14.0 and 2.9.10.
 conformance: venv go-servers
 	$(BIN)/python -m conformance $(ARGS)
+
+## Longer fuzzing: differential sessions against nats-server 2.14 (FUZZ_SECONDS, FUZZ_SEED),
+## then the parser and configuration fuzzers (tools/fuzz_parsers.py: atheris if installed).
+FUZZ_SECONDS ?= 300
+fuzz: venv go-servers
+	$(BIN)/python -m conformance.difffuzz --seconds $(FUZZ_SECONDS) --sessions 1000000 $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+	-$(BIN)/python -m pip install -q -e '.[fuzz]'  # atheris; without it the fuzzers mutate at random
+	$(BIN)/python tools/fuzz_parsers.py --seconds $(FUZZ_SECONDS)
 
 ## Benchmarks side by side with nats-server (quick mode; bench-full for the full run).
 bench: venv go-servers

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import js_consumers, loadgen, proto
+from . import fairness, js_consumers, loadgen, proto
 from .servers import Server
 
 CHUNK_BYTES = 64 * 1024  # bytes per sendall for publishers
@@ -607,6 +607,47 @@ SCENARIOS: tuple[Scenario, ...] = (
         lambda srvs, st: js_consumers.push(srvs, st.quick),
         quick=True,
         jetstream=True,
+    ),
+    Scenario(
+        "fair_reqrep",
+        "request/reply beside abusers",
+        "A nats-py client does request/reply every 5 ms while 8 connections send fuzzed protocol, "
+        "one publisher floods 1 KiB messages and one subscriber to the flood never reads.",
+        (
+            Metric("p50_us", "latency p50", "us", higher_is_better=False),
+            Metric("p99_us", "latency p99", "us", higher_is_better=False),
+        ),
+        lambda srvs, st: fairness.fairness(srvs, max(3.0, 2 * st.duration)),
+        tags=("fairness",),
+    ),
+    Scenario(
+        "slowcons_fast_sub",
+        "fast subscriber, no stalled one",
+        "1 KiB flood -> one fast subscriber (the reference for slowcons_beside_stalled).",
+        (Metric("fast_sub_msgs_per_s", "fast subscriber msgs/s", "msgs/s"),),
+        lambda srvs, st: fairness.slow_consumer_rate(srvs, max(2.0, st.duration), stalled=False),
+        tags=("fairness",),
+    ),
+    Scenario(
+        "slowcons_beside_stalled",
+        "fast subscriber beside a stalled one",
+        "The same, with a second subscriber that never reads (cut off as a slow consumer, and "
+        "back): the fast subscriber's rate should match slowcons_fast_sub.",
+        (Metric("fast_sub_msgs_per_s", "fast subscriber msgs/s", "msgs/s"),),
+        lambda srvs, st: fairness.slow_consumer_rate(srvs, max(2.0, st.duration), stalled=True),
+        tags=("fairness",),
+    ),
+    Scenario(
+        "conns_10k",
+        "10,000 subscribed connections",
+        "10,000 client connections with a subscription each: one client's request/reply latency beside "
+        "them (alone_p50_us/alone_p99_us in the JSON: before they connect), the server's RSS per connection.",
+        (
+            Metric("p99_us", "latency p99 beside 10k conns", "us", higher_is_better=False),
+            Metric("bytes_per_conn", "RSS per subscribed connection", "B", higher_is_better=False),
+        ),
+        lambda srvs, st: fairness.many_connections(srvs, 2_000 if st.quick else 10_000),
+        tags=("fairness",),
     ),
     Scenario(
         "sub_churn",

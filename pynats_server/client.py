@@ -29,6 +29,7 @@ from .auth import (
 from .connection import Connection
 from .delivery import build_plan, deliver_client_msg, no_responders
 from .jwt_client import JWTClient
+from .monitor import go_duration
 from .protocol import wire
 from .protocol.connect import ConnectError, parse_connect, redact_connect
 from .protocol.parser import CLIENT, Hold, Parser, ProtocolError
@@ -69,6 +70,7 @@ class ClientConnection(JWTClient, Connection):
         self.connect_received = False
         self.first_pong_sent = False
         self._auth_handle: asyncio.TimerHandle | None = None
+        self._wdl_handle: asyncio.TimerHandle | None = None  # the write deadline (pause_writing)
         self._ncs = ""  # the `"v1.2:python:name" - "$G/user:bob"` part of log lines
         self._sub_ops = 0
         self.closed_subs = 0
@@ -133,7 +135,15 @@ class ClientConnection(JWTClient, Connection):
         if self._auth_pending:
             self.parser.hold_more(data)
             return
+        if len(data) >= const.FULL_READ:
+            self.yield_reads()
         self._process(self.parser.feed, data)
+
+    def reads_held(self) -> bool:
+        if self._auth_pending:
+            return True
+        cl = self.server.cluster
+        return cl is not None and self in cl._throttled
 
     def _process(self, fn: Any, *args: Any) -> None:
         srv = self.server
@@ -163,6 +173,8 @@ class ClientConnection(JWTClient, Connection):
                 self.error(f"Client parser ERROR, {e.detail}")
             elif e.err == wire.E_AUTH_VIOLATION:
                 self.error(_AUTH_ERROR)  # an op before CONNECT
+            elif e.err == wire.E_MAX_CONTROL_LINE:
+                self.error(e.err)  # nats-server's sendErrAndErr
             self.send_err(e.err)
         elif e.detail:
             self.error(e.detail)
@@ -649,13 +661,50 @@ class ClientConnection(JWTClient, Connection):
     def on_slow_consumer(self) -> None:
         srv = self.server
         srv.slow_consumers += 1
+        srv.slow_by_kind["clients"] += 1
         self.notice(f"Slow Consumer Detected: MaxPending of {srv.opts.max_pending} Exceeded")
         self.close_connection("Slow Consumer (Pending Bytes)", abort=True)
+
+    # A socket that takes no more data: the transport calls pause_writing when what it holds
+    # passes its high-water mark (64 KiB) and resume_writing when that drained to the low
+    # one. Not drained within write_deadline is nats-server's stalled write (its deadline
+    # on a write to the socket): a slow consumer, closed.
+
+    def pause_writing(self) -> None:
+        wdl = self.server.opts.write_deadline
+        if wdl > 0 and self._wdl_handle is None and not self.closed:
+            self._wdl_handle = self.server.loop.call_later(wdl, self._write_deadline_exceeded)
+
+    def resume_writing(self) -> None:
+        if self._wdl_handle is not None:
+            self._wdl_handle.cancel()
+            self._wdl_handle = None
+
+    def _write_deadline_exceeded(self) -> None:
+        self._wdl_handle = None
+        t = self.transport
+        if self.closed or t is None:
+            return
+        srv = self.server
+        if self.parser.await_connect:
+            # Before CONNECT (auth pending) nats-server closes without counting it.
+            self.close_connection("Slow Consumer (Write Deadline)", abort=True)
+            return
+        srv.slow_consumers += 1
+        srv.slow_by_kind["clients"] += 1
+        size = t.get_write_buffer_size()
+        chunks = max(1, -(-size // _OUT_CHUNK))
+        self.notice(
+            f"Slow Consumer Detected: WriteDeadline of {go_duration(srv.opts.write_deadline)} exceeded "
+            f"with {chunks} chunks of {size} total bytes."
+        )
+        self.close_connection("Slow Consumer (Write Deadline)", abort=True)
 
     def on_closed(self, reason: str) -> None:
         if self._auth_handle is not None:
             self._auth_handle.cancel()
             self._auth_handle = None
+        self.resume_writing()  # the write deadline timer
         self.jwt_closed()
         self.debug(f"Client connection closed: {reason}")
         self.closed_subs = len(self.subs)  # /connz?state=closed shows what it had
@@ -704,5 +753,6 @@ def _q(b: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
+_OUT_CHUNK = 64 * 1024  # how nats-server's outbound buffers are sized, for its chunk count
 _AUTH_ERROR = "authentication error"  # nats-server's ErrAuthentication
 _SYS_GROUP = b"_sys_"  # a queue name reserved for the system

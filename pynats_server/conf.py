@@ -379,6 +379,8 @@ class _Parser:
                 self.i += 1
         self.last_key = None
         path = posixpath.normpath(f"{self.dir}/{name}")
+        if "\x00" in path:  # Go's open() refuses it with EINVAL (found by fuzzing)
+            raise ConfError(f"error parsing include file '{name}', open {path}: invalid argument")
         if os.path.realpath(path) in self.chain:
             raise ConfError(f"error parsing include file '{name}', include cycle through {path}")
         try:

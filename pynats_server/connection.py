@@ -52,6 +52,7 @@ class Connection(asyncio.Protocol):
         self._last_in = time.monotonic()
         self._ping_handle: asyncio.TimerHandle | None = None
         self._label = ""
+        self._yielding = False  # reading paused until the loop's next turn (yield_reads)
 
     # Counted by the parser, per message, without an attribute write of ours.
     parser: Any
@@ -88,6 +89,33 @@ class Connection(asyncio.Protocol):
 
     def warn(self, text: str) -> None:
         self.log.warn(f"{self.log_prefix()} - {text}")
+
+    # -- fairness ---------------------------------------------------------------------
+
+    def yield_reads(self) -> None:
+        """Read no more from this connection in this turn of the event loop.
+
+        Called after a full-sized read: uvloop (libuv) goes on reading a socket while
+        reads come back full, up to 32 times per turn (8 MiB with its 256 KiB buffer), so
+        one flooding connection could keep every other connection waiting for tens of
+        milliseconds. Pausing and resuming on the next turn bounds each connection to
+        one read per turn; a read is still processed (and flushed) as one batch."""
+        t = self.transport
+        if self._yielding or t is None or self.closed:
+            return
+        self._yielding = True
+        t.pause_reading()
+        self.server.loop.call_soon(self._resume_reads)
+
+    def _resume_reads(self) -> None:
+        self._yielding = False
+        t = self.transport
+        if t is not None and not self.closed and not self.reads_held():
+            t.resume_reading()
+
+    def reads_held(self) -> bool:
+        """Reading is paused for another reason (a pending auth check, flow control)."""
+        return False
 
     # -- outbound ---------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ MAX_CONTROL_LINE_SIZE = 4096
 MAX_PAYLOAD_SIZE = 1024 * 1024
 MAX_PAYLOAD_MAX_SIZE = 8 * 1024 * 1024  # above this nats-server warns at start-up
 MAX_PENDING_SIZE = 64 * 1024 * 1024
+# A read at least this big may be followed by more in the same event loop turn (uvloop's
+# buffer is 256 KiB): the connection then yields (Connection.yield_reads).
+FULL_READ = 64 * 1024
 DEFAULT_MAX_CONNECTIONS = 64 * 1024
 
 AUTH_TIMEOUT = 2.0

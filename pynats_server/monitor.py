@@ -300,7 +300,7 @@ class Monitoring:
             "feature_flags": {},
             **_trusted_operators(opts),
             "system_account": srv.system_account.name if srv.system_account is not None else "",
-            "slow_consumer_stats": {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
+            "slow_consumer_stats": dict(srv.slow_by_kind),
             "stale_connection_stats": dict(srv.stale_by_kind),
         })  # fmt: skip
         if opts.tls is not None and opts.tls.cert_file:

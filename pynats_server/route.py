@@ -109,6 +109,8 @@ class RouteConnection(Connection):
 
     def data_received(self, data: bytes) -> None:
         srv = self.server
+        if len(data) >= const.FULL_READ:
+            self.yield_reads()
         n = self.parser.in_msgs
         srv.reading = True
         try:
@@ -117,6 +119,8 @@ class RouteConnection(Connection):
             if e.err is not None:
                 if e.err == wire.E_UNKNOWN_OP:
                     self.error(f"Router parser ERROR, {e.detail}")
+                elif e.err == wire.E_MAX_CONTROL_LINE:
+                    self.error(e.err)
                 self.send_err(e.err)
             elif e.detail:
                 self.error(e.detail)

@@ -115,6 +115,7 @@ class Server:
         # nats-server's other counters of /varz: stale connections (by kind of connection)
         # and publishers stalled while a route was backed up.
         self.stale_connections = 0
+        self.slow_by_kind = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
         self.stale_by_kind = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
         self.stalls = 0
         # Totals of connections that have gone, so /varz counters do not go backwards.

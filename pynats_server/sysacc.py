@@ -557,7 +557,7 @@ class SystemServices:
             "slow_consumers": srv.slow_consumers,
         }  # fmt: skip
         if srv.slow_consumers:
-            st["slow_consumer_stats"] = {"clients": srv.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0}
+            st["slow_consumer_stats"] = dict(srv.slow_by_kind)
         if srv.cluster is not None and srv.cluster.routes:
             routes = []
             for r in sorted(srv.cluster.routes.values(), key=lambda r: r.rid):

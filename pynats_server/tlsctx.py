@@ -79,6 +79,8 @@ def _read(path: str) -> bytes:
             raise TLSConfigError(f"read {path}: is a directory") from None
         reason = what.get(e.errno or 0, (e.strerror or str(e)).lower())
         raise TLSConfigError(f"open {path}: {reason}") from None
+    except ValueError:  # a NUL in the path (found by fuzzing): Go's open() says EINVAL
+        raise TLSConfigError(f"open {path}: invalid argument") from None
 
 
 def _load_pair(ctx: ssl.SSLContext, cert_file: str, key_file: str) -> None:
