@@ -530,17 +530,22 @@ async def connz_sorts(ctx: CaseContext) -> None:
 async def connz_closed_states(ctx: CaseContext) -> None:
     s = await ctx.start_server(http=True)
     ref = s if ctx.target.name == REFERENCE else await ctx.start_server(REFERENCE, http=True)
+    async def closed_total(srv: ServerProcess, n: int) -> None:
+        async def probe() -> Any:
+            z = await ctx.http_json(srv, "/connz?state=closed")
+            return True if z["total"] == n else f"closed total {z['total']}"
+
+        await ctx.eventually(probe, 3, f"{n} closed connection(s)")
+
     for srv in {id(s): s, id(ref): ref}.values():
         a, b, c = await _named_clients(ctx, srv)
+        # One after the other: ties in sort=reason keep the order they closed in.
         await b.close()
+        await closed_total(srv, 1)
         await c.close()
 
     async def closed(srv: ServerProcess, path: str) -> Any:
-        async def probe() -> Any:
-            z = await ctx.http_json(srv, "/connz?state=closed")
-            return True if z["total"] == 2 else f"closed total {z['total']}"
-
-        await ctx.eventually(probe, 3, "two closed connections")
+        await closed_total(srv, 2)
         z = await ctx.http_json(srv, path)
         return z["total"], z["num_connections"], z["offset"], z["limit"], [
             (x.get("name"), x.get("reason"), "stop" in x, x.get("subscriptions")) for x in z["connections"]
