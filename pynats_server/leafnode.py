@@ -440,15 +440,7 @@ class LeafConnection(Connection):
         self, op: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None,
         hdb: bytes | None, szb: bytes, msg: Any,
     ) -> None:
-        parts = [op, subject]
-        if queues is not None:
-            parts += ([b"+", reply] if reply else [b"|"]) + list(queues)
-        elif reply:
-            parts.append(reply)
-        if hdb is not None:
-            parts.append(hdb)
-        parts.append(szb)
-        self.trace(f"<<- [{bytes(b' '.join(parts)).decode(errors='replace')}]")
+        self.trace(f"<<- [{wire.msg_trace([op, subject], reply, queues, hdb, szb)}]")
         self.trace_payload("<<-", msg)
 
     def send_msg(

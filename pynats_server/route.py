@@ -470,15 +470,7 @@ class RouteConnection(Connection):
         msg: Any,
     ) -> None:
         """`<<- [RMSG $G foo + reply q 2]` and its payload, as nats-server traces them."""
-        parts = [op, account, subject]
-        if queues is not None:  # `+ reply` or `|`, even with no queue names after it
-            parts += ([b"+", reply] if reply else [b"|"]) + list(queues)
-        elif reply:
-            parts.append(reply)
-        if hdb is not None:
-            parts.append(hdb)
-        parts.append(szb)
-        self.trace(f"<<- [{bytes(b' '.join(parts)).decode(errors='replace')}]")
+        self.trace(f"<<- [{wire.msg_trace([op, account, subject], reply, queues, hdb, szb)}]")
         self.trace_payload("<<-", msg)
 
     def send_msg(

@@ -23,6 +23,7 @@ from .client import ClientConnection
 from .protocol import wire
 from .route import RouteConnection
 from .tlsctx import cipher_suite_name, go_handshake_error, looks_like_tls, tls_version_name
+from .wrapped import WrappedTransport
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -39,14 +40,11 @@ _OPEN = 3  # TLS established
 _PLAIN = 4  # allow_non_tls, and the client speaks plaintext
 
 
-class TLSTransport:
-    """What a connection writes to: encrypts, then writes to the socket's transport.
-
-    It answers the transport calls the rest of the server makes (write buffer size for
-    slow consumers, pause/resume reading for route back-pressure, close)."""
+class TLSTransport(WrappedTransport):
+    """What a connection writes to: encrypts, then writes to the socket's transport."""
 
     def __init__(self, raw: Any, obj: ssl.SSLObject, outgoing: ssl.MemoryBIO) -> None:
-        self.raw = raw
+        super().__init__(raw)
         self.obj = obj
         self.outgoing = outgoing
         self.established = False
@@ -61,15 +59,9 @@ class TLSTransport:
             return
         self.raw.write(self.outgoing.read())
 
-    def writelines(self, chunks: Any) -> None:
-        self.write(b"".join(chunks))
-
     def send_pending(self) -> None:
         if self.outgoing.pending:
             self.raw.write(self.outgoing.read())
-
-    def get_write_buffer_size(self) -> int:
-        return int(self.raw.get_write_buffer_size())
 
     def close(self) -> None:
         if self.established:
@@ -80,18 +72,6 @@ class TLSTransport:
                 pass
             self.send_pending()
         self.raw.close()
-
-    def abort(self) -> None:
-        self.raw.abort()
-
-    def is_closing(self) -> bool:
-        return bool(self.raw.is_closing())
-
-    def pause_reading(self) -> None:
-        self.raw.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.raw.resume_reading()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "ssl_object":

@@ -45,6 +45,7 @@ from .websocket import (
     malformed_request,
     switching_protocols,
 )
+from .wrapped import WrappedTransport
 
 # A request line as Go's net/http accepts it: a token, the target, HTTP/x.y.
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+ HTTP/[0-9]\.[0-9]")
@@ -425,39 +426,15 @@ class _WrappedTLS(TLSTransport):
         return self.term.inner
 
 
-class WSTransport:
+class WSTransport(WrappedTransport):
     """What a websocket client writes to: each write (a flush) goes out framed."""
 
     def __init__(self, raw: Any, writer: FrameWriter) -> None:
-        self.raw = raw
+        super().__init__(raw)
         self.frames = writer.frames
 
     def write(self, data: Any) -> None:
         self.raw.write(self.frames(data))
-
-    def writelines(self, chunks: Any) -> None:
-        self.write(b"".join(chunks))
-
-    def get_write_buffer_size(self) -> int:
-        return int(self.raw.get_write_buffer_size())
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def abort(self) -> None:
-        self.raw.abort()
-
-    def is_closing(self) -> bool:
-        return bool(self.raw.is_closing())
-
-    def pause_reading(self) -> None:
-        self.raw.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.raw.resume_reading()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.raw.get_extra_info(name, default)
 
 
 class WSClientConnection(ClientConnection):

@@ -158,6 +158,23 @@ _INFO_ALWAYS = frozenset(
 )
 
 
+def msg_trace(
+    head: list[bytes], reply: bytes | None, queues: list[bytes] | None, hdb: bytes | None, szb: bytes
+) -> str:
+    """A routed message's line as nats-server traces it: `RMSG $G foo + reply q 2` (`head` is
+    the op and the names before the subject's reply), `+ reply` or `|` whenever queues are
+    given, even with no queue names after it."""
+    parts = list(head)
+    if queues is not None:
+        parts += ([b"+", reply] if reply else [b"|"]) + list(queues)
+    elif reply:
+        parts.append(reply)
+    if hdb is not None:
+        parts.append(hdb)
+    parts.append(szb)
+    return bytes(b" ".join(parts)).decode(errors="replace")
+
+
 def info_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` in nats-server's order, with empty omitempty fields left out."""
     out: dict[str, Any] = {}
