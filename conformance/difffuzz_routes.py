@@ -35,6 +35,7 @@ import random
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import difffuzz
@@ -212,6 +213,12 @@ async def _quiet(*readers: _Reader, timeout: float = PHASE_TIMEOUT) -> None:
             return
 
 
+async def _until(cond: Callable[[], bool], timeout: float = PHASE_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 async def _send(sock: socket.socket, data: bytes) -> bool:
     try:
         await asyncio.get_running_loop().sock_sendall(sock, data)
@@ -262,10 +269,15 @@ async def run_session(client_port: int, cluster_port: int, name: str, s: RouteSe
             if not await _send(psock, data[a:b]):
                 break
             await asyncio.sleep(0.005)
+        # The PONG to the session's last PING (unless the server closed): everything before it
+        # has been handled; then quiet, for the deliveries to the client.
+        pings = s.peer.split(b"\r\n").count(b"PING")
+        await _until(lambda: peer.closed or peer.buf.count(b"PONG\r\n") >= pings)
         await _quiet(peer, client)
         p_out = peer.take() + b"<PHASE>"
         c_out += client.take() + b"<PHASE>"
         await _send(csock, s.client_post)
+        await _until(lambda: client.closed or b"PONG\r\n" in client.buf)
         await _quiet(peer, client)
         p_out += peer.take()
         c_out += client.take()
