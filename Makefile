@@ -63,11 +63,12 @@ soak: venv go-servers
 conformance: venv go-servers
 	$(BIN)/python -m conformance $(ARGS)
 
-## Longer fuzzing: differential sessions against nats-server 2.14 (FUZZ_SECONDS, FUZZ_SEED),
+## Longer fuzzing: differential client and route sessions against nats-server 2.14 (FUZZ_SECONDS, FUZZ_SEED),
 ## then the parser and configuration fuzzers (tools/fuzz_parsers.py: atheris if installed).
 FUZZ_SECONDS ?= 300
 fuzz: venv go-servers
 	$(BIN)/python -m conformance.difffuzz --seconds $(FUZZ_SECONDS) --sessions 1000000 $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+	$(BIN)/python -m conformance.difffuzz_routes --seconds $(FUZZ_SECONDS) --sessions 1000000 $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 	-$(BIN)/python -m pip install -q -e '.[fuzz]'  # atheris; without it the fuzzers mutate at random
 	$(BIN)/python tools/fuzz_parsers.py --seconds $(FUZZ_SECONDS)
 

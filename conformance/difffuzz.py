@@ -50,6 +50,7 @@ class Proc:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    cluster_port: int = 0
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -75,19 +76,21 @@ def pynats_path() -> str:
     return str(beside) if beside.exists() else "pynats-server"
 
 
-def start(name: str, exe: str, workdir: Path, timeout: float = 20.0) -> Proc:
+def start(name: str, exe: str, workdir: Path, timeout: float = 20.0, conf_text: str = CONF,
+          args: tuple[str, ...] = ()) -> Proc:
     conf = workdir / f"{name}.conf"
-    conf.write_text(CONF)
+    conf.write_text(conf_text)
     log = workdir / f"{name}.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([exe, "-a", "127.0.0.1", "-p", "-1", "-c", str(conf)], stdout=f, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([exe, "-a", "127.0.0.1", "-p", "-1", "-c", str(conf), *args], stdout=f, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
         m = re.search(r"Listening for client connections on [^ ]+:(\d+)", text)
-        if m and "Server is ready" in text:
-            return Proc(name, proc, int(m.group(1)), log)
+        r = re.search(r"Listening for route connections on [^ ]+:(\d+)", text)
+        if m and "Server is ready" in text and (r or not args):
+            return Proc(name, proc, int(m.group(1)), log, int(r.group(1)) if r else 0)
         if proc.poll() is not None:
             break
         time.sleep(0.02)
@@ -330,14 +333,14 @@ async def compare(py_port: int, go_port: int, seeds: list[int], parallel: int = 
 class Servers:
     """pynats-server and nats-server with the fuzz configuration, as subprocesses."""
 
-    def __init__(self) -> None:
+    def __init__(self, conf_text: str = CONF, args: tuple[str, ...] = ()) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="difffuzz-"))
         go = go_path()
         if go is None:
             raise RuntimeError("nats-server is not installed")
-        self.go = start("go", go, self.dir)
+        self.go = start("go", go, self.dir, conf_text=conf_text, args=args)
         try:
-            self.py = start("pynats", pynats_path(), self.dir)
+            self.py = start("pynats", pynats_path(), self.dir, conf_text=conf_text, args=args)
         except BaseException:
             self.go.stop()
             raise
