@@ -21,6 +21,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The bench extra (pyproject.toml) alone: reinstalling the project would rewrite the venv's
+# scripts while tests running beside `make bench` start pynats-server from them.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q 'matplotlib>=3.7'
+	touch $@
+
 ## Start a server for clients on port 4222 (ARGS="-DV" for debug and trace output).
 run: venv
 	$(BIN)/pynats-server -p 4222 $(ARGS)
@@ -73,12 +80,10 @@ fuzz: venv go-servers
 	$(BIN)/python tools/fuzz_parsers.py --seconds $(FUZZ_SECONDS)
 
 ## Benchmarks side by side with nats-server (quick mode; bench-full for the full run).
-bench: venv go-servers
-	$(BIN)/python -m pip install -q -e '.[bench]'
+bench: venv go-servers $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --quick $(ARGS)
 
-bench-full: venv go-servers
-	$(BIN)/python -m pip install -q -e '.[bench]'
+bench-full: venv go-servers $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --wait-idle 15 $(ARGS)
 
 ## The rolling-upgrade walkthrough (docs/seed-scenario.md), narrated in the terminal.
