@@ -218,8 +218,16 @@ async def test_accounts_export_removed_user_moved_account_added(servers, target:
     await wait_for(lambda: m.reconnects >= 1, what="m to reconnect")
     sub = await b2.nc.subscribe("in.b")
     await b2.nc.flush()
-    await m.nc.publish("in.b", b"from m")
-    assert (await sub.next_msg(timeout=5)).data == b"from m"
+    # Publish until it arrives: under load m's first publish can go out on the connection the
+    # reload is closing (seen against nats-server 2.14), before m's client notices.
+    async def m_reaches_b() -> bool:
+        await m.nc.publish("in.b", b"from m")
+        try:
+            return (await sub.next_msg(timeout=0.5)).data == b"from m"
+        except nats.errors.TimeoutError:
+            return False
+
+    await wait_for(m_reaches_b, what="m's message in account B")
     c = await watched(srv.url, user="c", password="c")
     assert await c.works()
     for w in (a, b, b2, m, c):
