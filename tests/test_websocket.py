@@ -272,7 +272,7 @@ async def test_wss_with_test_certificates(tmp_path: Path, ws_server, target: str
     cert, key = tmp_path / "server-cert.pem", tmp_path / "server-key.pem"
     s = await ws_server(f"websocket {{ port: -1, tls {{ cert_file: '{cert}', key_file: '{key}' }} }}\nhttp: -1\n",
                         target=target)  # fmt: skip
-    assert f"Listening for websocket clients on wss://0.0.0.0:{s.ws_port}" in s.log()
+    assert f"Listening for websocket clients on wss://127.0.0.1:{s.ws_port}" in s.log()
     assert "websocket: TLS handshake error" not in s.log()
     assert "DO NOT USE IN PRODUCTION" not in s.log()
     ctx = ssl.create_default_context(cafile=certs.ca_file)

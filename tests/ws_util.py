@@ -229,6 +229,9 @@ async def ws_server() -> AsyncIterator[StartWS]:
 
     async def start(conf: str, *, target: str = "pynats") -> WSServer:
         path = os.path.join(tmp, f"server{len(cleanups)}.conf")
+        if "websocket {" in conf and "host:" not in conf:
+            # Loopback only: the block's host defaults to 0.0.0.0 on both servers.
+            conf = conf.replace("websocket {", "websocket { host: 127.0.0.1,", 1)
         with open(path, "w") as f:
             f.write(conf)
         if target == "pynats":
