@@ -28,23 +28,23 @@ from .auth import (
 )
 from .connection import Connection
 from .delivery import build_plan, deliver_client_msg, no_responders
+from .gotime import go_duration
 from .jwt_client import JWTClient
-from .monitor import go_duration
 from .protocol import wire
 from .protocol.connect import ConnectError, parse_connect, redact_connect
 from .protocol.parser import CLIENT, Hold, Parser, ProtocolError
 from .sublist import InvalidSubject, Subscription
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
 
 
-class ClientConnection(JWTClient, Connection):
+class ClientConnection(JWTClient, Connection["ServerCore"]):
     kind_name = "Client"
     log_id_prefix = "cid"
     client_type = "nats"  # /connz type: "websocket" for wsconn.WSClientConnection
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         super().__init__(server)
         opts = server.opts
         self.cid = server.next_cid()

@@ -35,13 +35,13 @@ from urllib.parse import urlsplit
 from . import const, ids, netutil
 from .auth import ClientPermissions
 from .dialer import Dialer, url_key
-from .monitor import go_duration, go_float, go_time, uptime
+from .gotime import go_duration, go_float, go_time, uptime
 from .options import Permissions, RouteURL
 from .protocol import wire
 from .route import RouteConnection, _Stop
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
     from .sublist import Subscription
 
 # Connections from one peer held while it decides which of them it keeps.
@@ -52,7 +52,7 @@ _FINAL_OUTCOMES = frozenset(("self", "shutdown", "conflict", "wrong-port", "auth
 
 
 class Cluster:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         self.log = server.log
         self.opts = server.opts.cluster
@@ -201,7 +201,7 @@ class Cluster:
             "server_name": srv.name,
             "version": const.NATS_VERSION,
             "proto": const.ROUTE_PROTO,
-            "go": srv._info_base.get("go", "python"),
+            "go": srv.info_base.get("go", "python"),
             "host": host,
             "port": port,
             "headers": not srv.opts.no_header_support,

@@ -31,8 +31,8 @@ from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .leaf_opts import LeafURL
     from .leafnodes import LeafNodes, RemoteState
+    from .options import LeafURL
 
 LDS_PREFIX = b"$LDS."
 E_WRONG_PORT = "attempted to connect to wrong port"
@@ -41,7 +41,7 @@ E_SAME_CLUSTER = "remote leafnode has same cluster name"
 CONNECT_PROCESS_TIMEOUT = 2.0  # nats-server connectProcessTimeout
 
 
-class LeafConnection(Connection):
+class LeafConnection(Connection["ServerCore"]):
     kind_name = "Leafnode"
     log_id_prefix = "lid"
     is_leaf = True

@@ -25,14 +25,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import const, ids, netutil, tlsctx
-from .leaf_opts import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
+from .gotime import go_duration, go_float
 from .leafnode import LDS_PREFIX, LeafConnection
-from .monitor import go_duration, go_float
+from .options import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
 from .protocol import wire
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .server import Server
+    from .core import ServerCore
     from .sublist import Subscription
 
 
@@ -89,7 +89,7 @@ def _same(a: LeafURL, b: LeafURL) -> bool:
 
 
 class LeafNodes:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         self.log = server.log
         self.opts: LeafNodeOptions = server.opts.leafnode
@@ -346,7 +346,7 @@ class LeafNodes:
             "server_name": srv.name,
             "version": const.NATS_VERSION,
             "proto": 1,
-            "go": srv._info_base.get("go", "python"),
+            "go": srv.info_base.get("go", "python"),
             "host": host,
             "port": port,
             "headers": not srv.opts.no_header_support,

@@ -18,9 +18,8 @@ from .protocol.parser import ProtocolError
 from .tlsconn import _HANDSHAKE, _OPEN, _TLSMixin
 
 if TYPE_CHECKING:
-    from .leaf_opts import LeafURL
     from .leafnodes import LeafNodes, RemoteState
-    from .options import TLSOptions
+    from .options import LeafURL, TLSOptions
 
 _PLAIN = -1  # soliciting side, before the hub's INFO
 

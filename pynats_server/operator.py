@@ -34,7 +34,7 @@ from .protocol.subjects import is_valid_subject
 from .resolver import DirResolver, MemResolver, ResolverError, make_resolver
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
 
 CONNECTION_TYPES = ("STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS")
 UPDATE_TOO_SOON = 1.0  # an expired account is fetched again at most this often
@@ -152,7 +152,7 @@ _QUIET: Any = _Quiet()
 class OperatorMode:
     """The trusted keys, the resolver, and account lookups of a server in operator mode."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         opts = server.opts
         self.server = server
         self.log = server.log
@@ -183,7 +183,7 @@ class OperatorMode:
         self._fetch_errors: dict[str, str] = {}  # the last remote fetch's error, by account
 
     @classmethod
-    def create(cls, server: Server) -> OperatorMode:
+    def create(cls, server: ServerCore) -> OperatorMode:
         """Operator mode for a server; ValueError with nats-server's text when its options
         would not start nats-server."""
         problem = operator_config.validate(server.opts)

@@ -29,7 +29,7 @@ from .sublist import Subscription
 if TYPE_CHECKING:
     from .cluster import Cluster
 
-class RouteConnection(Connection):
+class RouteConnection(Connection["ServerCore"]):
     kind_name = "Router"
     log_id_prefix = "rid"
 

@@ -22,23 +22,13 @@ from .connection import Connection
 from .log import Logger
 from .log import from_options as log_from_options
 from .monitor import ClosedConn, Monitoring
+from .optcheck import check_jetstream_options
 from .options import Options
 from .protocol import wire
 from .sublist import Subscription
 from .sysacc import SystemServices
 
 MAX_CLOSED_CLIENTS = const.DEFAULT_MAX_CLOSED_CLIENTS
-
-
-def check_jetstream_options(opts: Options) -> None:
-    """What pynats-server's JetStream cannot do: say so before starting (ValueError)."""
-    if opts.cluster.enabled or opts.cluster.routes:
-        raise ValueError(
-            "JetStream in a cluster (replicated streams over RAFT) is not supported by "
-            "pynats-server: run JetStream on a server without routes"
-        )
-    if opts.no_system_account:
-        raise ValueError("JetStream needs the system account (no_system_account is set)")
 
 
 class MonitorError(ValueError):
@@ -132,7 +122,7 @@ class Server:
         self.websocket: Any = None  # wsconn.WebsocketListener, with `websocket { port }`
         self.cluster: Any = None
         self.leafnodes: Any = None  # leafnodes.LeafNodes, with a `leafnodes {}` block
-        self._info_base: dict[str, Any] = {}
+        self.info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
         # Built from opts.tls by tlsctx.server_context (again on a reload).
         self.tls_context: Any = None
@@ -151,8 +141,8 @@ class Server:
         """A server from a nats-server configuration file. Keyword options override the
         file (`Server.from_config("nats.conf", port=-1)`), also when `reload()` reads the
         file again, as command-line flags do. Raises cli.UsageError with nats-server's text."""
-        from .cli import validate
         from .config import apply_config_file
+        from .optcheck import validate
 
         def load() -> Options:
             opts = Options(config_file=path)
@@ -240,7 +230,7 @@ class Server:
         sock = self._listener.sockets[0]
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
-        self._build_info()
+        self.build_info()
         if self.websocket is not None:
             await self.websocket.serve()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
@@ -257,13 +247,13 @@ class Server:
 
             self.cluster = Cluster(self)
             await self.cluster.start()
-            self._build_info()
+            self.build_info()
         if self.sysacc is not None:
             self.sysacc.start()
         if self.operator is not None:
             self.operator.start()  # the resolver's system account handlers and timers
         self.running = True
-        self._write_ports_file()
+        self.write_ports_file()
         log.notice("Server is ready")
         if self.cluster is not None:
             self.cluster.solicit_routes()
@@ -334,7 +324,7 @@ class Server:
                 await asyncio.wait_for(self._listener.wait_closed(), 2.0)
         if self.monitor is not None:
             await self.monitor.stop()
-        self._remove_ports_file()  # the pid file stays, as nats-server leaves it
+        self.remove_ports_file()  # the pid file stays, as nats-server leaves it
         self.log.notice("Server Exiting..")
         if self._shutdown_done is not None:
             self._shutdown_done.set()
@@ -429,12 +419,12 @@ class Server:
 
     # -- INFO -------------------------------------------------------------------------
 
-    def _build_info(self) -> None:
+    def build_info(self) -> None:
         opts = self.opts
         host, port = opts.host, self.port
         if opts.client_advertise:
             host, port = netutil.split_host_port(opts.client_advertise, self.port)
-        self._info_base = {
+        self.info_base = {
             "server_id": self.id,
             "server_name": self.name,
             "version": const.NATS_VERSION,
@@ -459,7 +449,7 @@ class Server:
         connect) carries the nonce, and says no auth is required when no_auth_user is set;
         the INFO that follows a handshake_first handshake says tls_required, even with
         allow_non_tls."""
-        fields = dict(self._info_base)
+        fields = dict(self.info_base)
         if tls_first:
             fields["tls_required"] = True
         fields["client_id"] = c.cid
@@ -667,7 +657,7 @@ class Server:
         exe = os.path.basename(sys.argv[0]) or "pynats-server"
         return os.path.join(d, f"{exe}_{os.getpid()}.ports")
 
-    def _write_ports_file(self) -> None:
+    def write_ports_file(self) -> None:
         path = self._ports_file_path()
         if path:
             try:
@@ -676,7 +666,7 @@ class Server:
             except OSError as e:
                 self.log.error(f"Error writing ports file ({path}): {e}")
 
-    def _remove_ports_file(self) -> None:
+    def remove_ports_file(self) -> None:
         path = self._ports_file_path()
         if path:
             try:

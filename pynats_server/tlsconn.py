@@ -27,8 +27,8 @@ from .wrapped import WrappedTransport
 
 if TYPE_CHECKING:
     from .cluster import Cluster
+    from .core import ServerCore
     from .options import RouteURL, TLSOptions
-    from .server import Server
 
 _READ = 1 << 18
 
@@ -94,7 +94,7 @@ class _TLSMixin:
     tls_first = False  # the handshake came before INFO (/connz tls_first)
 
     # provided by the host class
-    server: Server
+    server: ServerCore
     transport: Any
     closed: bool
     close_reason: str

@@ -18,9 +18,15 @@ import pytest
 from cluster_util import GoServer, free_port, go_binary, wait_for
 
 from pynats_server import ClusterOptions, Options, RouteURL, Server
-from pynats_server.leaf_opts import LeafNodeOptions, LeafUser, RemoteLeaf, parse_leaf_url
 from pynats_server.log import Logger
-from pynats_server.options import AccountConfig, User
+from pynats_server.options import (
+    AccountConfig,
+    LeafNodeOptions,
+    LeafUser,
+    RemoteLeaf,
+    User,
+    parse_leaf_url,
+)
 
 GO_KINDS = ["go214", "go29"]
 

@@ -27,8 +27,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ..gotime import go_duration
 from ..ids import nuid
-from ..monitor import go_duration
 from ..protocol import wire
 from ..protocol.subjects import is_subset_match, match_literal
 from . import outbound

@@ -744,7 +744,7 @@ def _check_start(cfg: ConsumerConfig) -> None:
 
 
 def _go_duration_text(ns: int) -> str:
-    from ..monitor import go_duration
+    from ..gotime import go_duration
 
     return go_duration(ns / 1e9)
 

@@ -24,7 +24,7 @@ from ..options import JetStreamLimits, JetStreamOptions
 
 if TYPE_CHECKING:
     from ..accounts import Account
-    from ..server import Server
+    from ..core import ServerCore
 
 API_LEVEL = 4
 JS_ALL_API = "$JS.API.>"
@@ -155,7 +155,7 @@ class JsAccount:
 class JetStream:
     """The server's JetStream: configuration, accounts, API counters, lifecycle."""
 
-    def __init__(self, server: Server, opts: JetStreamOptions) -> None:
+    def __init__(self, server: ServerCore, opts: JetStreamOptions) -> None:
         self.server = server
         self.opts = opts
         base = opts.store_dir or os.path.join(tempfile.gettempdir(), "nats")
@@ -207,7 +207,7 @@ class JetStream:
         self._schedule_sync()
         self.started = time.time()
         took = time.perf_counter() - t0
-        from ..monitor import go_duration
+        from ..gotime import go_duration
 
         log.notice(f"Took {go_duration(took)} to start JetStream")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..monitor import go_time
+from ..gotime import go_time
 
 if TYPE_CHECKING:
     from .engine import JetStream, JsAccount

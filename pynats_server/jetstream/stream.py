@@ -24,8 +24,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..delivery import deliver_msg
+from ..gotime import go_time
 from ..internal import InternalClient
-from ..monitor import go_time
 from ..protocol import wire
 from . import errors
 from . import headers as H

@@ -553,7 +553,7 @@ def go_q(s: str) -> str:
 
 
 def _go_duration(ns: int) -> str:
-    from ..monitor import go_duration
+    from ..gotime import go_duration
 
     return go_duration(ns / 1e9)
 
