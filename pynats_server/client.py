@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from random import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import const
 from .auth import (
@@ -27,6 +27,7 @@ from .auth import (
     reserved_subject,
 )
 from .connection import Connection
+from .core import ServerCore
 from .delivery import build_plan, deliver_client_msg, no_responders
 from .gotime import go_duration
 from .jwt_client import JWTClient
@@ -35,11 +36,8 @@ from .protocol.connect import ConnectError, parse_connect, redact_connect
 from .protocol.parser import CLIENT, Hold, Parser, ProtocolError
 from .sublist import InvalidSubject, Subscription
 
-if TYPE_CHECKING:
-    from .core import ServerCore
 
-
-class ClientConnection(JWTClient, Connection["ServerCore"]):
+class ClientConnection(JWTClient, Connection[ServerCore]):
     kind_name = "Client"
     log_id_prefix = "cid"
     client_type = "nats"  # /connz type: "websocket" for wsconn.WSClientConnection

@@ -68,7 +68,7 @@ class Cluster:
         self.self_keys: set[str] = set()
         self._gone: dict[str, asyncio.Event] = {}
         self._listener: asyncio.AbstractServer | None = None
-        self._local_ips: set[str] = set()
+        self.local_ips: set[str] = set()
         # Client URLs learned from peers, refcounted (two peers may advertise the same one).
         self._url_refs: dict[str, int] = {}
         self._urls_changed = False
@@ -128,10 +128,10 @@ class Cluster:
         socks = self._listener.sockets
         self.port = socks[0].getsockname()[1]
         for s in socks:
-            self._local_ips.add(s.getsockname()[0])
+            self.local_ips.add(s.getsockname()[0])
         if netutil.is_unspecified(self.host):
-            self._local_ips.update(("127.0.0.1", "::1", "0.0.0.0", "::"))
-            self._local_ips.update(netutil.non_local_ips())
+            self.local_ips.update(("127.0.0.1", "::1", "0.0.0.0", "::"))
+            self.local_ips.update(netutil.non_local_ips())
         self.running = True
         log.notice(f"Listening for route connections on {netutil.join_host_port(self.host, self.port)}")
         if self.opts.tls is not None and self.opts.tls.insecure:
@@ -139,6 +139,18 @@ class Cluster:
                 "TLS certificate chain and hostname of solicited routes will not be verified. "
                 "DO NOT USE IN PRODUCTION!"
             )
+
+    async def serve(self) -> None:
+        pass  # accepting since start()
+
+    def ready(self) -> None:
+        self.solicit_routes()
+
+    def stop_accepting(self) -> None:
+        pass  # routes keep connecting in lame duck mode; they are told by INFO (ldm)
+
+    def closed_totals(self) -> tuple[int, int, int, int]:
+        return self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
 
     def solicit_routes(self) -> None:
         for url in self.opts.routes:

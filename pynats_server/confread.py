@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .netutil import go_split_host_port
 from .options import Options, Permissions, TLSOptions, User
 
 if TYPE_CHECKING:
@@ -107,19 +108,6 @@ def go_parse_duration(text: str) -> float:
     return sign * total
 
 
-def split_host_port(text: str) -> tuple[str, str]:
-    """Go's net.SplitHostPort; ValueError when it fails."""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or not text[end + 1 :].startswith(":"):
-            raise ValueError(text)
-        return text[1:end], text[end + 2 :]
-    host, sep, port = text.rpartition(":")
-    if not sep or ":" in host or "[" in host or "]" in host:
-        raise ValueError(text)
-    return host, port
-
-
 def listen(tok: Token) -> tuple[str, int]:
     """`port` or `host:port` (nats-server's parseListen); host is "" for a bare port."""
     v = tok.value
@@ -128,7 +116,7 @@ def listen(tok: Token) -> tuple[str, int]:
     if type(v) is not str:
         raise Bad(f"{tok.source}: expected port or host:port, got {go_type(v)}")
     try:
-        host, port = split_host_port(v)
+        host, port = go_split_host_port(v)
     except ValueError:
         raise Bad(f"{tok.source}: could not parse address string {go_quote(v)}") from None
     if not re.fullmatch(r"[+-]?[0-9]+", port):

@@ -30,6 +30,20 @@ if TYPE_CHECKING:
     from .sublist import Sublist, Subscription
 
 
+class ConnectionKind(Protocol):
+    """A kind of connection beside the TCP clients (routes, leaf nodes, websocket clients):
+    its listener and its connections, as the server drives and counts them. The server
+    registers each configured kind in `kinds`, in the order nats-server starts them."""
+
+    async def start(self) -> None: ...  # bind the port and log it
+    async def serve(self) -> None: ...  # accept (once the server's INFO is built)
+    def ready(self) -> None: ...  # the server is ready: connect out (routes, remotes)
+    def stop_accepting(self) -> None: ...  # lame duck mode
+    async def shutdown(self) -> None: ...
+    def connections(self) -> list[Any]: ...  # its own (websocket clients are in `clients`)
+    def closed_totals(self) -> tuple[int, int, int, int]: ...  # in/out msgs/bytes of closed ones
+
+
 class SystemEvents(Protocol):
     """What connections tell the system account (sysacc.SystemServices)."""
 

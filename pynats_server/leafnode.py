@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import const
 from .connection import Connection
+from .core import ServerCore
 from .protocol import wire
 from .protocol.parser import LEAF, Parser, ProtocolError, parse_size, split_args
 from .protocol.subjects import is_valid_subject
@@ -31,8 +32,41 @@ from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .leafnodes import LeafNodes, RemoteState
-    from .options import LeafURL
+    from .options import LeafNodeOptions, LeafURL, RemoteLeaf
+
+
+class LeafRemote(Protocol):
+    """A remote this server dials as a leaf (leafnodes.RemoteState), as its connection sees it."""
+
+    opts: RemoteLeaf
+    conn: LeafConnection | None
+    connect_delay: float
+    gone: asyncio.Event
+
+    def learn_urls(self, hostports: list[str]) -> None: ...
+    def credentials_of(self, url: LeafURL | None) -> tuple[str | None, str | None]: ...
+
+
+class LeafManager(Protocol):
+    """What a leaf connection uses of the server's leaf nodes (leafnodes.LeafNodes)."""
+
+    server: ServerCore
+    opts: LeafNodeOptions
+    tls_server_context: Any
+
+    def track(self, c: LeafConnection) -> None: ...
+    def closed(self, c: LeafConnection) -> None: ...
+    def register(self, c: LeafConnection) -> None: ...
+    def delay_reconnect(self, c: LeafConnection, const_delay: float) -> float: ...
+    def account_for_remote(self, st: Any) -> Account | None: ...
+    def connect_fields(self, c: LeafConnection) -> dict[str, Any] | None: ...
+    def new_nonce(self) -> bytes: ...
+    def lds(self, acc: Account) -> bytes: ...
+    def auth_timeout(self) -> float: ...
+    def info(self, c: LeafConnection, *, first: bool = False, connect_info: bool = False) -> dict[str, Any]: ...
+    def authorize(self, co: dict[str, Any], c: LeafConnection) -> Account | None: ...
+    def send_initial_interest(self, c: LeafConnection) -> None: ...
+    def remote_sub_changed(self, c: LeafConnection, acc: Account, sub: Subscription, delta: int) -> None: ...
 
 LDS_PREFIX = b"$LDS."
 E_WRONG_PORT = "attempted to connect to wrong port"
@@ -41,7 +75,7 @@ E_SAME_CLUSTER = "remote leafnode has same cluster name"
 CONNECT_PROCESS_TIMEOUT = 2.0  # nats-server connectProcessTimeout
 
 
-class LeafConnection(Connection["ServerCore"]):
+class LeafConnection(Connection[ServerCore]):
     kind_name = "Leafnode"
     log_id_prefix = "lid"
     is_leaf = True
@@ -49,7 +83,7 @@ class LeafConnection(Connection["ServerCore"]):
     perm_filter = None
     no_responders = False
 
-    def __init__(self, leafs: LeafNodes, remote: RemoteState | None = None, url: LeafURL | None = None) -> None:
+    def __init__(self, leafs: LeafManager, remote: LeafRemote | None = None, url: LeafURL | None = None) -> None:
         srv = leafs.server
         super().__init__(srv)
         self.leafs = leafs

@@ -133,6 +133,18 @@ class LeafNodes:
         if self.opts.advertise:
             self.log.notice(f"Advertise address for leafnode is set to {self._info_ip}")
 
+    async def serve(self) -> None:
+        pass  # accepting since start()
+
+    def ready(self) -> None:
+        self.solicit()
+
+    def stop_accepting(self) -> None:
+        pass  # as nats-server: lame duck mode closes the client and websocket ports only
+
+    def closed_totals(self) -> tuple[int, int, int, int]:
+        return self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
+
     def solicit(self) -> None:
         self.running = True
         for r in self.opts.remotes:

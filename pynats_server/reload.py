@@ -561,7 +561,7 @@ def _fresh_options(srv: ServerCore) -> tuple[Options, str]:
             raise ReloadError(str(e)) from None
     else:
         raise ReloadError("can only reload config when a file is provided using -c or --config")
-    from .server import config_file_digest
+    from .conf import config_file_digest
 
     return opts, config_file_digest(opts.config_file) if opts.config_file else ""
 
@@ -654,7 +654,7 @@ async def _apply(srv: ServerCore, rc: ReloadContext) -> None:
         _reload_trace_level(srv)
     srv.build_info()
     if AUTH in rc.effects:
-        await reload_authorization(srv, rc)
+        await reload_authorization(srv, rc.new, rc.accounts)
     if CLUSTER_PERMS in rc.effects and srv.cluster is not None:
         reload_cluster_permissions(srv, old.cluster.permissions)
     srv.flush_dirty()

@@ -33,13 +33,13 @@ if TYPE_CHECKING:
     from .client import ClientConnection
     from .core import ServerCore
     from .options import Options, Permissions
-    from .reload import ReloadContext
 
 
-async def reload_authorization(srv: ServerCore, rc: ReloadContext) -> None:
+async def reload_authorization(srv: ServerCore, new: Options, accounts: list[Account]) -> None:
+    """`new`: the options being applied; `accounts`: the accounts built from them."""
     old_auth = srv.auth
-    changed_imports = update_accounts(srv, rc.accounts)
-    srv.auth = Authenticator(rc.new)
+    changed_imports = update_accounts(srv, accounts)
+    srv.auth = Authenticator(new)
     srv.build_info()
     clients = [c for c in srv.clients.values() if c.connect_received and not c.closed and not c._auth_pending]
     keep = []

@@ -12,13 +12,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from . import const, ids, netutil
 from .accounts import Account, build_accounts
 from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
+from .conf import config_file_digest
 from .connection import Connection
+from .core import ConnectionKind
 from .log import Logger
 from .log import from_options as log_from_options
 from .monitor import ClosedConn, Monitoring
@@ -29,6 +31,8 @@ from .sublist import Subscription
 from .sysacc import SystemServices
 
 MAX_CLOSED_CLIENTS = const.DEFAULT_MAX_CLOSED_CLIENTS
+
+K = TypeVar("K", bound=ConnectionKind)
 
 
 class MonitorError(ValueError):
@@ -119,8 +123,11 @@ class Server:
         self._shutdown_done: asyncio.Event | None = None
         self.monitoring = Monitoring(self)  # the data of /varz, /connz ... and of $SYS requests
         self.monitor: Any = None  # the HTTP listener (-m)
+        # The kinds of connection beside TCP clients that the options ask for, in start
+        # order (core.ConnectionKind), and each by name for the code that needs that kind.
+        self.kinds: list[ConnectionKind] = []
         self.websocket: Any = None  # wsconn.WebsocketListener, with `websocket { port }`
-        self.cluster: Any = None
+        self.cluster: Any = None  # cluster.Cluster, with a cluster port or routes
         self.leafnodes: Any = None  # leafnodes.LeafNodes, with a `leafnodes {}` block
         self.info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
@@ -209,16 +216,15 @@ class Server:
 
             self.monitor = Monitor(self)
             await self.monitor.start()
+        # Kinds bind before the client port, as nats-server logs them (the cluster after).
         if opts.websocket.port:
             from .wsconn import WebsocketListener
 
-            self.websocket = WebsocketListener(self)
-            await self.websocket.start()
+            self.websocket = await self._add_kind(WebsocketListener(self))
         if opts.leafnode.enabled:
             from .leafnodes import LeafNodes
 
-            self.leafnodes = LeafNodes(self)
-            await self.leafnodes.start()  # nats-server listens for leafs before clients
+            self.leafnodes = await self._add_kind(LeafNodes(self))
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
         self._listener = await self.loop.create_server(
             self._new_client,
@@ -231,8 +237,8 @@ class Server:
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
         self.build_info()
-        if self.websocket is not None:
-            await self.websocket.serve()
+        for kind in self.kinds:
+            await kind.serve()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
         if opts.tls is not None:
             log.notice("TLS required for client connections")
@@ -245,8 +251,7 @@ class Server:
         if opts.cluster.enabled or opts.cluster.routes:
             from .cluster import Cluster
 
-            self.cluster = Cluster(self)
-            await self.cluster.start()
+            self.cluster = await self._add_kind(Cluster(self))
             self.build_info()
         if self.sysacc is not None:
             self.sysacc.start()
@@ -255,10 +260,13 @@ class Server:
         self.running = True
         self.write_ports_file()
         log.notice("Server is ready")
-        if self.cluster is not None:
-            self.cluster.solicit_routes()
-        if self.leafnodes is not None:
-            self.leafnodes.solicit()
+        for kind in sorted(self.kinds, key=lambda k: k is not self.cluster):
+            kind.ready()  # routes first, then leaf remotes
+
+    async def _add_kind(self, kind: K) -> K:
+        self.kinds.append(kind)
+        await kind.start()
+        return kind
 
     def _new_client(self) -> ClientConnection:
         """A connection the listener accepted: TLS or not as configured now (a reload may
@@ -309,12 +317,8 @@ class Server:
             self.operator.close()
         if self._listener is not None:
             self._listener.close()
-        if self.websocket is not None:
-            self.websocket.close()
-        if self.leafnodes is not None:
-            await self.leafnodes.shutdown()
-        if self.cluster is not None:
-            await self.cluster.shutdown()
+        for kind in self.kinds:
+            await kind.shutdown()
         for c in list(self.clients.values()):
             c.close_connection("Server Shutdown")
         self.flush_dirty()
@@ -491,8 +495,8 @@ class Server:
         if self.sysacc is not None:
             self.sysacc.shutdown_event(lame_duck=True)
         self._listener.close()
-        if self.websocket is not None:
-            self.websocket.close()
+        for kind in self.kinds:
+            kind.stop_accepting()
         opts = self.opts
         grace = abs(opts.lame_duck_grace_period)
         if not self.clients:
@@ -612,20 +616,11 @@ class Server:
 
     def totals(self) -> tuple[int, int, int, int]:
         im, ib, om, ob = self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
-        conns: list[Connection] = list(self.clients.values())
-        if self.cluster is not None:
-            conns.extend(self.cluster.connections())
-            im += self.cluster.closed_in_msgs
-            ib += self.cluster.closed_in_bytes
-            om += self.cluster.closed_out_msgs
-            ob += self.cluster.closed_out_bytes
-        if self.leafnodes is not None:
-            ln = self.leafnodes
-            conns.extend(ln.connections())
-            im += ln.closed_in_msgs
-            ib += ln.closed_in_bytes
-            om += ln.closed_out_msgs
-            ob += ln.closed_out_bytes
+        conns: list[Connection[Any]] = list(self.clients.values())
+        for kind in self.kinds:
+            conns.extend(kind.connections())
+            kim, kib, kom, kob = kind.closed_totals()
+            im, ib, om, ob = im + kim, ib + kib, om + kom, ob + kob
         for c in conns:
             im += c.in_msgs
             ib += c.in_bytes
@@ -673,13 +668,3 @@ class Server:
                 os.remove(path)
             except OSError as e:
                 self.log.error(f"Error cleaning up ports file {path}: {e}")
-
-
-def config_file_digest(path: str) -> str:
-    """nats-server's digest of a configuration file (`sha256:...`), "" if it cannot be read."""
-    from . import conf
-
-    try:
-        return conf.digest(conf.parse_file_tokens(path))
-    except (conf.ConfError, OSError):
-        return ""

@@ -17,10 +17,10 @@ from .confread import (
     go_type,
     go_value,
     listen,
-    split_host_port,
     want,
 )
 from .options import Options, WebsocketOptions
+from .websocket import split_origin
 
 if TYPE_CHECKING:
     from .conf import Token
@@ -110,18 +110,6 @@ def _strings(m: Mapper, what: str, tok: Token) -> list[str]:
         else:
             m.error(t, f"error parsing {what}: unsupported type in array {go_type(t.value)}")
     return out
-
-
-def split_origin(scheme_https: bool, hostport: str) -> tuple[str, str]:
-    """nats-server's wsGetHostAndPort: (lower-case host, port), the scheme's port when none;
-    ValueError when the host:port does not split."""
-    if hostport.startswith("[") or hostport.count(":") == 1:
-        host, port = split_host_port(hostport)
-    elif ":" not in hostport:
-        host, port = hostport, ("443" if scheme_https else "80")
-    else:
-        raise ValueError(f"address {hostport}: too many colons in address")
-    return host.lower(), port
 
 
 def parse_origin(text: str) -> tuple[str, str, str]:

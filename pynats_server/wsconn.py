@@ -147,6 +147,23 @@ class WebsocketListener:
         for h in list(self.handshakes):
             h.abandon()
 
+    # Websocket clients are clients (server.clients); the listener is all this kind holds.
+
+    def ready(self) -> None:
+        pass
+
+    def stop_accepting(self) -> None:
+        self.close()
+
+    async def shutdown(self) -> None:
+        self.close()
+
+    def connections(self) -> list[Any]:
+        return []
+
+    def closed_totals(self) -> tuple[int, int, int, int]:
+        return 0, 0, 0, 0
+
     async def wait_closed(self) -> None:
         if self._listener is not None:
             await self._listener.wait_closed()
