@@ -25,6 +25,7 @@ from ..protocol import wire
 from ..protocol.subjects import match_literal
 from . import errors
 from .errors import ApiError, api_error
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
     from ..accounts import Account
@@ -185,7 +186,7 @@ class Api:
             jsa = self.js.accounts.get(account.name) if account is not None else None
             req = Request(self, subject, reply, hdr, msg, account, jsa)
             try:
-                if req.hdr_block and _required_level_error(req.hdr_block):
+                if req.hdr_block and required_level_error(req.hdr_block):
                     raise api_error(errors.REQUIRED_API_LEVEL)
                 if needs_account and jsa is None:
                     raise api_error(errors.NOT_ENABLED_FOR_ACCOUNT)
@@ -220,19 +221,6 @@ class Api:
         """Publish an answer in the system account; the import takes it to the requester."""
         assert self.client is not None and self.account is not None
         deliver_msg(self.client, self.account, reply, None, -1, payload + b"\r\n")
-
-
-def _required_level_error(hdr: bytes) -> bool:
-    """errorOnRequiredApiLevel: Nats-Required-Api-Level above ours, or not a number."""
-    from .store.base import header_value
-
-    v = header_value(hdr, b"Nats-Required-Api-Level")
-    if not v:
-        return False
-    try:
-        return int(v) > 4
-    except ValueError:
-        return True
 
 
 # The response type of each endpoint, for error answers raised before a handler knew it.

@@ -52,6 +52,7 @@ from .store import (
     StorageType,
     StoreError,
 )
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
     from .stream import Stream
@@ -1136,7 +1137,7 @@ class Consumer:
             self._send_status(reply, outbound.status(409, "Consumer is push based"))
             return True
         body = bytes(msg[max(hdr, 0):-2])
-        if hdr > 0 and _required_api_level(bytes(msg[:hdr])):
+        if hdr > 0 and required_level_error(bytes(msg[:hdr])):
             self._send_status(reply, outbound.status(412, "Required Api Level"))
             return True
         self.process_next_request(reply, body)
@@ -1905,16 +1906,3 @@ def _hdr_int(block: bytes, key: bytes) -> int:
         return int(v) if v else 0
     except ValueError:
         return 0
-
-
-def _required_api_level(block: bytes) -> bool:
-    from .store.base import header_value
-
-    v = header_value(block, b"Nats-Required-Api-Level")
-    if not v:
-        return False
-    try:
-        return int(v) > 4
-    except ValueError:
-        return True
-

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import headers as H
 from .store import ErrTooManyResults, StoreError
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
     from .stream import Stream
@@ -31,16 +32,6 @@ _DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # nats-server's MAX_PENDING_SIZE
 
 def _send(s: Stream, reply: bytes, hdr: bytes, payload: bytes = b"") -> None:
     s.publish(reply, None, hdr, payload)
-
-
-def _level_error(hdr: bytes) -> bool:
-    v = H.get(hdr, H.REQUIRED_API_LEVEL)
-    if v is None:
-        return False
-    try:
-        return int(v) > 4
-    except ValueError:
-        return True
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:
@@ -77,7 +68,7 @@ def direct_get(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply
         return True
     h = bytes(msg[:hdr]) if hdr > 0 else b""
     body = bytes(msg[max(hdr, 0):-2])
-    if h and _level_error(h):
+    if h and required_level_error(h):
         _send(s, reply, _LEVEL)
         return True
     if not body:
@@ -111,7 +102,7 @@ def direct_get_last(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, 
         return True
     h = bytes(msg[:hdr]) if hdr > 0 else b""
     body = bytes(msg[max(hdr, 0):-2])
-    if h and _level_error(h):
+    if h and required_level_error(h):
         _send(s, reply, _LEVEL)
         return True
     req: dict[str, Any] = {}

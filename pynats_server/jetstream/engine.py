@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import const
 from ..options import JetStreamLimits, JetStreamOptions
+from .versioning import API_LEVEL
 
 if TYPE_CHECKING:
     from ..accounts import Account
     from ..core import ServerCore
 
-API_LEVEL = 4
 JS_ALL_API = "$JS.API.>"
 JS_API_INFO = "$JS.API.INFO"
 

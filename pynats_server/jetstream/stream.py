@@ -65,6 +65,7 @@ from .store import (
 )
 from .stream_config import full, to_json
 from .transform import StreamTransform, TransformError, new_transform
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
     from .engine import JsAccount
@@ -740,9 +741,7 @@ class Stream:
                 return self._error(reply, api_error(errors.ATOMIC_PUBLISH_INVALID_BATCH_COMMIT))
             commit = True
         if H.get(hdr, H.REQUIRED_API_LEVEL) is not None:
-            from .api import _required_level_error
-
-            if _required_level_error(hdr):
+            if required_level_error(hdr):
                 self._drop_batch(bid)
                 return self._error(reply, api_error(errors.REQUIRED_API_LEVEL))
             hdr = H.remove(hdr, H.REQUIRED_API_LEVEL)

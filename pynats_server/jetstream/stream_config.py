@@ -38,6 +38,7 @@ from .reqjson import (
     struct,
 )
 from .transform import TransformError, new_transform, validate_mapping
+from .versioning import API_LEVEL
 
 MS = 1_000_000
 SECOND = 1_000_000_000
@@ -46,7 +47,6 @@ MAX_NAME_LEN = 255
 MAX_DESCRIPTION_LEN = 4 * 1024
 MAX_METADATA_LEN = 128 * 1024
 MAX_REPLICAS = 5
-API_LEVEL = 4
 SERVER_VERSION = "2.14.0"
 REQ_LEVEL_KEY = "_nats.req.level"
 VER_KEY = "_nats.ver"
