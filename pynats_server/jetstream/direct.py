@@ -138,12 +138,6 @@ def _hdr(s: Stream, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> 
     return b"NATS/1.0\r\n" + lines + b"\r\n"
 
 
-def _time_ns(text: str) -> int:
-    from .stream_api import _parse_time_ns
-
-    return _parse_time_ns(text)
-
-
 def get(s: Stream, req: dict[str, Any], reply: bytes) -> None:
     """getDirectRequest."""
     if req.get("multi_last"):
@@ -151,7 +145,7 @@ def get(s: Stream, req: dict[str, Any], reply: bytes) -> None:
         return
     store = s.store
     start = req.get("start_time")
-    seq = store.get_seq_from_time(_time_ns(start)) if start is not None else req.get("seq", 0)
+    seq = store.get_seq_from_time(H.parse_time_ns(start)) if start is not None else req.get("seq", 0)
     next_for = (req.get("next_by_subj") or "").encode(errors="surrogateescape")
     last_for = (req.get("last_by_subj") or "").encode(errors="surrogateescape")
     wc = b"*" in next_for or b">" in next_for
@@ -214,7 +208,7 @@ def _multi(s: Stream, req: dict[str, Any], reply: bytes) -> None:
     mb = req.get("max_bytes", 0) or _DEFAULT_MAX_BYTES
     up_to = req.get("up_to_seq", 0)
     if req.get("up_to_time") is not None:
-        up_to = store.get_seq_from_time(_time_ns(req["up_to_time"]))
+        up_to = store.get_seq_from_time(H.parse_time_ns(req["up_to_time"]))
         if up_to <= store.fast_state().first_seq:
             _send(s, reply, _NO_RESULTS)
             return

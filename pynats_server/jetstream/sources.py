@@ -79,9 +79,7 @@ class _Source:
         if cfg.get("opt_start_seq"):
             return int(cfg["opt_start_seq"])
         if cfg.get("opt_start_time") and self.origin is not None:
-            from .stream_api import _parse_time_ns
-
-            return max(self.origin.store.get_seq_from_time(_parse_time_ns(cfg["opt_start_time"])), 1)
+            return max(self.origin.store.get_seq_from_time(H.parse_time_ns(cfg["opt_start_time"])), 1)
         return 1
 
     # -- copying ------------------------------------------------------------------------
