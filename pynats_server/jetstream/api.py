@@ -4,7 +4,8 @@ As nats-server, the system account subscribes to `$JS.API.>` once and dispatches
 subject to the endpoint whose pattern matches; a subject that names no endpoint is silently
 ignored (the requester times out: the subscription exists, so no no-responders status).
 Handlers are registered with `@endpoint(pattern)` by the modules that implement them
-(streams, consumers, ...); a handler takes a `Request` and answers with `req.respond(obj)`
+(streams, consumers, ...; handlers.py imports them all, and engine.py imports handlers.py, so
+they are registered before the API starts); a handler takes a `Request` and answers with `req.respond(obj)`
 or raises `ApiError`.
 
 Answers are Go JSON as nats-server writes it: keys in the order of its structs (our dicts keep
@@ -29,7 +30,7 @@ from .versioning import required_level_error
 
 if TYPE_CHECKING:
     from ..accounts import Account
-    from .engine import JetStream, JsAccount
+    from .jsaccount import JetStreamPort, JsAccount
 
 Handler = Callable[["Request"], None]
 
@@ -137,14 +138,12 @@ def _go_json_error(text: str) -> str:
 class Api:
     """The API's subscriptions (in the system account) and its dispatch."""
 
-    def __init__(self, js: JetStream) -> None:
+    def __init__(self, js: JetStreamPort) -> None:
         self.js = js
         self.client: InternalClient | None = None
         self.account: Account | None = None
 
     def start(self, sysacc: Account) -> None:
-        from . import handlers  # noqa: F401  - registers the endpoints
-
         self.account = sysacc
         self.client = InternalClient(self.js.server, sysacc, "JetStream")
         self._routes: dict[bytes, tuple[Handler, bool] | None] = {}

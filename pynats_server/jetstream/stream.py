@@ -68,7 +68,7 @@ from .transform import StreamTransform, TransformError, new_transform
 from .versioning import required_level_error
 
 if TYPE_CHECKING:
-    from .engine import JsAccount
+    from .jsaccount import JsAccount
 
 META_FILE = "meta.inf"
 _ZERO_TIME = "0001-01-01T00:00:00Z"
