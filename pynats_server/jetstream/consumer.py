@@ -55,7 +55,7 @@ from .store import (
 from .versioning import required_level_error
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .ports import ConsumerStreamPort
 
 META_FILE = "meta.inf"
 CHUNK = 2048  # deliveries per run before yielding to the loop
@@ -176,7 +176,7 @@ class WaitQueue:
 class Consumer:
     """One consumer of a stream."""
 
-    def __init__(self, stream: Stream, cfg: ConsumerConfig, name: str, created_ns: int) -> None:
+    def __init__(self, stream: ConsumerStreamPort, cfg: ConsumerConfig, name: str, created_ns: int) -> None:
         self.stream = stream
         self.js = stream.js
         self.server = stream.js.server

@@ -18,7 +18,7 @@ from .store import ErrTooManyResults, StoreError
 from .versioning import required_level_error
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .ports import DirectStreamPort
 
 _EMPTY = b"NATS/1.0 408 Empty Request\r\n\r\n"
 _MALFORMED = b"NATS/1.0 408 Malformed Request\r\n\r\n"
@@ -30,7 +30,7 @@ _MAX_MULTI = 1024
 _DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # nats-server's MAX_PENDING_SIZE
 
 
-def _send(s: Stream, reply: bytes, hdr: bytes, payload: bytes = b"") -> None:
+def _send(s: DirectStreamPort, reply: bytes, hdr: bytes, payload: bytes = b"") -> None:
     s.publish(reply, None, hdr, payload)
 
 
@@ -62,7 +62,7 @@ def _parse(body: bytes) -> dict[str, Any] | None:
     return out
 
 
-def direct_get(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
+def direct_get(s: DirectStreamPort, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                hdr: int, msg: Any) -> bool:
     if not reply:
         return True
@@ -96,7 +96,7 @@ def direct_get(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply
     return True
 
 
-def direct_get_last(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
+def direct_get_last(s: DirectStreamPort, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                     hdr: int, msg: Any) -> bool:
     if not reply:
         return True
@@ -127,7 +127,7 @@ def direct_get_last(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, 
     return True
 
 
-def _hdr(s: Stream, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
+def _hdr(s: DirectStreamPort, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
     base = [(b"Nats-Stream", s.name.encode()), (b"Nats-Subject", sm.subject),
             (b"Nats-Sequence", str(sm.seq).encode()), (b"Nats-Time-Stamp", H.go_time_ns(sm.ts).encode())]  # fmt: skip
     if extra:
@@ -138,7 +138,7 @@ def _hdr(s: Stream, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> 
     return b"NATS/1.0\r\n" + lines + b"\r\n"
 
 
-def get(s: Stream, req: dict[str, Any], reply: bytes) -> None:
+def get(s: DirectStreamPort, req: dict[str, Any], reply: bytes) -> None:
     """getDirectRequest."""
     if req.get("multi_last"):
         _multi(s, req, reply)
@@ -202,7 +202,7 @@ def get(s: Stream, req: dict[str, Any], reply: bytes) -> None:
         _send(s, reply, b"NATS/1.0 204 EOB\r\nNats-Num-Pending: %d\r\nNats-Last-Sequence: %d\r\n\r\n" % (np, lseq))
 
 
-def _multi(s: Stream, req: dict[str, Any], reply: bytes) -> None:
+def _multi(s: DirectStreamPort, req: dict[str, Any], reply: bytes) -> None:
     """getDirectMulti: the last message of each subject matching the filters, in stream order."""
     store = s.store
     mb = req.get("max_bytes", 0) or _DEFAULT_MAX_BYTES

@@ -42,9 +42,11 @@ from .batch import (
     check_commit,
 )
 from .dedup import Dedup
+from .direct import direct_get, direct_get_last
 from .errors import ApiError, api_error
 from .reqjson import go_quote
 from .schedule import Scheduling
+from .sources import Sourcing
 from .store import (
     DiscardPolicy,
     ErrMaxBytes,
@@ -120,7 +122,7 @@ class Stream:
         self._acks: list[tuple[bytes, bytes]] = []  # deferred PubAcks (file streams)
         self._dirty = False
         self._signal: list[int] = []  # sequences stored while acks were deferred
-        self.sources: Any = None  # sources.Sourcing, when the stream mirrors or sources
+        self.sources: Sourcing | None = None  # when the stream mirrors or sources
         self.taps: list[Any] = []  # streams copying this one (sources._Source): told of stores
         self.batches: dict[bytes, AtomicBatch] = {}  # atomic batches being staged, by id
         self._scheduling: Scheduling | None = None  # message schedules (allow_msg_schedules)
@@ -208,8 +210,6 @@ class Stream:
         if self.config["mirror_direct"] and self.config["mirror"] is not None:
             self._subscribe_mirror_direct()
         if self.config["mirror"] is not None or self.config["sources"]:
-            from .sources import Sourcing
-
             self.sources = Sourcing(self)
             self.sources.start()
         # Streams of the account waiting for this one as their origin.
@@ -223,8 +223,6 @@ class Stream:
         self._subs[subject] = self.client.subscribe(subject.encode(), self._on_msg, forward=True)
 
     def _subscribe_direct(self) -> None:
-        from .direct import direct_get, direct_get_last
-
         assert self.client is not None
         if self._direct_subs:
             return
@@ -235,8 +233,6 @@ class Stream:
         ]
 
     def _subscribe_mirror_direct(self) -> None:
-        from .direct import direct_get, direct_get_last
-
         assert self.client is not None
         if self._mirror_direct_subs or self.config["mirror"] is None:
             return
@@ -347,8 +343,6 @@ class Stream:
         self.store.update_config(store_config(cfg))
         self.mark_dirty()
         if self.sources is not None or cfg["mirror"] is not None or cfg["sources"]:
-            from .sources import Sourcing
-
             if self.sources is None:
                 self.sources = Sourcing(self)
             self.sources.update(old)
