@@ -26,6 +26,7 @@ from ..protocol import wire
 from ..protocol.subjects import match_literal
 from . import errors
 from .errors import ApiError, api_error
+from .reqjson import GoJSONError, decode
 from .versioning import required_level_error
 
 if TYPE_CHECKING:
@@ -81,8 +82,6 @@ class Request:
     def decode(self, schema: Any) -> dict[str, Any]:
         """The body decoded as nats-server decodes the request struct `schema` (reqjson),
         with its errors as 10025 invalid JSON."""
-        from .reqjson import GoJSONError, decode
-
         try:
             return decode(self.body, schema, strict=self.js.opts.strict)
         except GoJSONError as e:

@@ -52,6 +52,7 @@ from .store import (
     StorageType,
     StoreError,
 )
+from .store.base import header_value
 from .versioning import required_level_error
 
 if TYPE_CHECKING:
@@ -1899,8 +1900,6 @@ def _headers_only(hdr: bytes, payload: bytes) -> bytes:
 
 
 def _hdr_int(block: bytes, key: bytes) -> int:
-    from .store.base import header_value
-
     v = header_value(block, key)
     try:
         return int(v) if v else 0

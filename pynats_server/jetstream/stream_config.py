@@ -35,6 +35,7 @@ from .reqjson import (
     Time,
     decode,
     enum_of,
+    go_quote,
     struct,
 )
 from .transform import TransformError, new_transform, validate_mapping
@@ -547,8 +548,6 @@ def check_stream_cfg(config: dict[str, Any], env: StreamEnv, pedantic: bool = Fa
 
 
 def go_q(s: str) -> str:
-    from .reqjson import go_quote
-
     return go_quote(s)
 
 
