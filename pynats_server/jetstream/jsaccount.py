@@ -16,14 +16,14 @@ from .stream_config import AccountLimits, StreamEnv
 
 if TYPE_CHECKING:
     from ..accounts import Account
+    from ..core import ServerCore
     from ..options import JetStreamLimits, JetStreamOptions
-    from ..server import Server
 
 
 class JetStreamPort(Protocol):
     """What of engine.JetStream its accounts, streams, consumers and the API use."""
 
-    server: Server
+    server: ServerCore
     opts: JetStreamOptions
     store_dir: str
     max_memory: int  # the server's limits

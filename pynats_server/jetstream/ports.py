@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..accounts import Account
+    from ..core import ServerCore
     from ..internal import InternalClient
-    from ..server import Server
     from .jsaccount import JetStreamPort, JsAccount
     from .store import StreamStore
 
@@ -43,7 +43,7 @@ class SourcingStreamPort(Protocol):
     `store`, `closed` and `taps`)."""
 
     jsa: JsAccount
-    server: Server
+    server: ServerCore
     config: dict[str, Any]
     store: StreamStore
     lseq: int
