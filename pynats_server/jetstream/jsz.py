@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ..gotime import go_time
 
 if TYPE_CHECKING:
-    from .engine import JetStream, JsAccount
+    from .engine import JetStream
+    from .jsaccount import JsAccount
 
 _U64_MAX = (1 << 64) - 1
 
