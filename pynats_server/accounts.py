@@ -196,7 +196,7 @@ class Account:
         self.internal: InternalClient | None = None
         self.default_permissions: Any = None
         self.nclients = 0
-        self.jetstream: Any = None  # jetstream.engine.JsAccount when the account has JetStream
+        self.jetstream: Any = None  # jetstream.jsaccount.JsAccount when the account has JetStream
         # Limits (JWT accounts; -1: none): connections, subscriptions and payload size.
         self.max_conns = -1
         self.max_subs = -1
