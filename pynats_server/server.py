@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from . import const, ids, netutil
+from . import acceptor, const, ids, netutil
 from .accounts import Account, build_accounts
 from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
@@ -106,7 +106,7 @@ class Server:
         self.throttled = False  # a route is backed up: publishers are paused
         self._flush_scheduled = False
         self._cid = const.FIRST_CLIENT_ID - 1
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: acceptor.Listener | None = None
         self.port = 0
         self.host = opts.host
         self.start_time = time.time()
@@ -230,13 +230,9 @@ class Server:
             self.leafnodes = LeafNodes(self)
             await self.leafnodes.start()  # nats-server listens for leafs before clients
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        self._listener = await self.loop.create_server(
-            self._new_client,
-            host=opts.host or None,
-            port=port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        # Accepted here, not by loop.create_server: see acceptor.py (out of descriptors).
+        self._listener = acceptor.Listener(self.loop, acceptor.bind(opts.host or None, port, 1024),
+                                           self._new_client, self.log)
         sock = self._listener.sockets[0]
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
