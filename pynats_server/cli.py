@@ -8,15 +8,11 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from . import const
 from .goflags import Flag, FlagError, Parsed, parse
 from .optcheck import UsageError, parse_url, validate
 from .options import Options, RouteURL, TLSOptions
-
-if TYPE_CHECKING:
-    from .server import Server
 
 USAGE = """
 Usage: pynats-server [options]
@@ -530,7 +526,6 @@ async def serve(opts: Options, warnings: tuple[str, ...] = (), flags: Parsed | N
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
     raise_nofile_limit()
-    loop.set_exception_handler(lambda lp, ctx: _loop_exception(srv, lp, ctx))
     # Handlers are in place before the server is ready: a harness may signal at once.
     try:
         await srv.start()
@@ -564,25 +559,6 @@ def raise_nofile_limit() -> None:
         want = 1 << 20 if hard == resource.RLIM_INFINITY else hard  # Linux's fs.nr_open default
         if soft != resource.RLIM_INFINITY and soft < want:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def _loop_exception(srv: Server, loop: Any, ctx: dict[str, Any]) -> None:
-    """Out of file descriptors, the asyncio loop stops accepting for a second and says so
-    here: logged as nats-server logs its accept errors. (uvloop does not get here: libuv
-    keeps a spare descriptor, and with it accepts and closes what it cannot take.)"""
-    exc = ctx.get("exception")
-    if ctx.get("message") == "socket.accept() out of system resource" and isinstance(exc, OSError):
-        # asyncio reports it once per pending connection (up to the backlog) before it
-        # pauses: one line per pause, as nats-server logs one per sleep.
-        now = loop.time()
-        if now - getattr(srv, "_accept_error_at", -10.0) < 0.9:
-            return
-        srv._accept_error_at = now  # type: ignore[attr-defined]
-        reason = (exc.strerror or str(exc)).lower()
-        addr = f"{srv.opts.host or '0.0.0.0'}:{srv.port}"
-        srv.log.error(f"Temporary Client Accept Error(accept tcp {addr}: accept4: {reason}), sleeping 1000ms")
-        return
-    loop.default_exception_handler(ctx)
 
 
 def _run_loop(opts: Options, warnings: tuple[str, ...], flags: Parsed | None = None) -> int:

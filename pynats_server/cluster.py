@@ -32,7 +32,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import const, ids, netutil
+from . import acceptor, const, ids, netutil
 from .auth import ClientPermissions
 from .dialer import Dialer, url_key
 from .gotime import go_duration, go_float, go_time, uptime
@@ -67,7 +67,7 @@ class Cluster:
         self.dialers: dict[str, Dialer] = {}
         self.self_keys: set[str] = set()
         self._gone: dict[str, asyncio.Event] = {}
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: acceptor.Listener | None = None
         self.local_ips: set[str] = set()
         # Client URLs learned from peers, refcounted (two peers may advertise the same one).
         self._url_refs: dict[str, int] = {}
@@ -122,9 +122,8 @@ class Cluster:
             log.warn("Cluster name was dynamically generated, consider setting one")
         port = self.opts.port
         port = 0 if port == const.RANDOM_PORT else port
-        self._listener = await srv.loop.create_server(
-            self.new_connection, host=self.host or None, port=port, reuse_address=True
-        )
+        self._listener = acceptor.Listener(srv.loop, acceptor.bind(self.host or None, port, 100),
+                                           self.new_connection, srv.log, "Route")
         socks = self._listener.sockets
         self.port = socks[0].getsockname()[1]
         for s in socks:

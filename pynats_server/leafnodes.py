@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import const, ids, netutil, tlsctx
+from . import acceptor, const, ids, netutil, tlsctx
 from .gotime import go_duration, go_float
 from .leafnode import LDS_PREFIX, LeafConnection
 from .options import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
@@ -96,7 +96,7 @@ class LeafNodes:
         self.host = self.opts.host or const.DEFAULT_HOST
         self.port = 0
         self.running = False
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: acceptor.Listener | None = None
         self.conns: set[LeafConnection] = set()  # every leaf connection, registered or not
         self.leafs: dict[int, LeafConnection] = {}  # registered, by connection id
         self.by_account: dict[bytes, list[LeafConnection]] = {}
@@ -123,9 +123,8 @@ class LeafNodes:
 
             self.tls_server_context = tlsctx.server_context(self.opts.tls)
             factory = lambda: TLSLeafConnection(self)  # noqa: E731
-        self._listener = await srv.loop.create_server(
-            factory, host=self.host or None, port=port, reuse_address=True
-        )
+        self._listener = acceptor.Listener(srv.loop, acceptor.bind(self.host or None, port, 100), factory,
+                                           srv.log, "Leafnode")
         self.port = self._listener.sockets[0].getsockname()[1]
         self.log.notice(f"Listening for leafnode connections on {netutil.join_host_port(self.host, self.port)}")
         host, port = self._advertised()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import const, ids, netutil
+from . import acceptor, const, ids, netutil
 from .accounts import Account, build_accounts
 from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
@@ -100,7 +100,7 @@ class Server:
         self.throttled = False  # a route is backed up: publishers are paused
         self._flush_scheduled = False
         self._cid = const.FIRST_CLIENT_ID - 1
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: acceptor.Listener | None = None
         self.port = 0
         self.host = opts.host
         self.start_time = time.time()
@@ -226,13 +226,9 @@ class Server:
 
             self.leafnodes = await self._add_kind(LeafNodes(self))
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        self._listener = await self.loop.create_server(
-            self._new_client,
-            host=opts.host or None,
-            port=port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        # Accepted here, not by loop.create_server: see acceptor.py (out of descriptors).
+        self._listener = acceptor.Listener(self.loop, acceptor.bind(opts.host or None, port, 1024),
+                                           self._new_client, self.log)
         sock = self._listener.sockets[0]
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)

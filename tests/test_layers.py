@@ -19,7 +19,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     4: ("client", "tlsconn", "wsconn", "wrapped", "cluster", "route", "dialer", "leafnodes",
         "leafnode", "leaftls"),
     5: ("config", "optcheck"),
-    6: ("core", "connection", "delivery", "leafdelivery", "subdeliver", "accounts", "internal",
+    6: ("core", "acceptor", "connection", "delivery", "leafdelivery", "subdeliver", "accounts", "internal",
         "auth", "jwt_client", "resolver", "certs", "log"),
     7: ("confread", "leaf_config", "websocket_config", "operator_config", "tlsctx", "conf",
         "goflags"),
