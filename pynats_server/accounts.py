@@ -197,8 +197,10 @@ class Account:
         self.default_permissions: Any = None
         self.nclients = 0
         self.jetstream: Any = None  # jetstream.jsaccount.JsAccount when the account has JetStream
-        # Limits (JWT accounts; -1: none): connections, subscriptions and payload size.
+        # Limits (JWT accounts; -1: none): connections, leaf connections, subscriptions
+        # and payload size.
         self.max_conns = -1
+        self.max_leafs = -1
         self.max_subs = -1
         self.max_payload = -1
         # JWT accounts: the claims' name (log lines show `<key>/<name>`) and the operator

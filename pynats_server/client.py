@@ -225,7 +225,8 @@ class ClientConnection(JWTClient, Connection[ServerCore]):
         and again for every client when a configuration reload changes it)."""
         srv = self.server
         if srv.operator is not None:
-            return srv.operator.safe_check(self, co)  # JWT users (operator.py)
+            # JWT users (operator.py)
+            return srv.operator.safe_check(self, co, conn_type=self.authenticator().conn_type)
         tls = srv.opts.tls
         if tls is not None and tls.map and srv.auth.users:
             # verify_and_map: the client certificate names the user.

@@ -105,14 +105,30 @@ def _authorization(m: Mapper, tok: Token) -> None:
         elif k == "users":
             lo.users = _users(m, t)
         elif k == "nkey":
-            m.error(t, "leafnode nkey authorization is not supported by pynats-server")
+            from .nkeys_util import is_valid_user_key
+
+            nk = want(t, str)
+            if not is_valid_user_key(nk):
+                m.error(t, "Not a valid public nkey for leafnode authorization")
+            lo.nkey = nk
         elif k == "proxy_required":
             if want(t, bool):
                 m.error(t, "proxy_required is not supported")
         else:
             m.unknown(key, t)
-    if lo.users and lo.user:
-        m.error(tok, "can not have a single user/pass and a users array")
+    # nats-server's validateLeafNodeAuthOptions
+    if lo.users:
+        if lo.user:
+            m.error(tok, "can not have a single user/pass and a users array")
+        elif lo.nkey:
+            m.error(tok, "can not have a single nkey and a users array")
+        else:
+            seen: set[str] = set()
+            for u in lo.users:
+                if u.user in seen:
+                    m.error(tok, f'duplicate user "{u.user}" detected in leafnode authorization')
+                    break
+                seen.add(u.user)
 
 
 def _users(m: Mapper, tok: Token) -> list[LeafUser]:

@@ -312,7 +312,8 @@ class LeafNodeOptions:
     no_advertise: bool = False
     user: str = ""
     password: str = ""
-    account: str = ""  # the account the single authorization user binds to
+    account: str = ""  # the account the single authorization user (or nkey) binds to
+    nkey: str = ""  # a public user nkey: the leaf signs the INFO nonce with its seed
     users: list[LeafUser] = field(default_factory=list)
     auth_timeout: float = 0.0  # 0: nats-server's default (the client one)
     tls: TLSOptions | None = None
