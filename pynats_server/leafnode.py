@@ -131,6 +131,8 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         self.user_perms: Permissions | None = None  # an accepted leaf's user's, for its INFO
         if remote is not None:
             self.perms = LeafPermissions.for_spoke(None, remote.opts.deny_exports, remote.opts.deny_imports)
+            if self.perms is not None:
+                self.perms.hub = not self.is_spoke
         self.ident = Identity()
         self.co: dict[str, Any] = {}
         self._auth_pending = False  # a bcrypt check or an account fetch runs; input waits
@@ -409,9 +411,13 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         if info.get("import") is not None or info.get("export") is not None:
             # The hub tells us what our user may do: we keep to it (nats-server trusts
             # these only on a connection it dialled).
-            self.perms = LeafPermissions.for_spoke(info, remote.opts.deny_exports, remote.opts.deny_imports)
-            if self.perms is not None:
-                self.perms.hub = not self.is_spoke
+            perms = LeafPermissions.for_spoke(info, remote.opts.deny_exports, remote.opts.deny_imports)
+            if perms is not None:
+                perms.hub = not self.is_spoke
+            self.perms = perms
+            if self.account is not None and self.rsubs:
+                # Planned deliveries (delivery.build_plan) that go to us must now check them.
+                self.account.sublist.cache.clear()
         if info.get("remote_account"):
             self.remote_account = str(info["remote_account"])
         if first:
