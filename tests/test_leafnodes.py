@@ -768,3 +768,171 @@ async def test_monitoring_shapes_match_nats_server(tmp_path: Path) -> None:
 async def _with_leaf(view: Any) -> Any:
     v = await view
     return v if v["leafs"] else None
+
+
+# -- what a leaf may do: its user's permissions, nkeys, connection types, JWTs ------------------
+
+
+class Node:
+    """A server of any kind started from config text, with its client URL and log."""
+
+    def __init__(self, url: str, log: Any, srv: Server | None = None) -> None:
+        self.url = url
+        self._log = log
+        self.srv = srv
+
+    def text(self) -> str:
+        return self._log.getvalue() if isinstance(self._log, io.StringIO) else "".join(self._log.log)
+
+
+async def node(kind: str, tmp_path: Path, name: str, conf: str) -> Node:
+    if kind != "py":
+        g = await go_server(kind, tmp_path, name, conf, "-D")
+        return Node(g.client_url, g)
+    path = tmp_path / f"{name}.conf"
+    path.write_text(conf)
+    buf = io.StringIO()
+    srv = Server.from_config(str(path), logger=Logger(stream=buf, debug=True), host="127.0.0.1", port=-1,
+                             server_name=name)
+    _RUNNING.append(srv.shutdown)
+    await srv.start()
+    return Node(srv.client_url, buf, srv)
+
+
+async def received(sub: Any, quiet: float = 0.3) -> list[str]:
+    out = []
+    try:
+        while True:
+            out.append((await sub.next_msg(timeout=quiet)).subject)
+    except nats.errors.TimeoutError:
+        return out
+
+
+async def permitted_flow(hub: nats.NATS, leaf: nats.NATS) -> None:
+    """A leaf whose user may publish (into the hub) `up.>` but not `up.secret`, and
+    subscribe to (receive from the hub) `down.>` but not `down.secret`: only that flows."""
+    at_leaf = await leaf.subscribe(">")
+    at_hub = await hub.subscribe(">")
+    await leaf.flush()
+    await hub.flush()
+    await first_delivery(hub, at_leaf, "down.probe")
+    await first_delivery(leaf, at_hub, "up.probe")
+    await received(at_hub)  # the probes each side saw of its own
+    await received(at_leaf)
+    for s in ("down.secret", "up.fromhub", "other.fromhub", "down.ok"):
+        await hub.publish(s, b"h")
+    for s in ("up.secret", "down.fromleaf", "other.fromleaf", "up.ok"):
+        await leaf.publish(s, b"l")
+    await hub.flush()
+    await leaf.flush()
+    got_leaf = [s for s in await received(at_leaf) if not s.endswith("fromleaf") and s not in ("up.secret", "up.ok")]
+    got_hub = [s for s in await received(at_hub) if not s.endswith("fromhub") and s not in ("down.secret", "down.ok")]
+    assert got_leaf == ["down.ok"], got_leaf
+    assert got_hub == ["up.ok"], got_hub
+    await at_leaf.unsubscribe()
+    await at_hub.unsubscribe()
+
+
+PERMS_HUB = """
+authorization {{ users [
+  {{ user: leaf, password: pw, permissions: {{
+      publish: {{ allow: ["up.>"], deny: ["up.secret"] }}, subscribe: {{ allow: ["down.>"], deny: ["down.secret"] }} }} }},
+  {{ user: c, password: c }} ] }}
+leafnodes {{ listen: "127.0.0.1:{lp}" }}
+"""
+
+
+@pytest.mark.parametrize("pair", ["go214-leaf-py-hub", "go29-leaf-py-hub", "py-leaf-py-hub", "py-leaf-go214-hub"])
+async def test_leaf_user_permissions(pair: str, tmp_path: Path) -> None:
+    """A leaf that authenticates as a client user with permissions: the hub applies them
+    as nats-server does (what the leaf may send in, what it is sent), tells the leaf (INFO
+    import/export), and the leaf keeps to them, so the connection stays up."""
+    leaf_kind, hub_kind = pair.split("-leaf-")[0], pair.split("-leaf-")[1].removesuffix("-hub")
+    lp = free_port()
+    hub = await node(hub_kind, tmp_path, "HUB", PERMS_HUB.format(lp=lp))
+    leaf = await node(leaf_kind, tmp_path, "LEAF",
+                      f'leafnodes {{ remotes [ {{ url: "nats-leaf://leaf:pw@127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: "Leafnode connection created" in hub.text() and "JetStream" in hub.text(), what="leaf")
+    h = await nats.connect(hub.url, user="c", password="c")
+    lc = await nats.connect(leaf.url)
+    try:
+        await permitted_flow(h, lc)
+    finally:
+        await h.close()
+        await lc.close()
+    text = hub.text()
+    assert "Violation" not in text and text.count("Leafnode connection created") == 1, text[-3000:]
+    if hub.srv is not None:
+        (c,) = hub.srv.leafnodes.leafs.values()
+        assert c.perms is not None and c.user_perms is not None
+
+
+def _nkey_hub(mode: str, lp: int, pub: str) -> str:
+    if mode == "leafnodes":
+        return (f"accounts {{ A {{ users: [ {{ user: a, password: a }} ] }} }}\n"
+                f'leafnodes {{ listen: "127.0.0.1:{lp}", authorization {{ nkey: {pub}, account: A }} }}\n')
+    return (f"accounts {{ A {{ users: [ {{ user: a, password: a }}, {{ nkey: {pub}, permissions: {{\n"
+            f'  publish: {{ allow: ["up.>"], deny: ["up.secret"] }}, subscribe: {{ allow: ["down.>"], deny: ["down.secret"] }} }} }} ] }} }}\n'
+            f'leafnodes {{ listen: "127.0.0.1:{lp}" }}\n')
+
+
+@pytest.mark.parametrize("mode", ["leafnodes", "users"])
+@pytest.mark.parametrize("leaf_kind", ["go214", "py"])
+async def test_leaf_nkey(mode: str, leaf_kind: str, tmp_path: Path) -> None:
+    """A leaf that signs the hub's nonce with its nkey seed: `leafnodes { authorization
+    { nkey } }` (binds to its account), or an nkey user of an account (whose permissions
+    apply). A leaf with another seed is refused."""
+    from pynats_server import nkeys_util as nk
+
+    seed, pub = nk.create_user()
+    lp = free_port()
+    hub = await node("py", tmp_path, "HUB", _nkey_hub(mode, lp, pub))
+    assert hub.srv is not None
+    leaf = await node(leaf_kind, tmp_path, "LEAF",
+                      f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}", nkey: "{seed}" }} ] }}\n')
+    await wait_for(lambda: hub.srv.leafnodes.leafs, what="leaf")  # type: ignore[union-attr]
+    (c,) = hub.srv.leafnodes.leafs.values()
+    assert c.account.name == "A"
+    h = await nats.connect(hub.url, user="a", password="a")
+    lc = await nats.connect(leaf.url)
+    try:
+        if mode == "users":
+            await permitted_flow(h, lc)
+        else:
+            await check_flow(h, lc, "nk")
+    finally:
+        await h.close()
+        await lc.close()
+    other_seed, _ = nk.create_user()
+    await node(leaf_kind, tmp_path, "BAD",
+               f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}", nkey: "{other_seed}" }} ] }}\n')
+    await wait_for(lambda: "authentication error - Nkey" in hub.text(), what="refusal")
+    assert len(hub.srv.leafnodes.leafs) == 1
+
+
+@pytest.mark.parametrize("leaf_kind", ["go214", "py"])
+async def test_leaf_connection_types(leaf_kind: str, tmp_path: Path) -> None:
+    """A user whose allowed_connection_types leave out LEAFNODE cannot connect a leaf; a
+    LEAFNODE user can (and no client can log in as it)."""
+    lp = free_port()
+    hub = await node("py", tmp_path, "HUB", f"""
+authorization {{ users [
+  {{ user: std, password: x, allowed_connection_types: ["STANDARD"] }},
+  {{ user: lf, password: x, allowed_connection_types: ["LEAFNODE"] }} ] }}
+leafnodes {{ listen: "127.0.0.1:{lp}" }}
+""")
+    assert hub.srv is not None
+    await node(leaf_kind, tmp_path, "STD", f'leafnodes {{ remotes [ {{ url: "nats-leaf://std:x@127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: 'authentication error - User "std"' in hub.text(), what="refusal")
+    leaf = await node(leaf_kind, tmp_path, "LF", f'leafnodes {{ remotes [ {{ url: "nats-leaf://lf:x@127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: hub.srv.leafnodes.leafs, what="leaf")  # type: ignore[union-attr]
+    assert all(c.remote_server == "LF" for c in hub.srv.leafnodes.leafs.values())
+    with pytest.raises(nats.errors.Error):
+        await nats.connect(hub.url, user="lf", password="x", allow_reconnect=False, max_reconnect_attempts=0)
+    h = await nats.connect(hub.url, user="std", password="x")
+    lc = await nats.connect(leaf.url)
+    try:
+        await check_flow(h, lc, "ct")
+    finally:
+        await h.close()
+        await lc.close()
