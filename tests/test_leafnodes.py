@@ -936,3 +936,96 @@ leafnodes {{ listen: "127.0.0.1:{lp}" }}
     finally:
         await h.close()
         await lc.close()
+
+
+def _operator_hub(lp: int) -> Any:
+    from pynats_server.testing import OperatorSetup
+
+    op = OperatorSetup()
+    op.account("A")
+    op.account("B")
+    return op, op.config(extra=f'leafnodes {{ listen: "127.0.0.1:{lp}" }}')
+
+
+def _creds_remote(lp: int, creds: Path) -> str:
+    return f'leafnodes {{ reconnect: 1, remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}", credentials: "{creds}" }} ] }}\n'
+
+
+LEAF_JWT_PERMS = {"pub_allow": ["up.>"], "pub_deny": ["up.secret"], "sub_allow": ["down.>"], "sub_deny": ["down.secret"]}
+
+
+@pytest.mark.parametrize("pair", ["go214-leaf-py-hub", "py-leaf-py-hub", "py-leaf-go214-hub"])
+async def test_jwt_leaf(pair: str, tmp_path: Path) -> None:
+    """Operator mode on the hub: a leaf with `credentials` (a user JWT and its seed) signs
+    the nonce, binds to the JWT's account, and gets the JWT's permissions; another
+    account's clients see none of its traffic."""
+    leaf_kind, hub_kind = pair.split("-leaf-")[0], pair.split("-leaf-")[1].removesuffix("-hub")
+    lp = free_port()
+    op, conf = _operator_hub(lp)
+    hub = await node(hub_kind, tmp_path, "HUB", conf)
+    creds = op.creds_file("A", tmp_path / "leaf.creds", **LEAF_JWT_PERMS)
+    leaf = await node(leaf_kind, tmp_path, "LEAF", _creds_remote(lp, creds))
+    await wait_for(lambda: "Authenticated JWT: Leafnode" in hub.text() and "JetStream" in hub.text(), what="leaf")
+    if hub.srv is not None:
+        (c,) = hub.srv.leafnodes.leafs.values()
+        assert c.account.name == op.pub("A")
+    h = await nats.connect(hub.url, user_credentials=str(op.creds_file("A", tmp_path / "a.creds")))
+    hb = await nats.connect(hub.url, user_credentials=str(op.creds_file("B", tmp_path / "b.creds")))
+    lc = await nats.connect(leaf.url)
+    try:
+        at_b = await hb.subscribe(">")
+        await hb.flush()
+        await permitted_flow(h, lc)
+        await lc.publish("up.tob", b"x")
+        await lc.flush()
+        assert [s for s in await received(at_b) if not s.startswith("$SYS.")] == []
+    finally:
+        await h.close()
+        await hb.close()
+        await lc.close()
+    text = hub.text()
+    assert "Violation" not in text and text.count("Leafnode connection created") == 1, text[-3000:]
+
+
+@pytest.mark.parametrize("leaf_kind", ["go214", "py"])
+async def test_jwt_leaf_revoked_expired_and_refused(leaf_kind: str, tmp_path: Path) -> None:
+    """A JWT leaf goes as a client would: when its account revokes it (a claims update)
+    and when its JWT expires; a JWT allowed STANDARD connections only never connects."""
+    import time
+
+    from pynats_server import jwt
+    from pynats_server import nkeys_util as nk
+
+    lp = free_port()
+    op, conf = _operator_hub(lp)
+    hub = await node("py", tmp_path, "HUB", conf)
+    assert hub.srv is not None
+    aseed = op.accounts["A"]["seed"]
+    useed, upub = nk.create_user()
+    victim = tmp_path / "victim.creds"
+    victim.write_text(jwt.format_user_creds(jwt.new_user(aseed, upub, iat=int(time.time()) - 60), useed))
+    await node(leaf_kind, tmp_path, "VICTIM", _creds_remote(lp, victim))
+    eseed, epub = nk.create_user()
+    expiring = tmp_path / "expiring.creds"
+    expiring.write_text(jwt.format_user_creds(jwt.new_user(aseed, epub, exp=int(time.time()) + 3), eseed))
+    await node(leaf_kind, tmp_path, "EXPIRING", _creds_remote(lp, expiring))
+    await wait_for(lambda: len(hub.srv.leafnodes.leafs) == 2, what="two leafs")  # type: ignore[union-attr]
+    std = op.creds_file("A", tmp_path / "std.creds", allowed_connection_types=["STANDARD"])
+    await node(leaf_kind, tmp_path, "STD", _creds_remote(lp, std))
+    await wait_for(lambda: "Connection type not allowed" in hub.text(), what="STANDARD-only JWT refused")
+
+    sysc = await nats.connect(hub.url, user_credentials=str(op.creds_file(op.system, tmp_path / "sys.creds")))
+    try:
+        new = op.account("A", revocations={upub: int(time.time()) - 5})
+        r = await sysc.request(f"$SYS.REQ.ACCOUNT.{op.pub('A')}.CLAIMS.UPDATE", new.encode(), timeout=5)
+        assert json.loads(r.data)["data"]["code"] == 200
+    finally:
+        await sysc.close()
+    await wait_for(lambda: "Leafnode connection closed: Credentials Revoked - Remote: VICTIM" in hub.text(),
+                   what="the revoked leaf closed")
+    await wait_for(lambda: "Leafnode connection closed: Authentication Expired - Remote: EXPIRING" in hub.text(),
+                   timeout=10, what="the expired leaf closed")
+    # Both come back, and are refused.
+    await wait_for(lambda: "User authentication revoked" in hub.text(), what="the revoked leaf refused")
+    await wait_for(lambda: "User JWT no longer valid" in hub.text(), what="the expired leaf refused")
+    assert not hub.srv.leafnodes.leafs
