@@ -65,13 +65,13 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
         # A routed message also goes to the leafs we are the hub of (leafdelivery.py).
         for route in r.routes:
             if route.is_leaf and not route.is_spoke:
-                if route.perms is not None:
-                    return False  # a leaf with permissions: send_msg checks them
+                if route.perms is not None or subject.startswith(route.js_deny):
+                    return False  # what a leaf may not get: send_msg checks it
                 plan.append((route, route.out, b"LMSG " + subject + b" ", _ROUTE_TALLY))
         return plan
     for route in r.routes:
         if route.is_leaf:
-            if route.perms is not None:
+            if route.perms is not None or subject.startswith(route.js_deny):
                 return False
             plan.append((route, route.out, b"LMSG " + subject + b" ", _ROUTE_TALLY))
         else:

@@ -23,11 +23,11 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import const
-from .auth import Identity, _go_q
+from .auth import Identity, _go_q, _has_wildcard
 from .connection import Connection
 from .core import ServerCore
 from .jwt_client import JWTClient
-from .leafperms import LeafPermissions
+from .leafperms import JS_DENY_PREFIXES, LeafPermissions, js_deny_prefixes
 from .protocol import wire
 from .protocol.parser import LEAF, Hold, Parser, ProtocolError, parse_size, split_args
 from .protocol.subjects import is_valid_subject
@@ -90,6 +90,9 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
     echo = False  # a message from the leaf never goes back to it
     perm_filter = None
     no_responders = False
+    # The JetStream API subjects a leaf connection never carries (leafperms.py), checked by
+    # prefix when the connection has no other permissions.
+    js_deny = JS_DENY_PREFIXES
 
     def __init__(self, leafs: LeafManager, remote: LeafRemote | None = None, url: LeafURL | None = None) -> None:
         srv = leafs.server
@@ -130,7 +133,10 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         self.perms: LeafPermissions | None = None
         self.user_perms: Permissions | None = None  # an accepted leaf's user's, for its INFO
         if remote is not None:
-            self.perms = LeafPermissions.for_spoke(None, remote.opts.deny_exports, remote.opts.deny_imports)
+            system = self._system_account()
+            self.js_deny = js_deny_prefixes(system)
+            self.perms = LeafPermissions.for_spoke(None, remote.opts.deny_exports, remote.opts.deny_imports,
+                                                   system=system)
             if self.perms is not None:
                 self.perms.hub = not self.is_spoke
         self.ident = Identity()
@@ -281,7 +287,9 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         deny = co.get("deny_pub")
         # What the leaf may not receive (its deny_imports) joins what its user may not.
         deny_pub = [str(x) for x in deny] if isinstance(deny, list) else []
-        self.perms = LeafPermissions.for_hub(perms, deny_pub)
+        system = self._system_account()
+        self.js_deny = js_deny_prefixes(system)
+        self.perms = LeafPermissions.for_hub(perms, deny_pub, system=system)
         if self.perms is not None:
             self.perms.hub = not self.is_spoke
         if v.jwt is not None:
@@ -293,6 +301,9 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         self.leafs.send_initial_interest(self)
         self.set_first_ping_timer(const.FIRST_ROUTE_PING_INTERVAL)
         return True
+
+    def _system_account(self) -> bool:
+        return self.account is not None and self.account is self.server.system_account
 
     def _auth_violation(self, ident: Identity) -> None:
         """nats-server authViolation."""
@@ -411,7 +422,8 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         if info.get("import") is not None or info.get("export") is not None:
             # The hub tells us what our user may do: we keep to it (nats-server trusts
             # these only on a connection it dialled).
-            perms = LeafPermissions.for_spoke(info, remote.opts.deny_exports, remote.opts.deny_imports)
+            perms = LeafPermissions.for_spoke(info, remote.opts.deny_exports, remote.opts.deny_imports,
+                                              system=self._system_account())
             if perms is not None:
                 perms.hub = not self.is_spoke
             self.perms = perms
@@ -524,7 +536,11 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
             self._loop_detected(send_err=True)
             raise _Stop()
         perms = self.perms
-        if perms is not None and not perms.accepts_interest(subject):
+        if perms is not None:
+            refused = not perms.accepts_interest(subject)
+        else:
+            refused = subject.startswith(self.js_deny) and not _has_wildcard(subject)
+        if refused:
             self._perm_violation("Subscription", subject)
             if self.log.debug_enabled:
                 self.debug(f'Permissions Violation for Subscription to "{_go_q(subject.decode(errors="replace"))}"')
@@ -606,11 +622,14 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
         if acc is None:
             return
         perms = self.perms
-        if perms is not None and not perms.inbound_ok(subject):
-            self._perm_violation("Publish", subject)
-            if self.closed:
-                raise _Stop()
-            return
+        if perms is not None:
+            if not perms.inbound_ok(subject):
+                self._perm_violation("Publish", subject)
+                if self.closed:
+                    raise _Stop()
+                return
+        elif self.is_spoke and subject.startswith(self.js_deny):
+            return  # a leaf does not take its hub's JetStream API traffic
         from .leafdelivery import deliver_leaf_msg
 
         deliver_leaf_msg(self, acc, subject, reply, queues, szb, hdr, hdb, msg)
@@ -657,6 +676,10 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
                 return
             if reply and perms.replies is not None:
                 perms.track_reply(reply)
+        elif subject.startswith(self.js_deny):
+            if self.log.debug_enabled:
+                self.debug(f'Not permitted to deliver to "{_go_q(subject.decode(errors="replace"))}"')
+            return
         out = self.out
         if not out:
             self.server.dirty.append(self)

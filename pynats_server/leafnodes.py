@@ -513,19 +513,16 @@ class LeafNodes:
         lds = self.lds(acc)
         smap[lds] = smap.get(lds, 0) + 1
         c.smap = smap
-        if c.perms is None:
-            buf = [_ls_line(k, n) for k, n in smap.items()]
-        else:
-            # A hub tells its leafs of the account's service imports whatever their
-            # permissions (nats-server's initLeafNodeSmapAndSendSubs); a spoke checks them.
-            free = set() if c.is_spoke else {si.from_.encode() for si in acc.service_imports.values()}
-            buf = []
-            for k, n in smap.items():
-                if k in free or not _held_back(c, k):
-                    buf.append(_ls_line(k, n))
-                elif c.log.debug_enabled:
-                    subj = k.split(b" ", 1)[0].decode(errors="replace")
-                    c.debug(f'Not permitted to subscribe to "{subj}" on behalf of {acc.trace_label()}')
+        # A hub tells its leafs of the account's service imports whatever their permissions
+        # (nats-server's initLeafNodeSmapAndSendSubs); a spoke checks them.
+        free = set() if c.is_spoke else {si.from_.encode() for si in acc.service_imports.values()}
+        buf = []
+        for k, n in smap.items():
+            if k in free or not _held_back(c, k):
+                buf.append(_ls_line(k, n))
+            elif c.log.debug_enabled:
+                subj = k.split(b" ", 1)[0].decode(errors="replace")
+                c.debug(f'Not permitted to subscribe to "{subj}" on behalf of {acc.trace_label()}')
         if buf:
             if c.log.trace_enabled:
                 for line in buf:
@@ -651,10 +648,11 @@ class LeafNodes:
 
 def _held_back(c: LeafConnection, key: bytes) -> bool:
     """Interest not to send: subjects the connection's permissions keep from the peer
-    (a hub's leaf user may not publish them; a leaf may not import them)."""
+    (a hub's leaf user may not publish them; a leaf may not import them; the JetStream
+    API on every leaf connection)."""
     perms = c.perms
     if perms is None:
-        return False
+        return key.startswith(c.js_deny)
     return not perms.may_tell(key.split(b" ", 1)[0])
 
 

@@ -19,6 +19,13 @@ both roles read the same way:
 
 A hub that refuses an LS+ or a message tells the leaf (-ERR 'Permissions Violation for
 Subscription/Publish to "x"'), logs it and closes; a leaf drops them silently.
+
+Every leaf connection, with or without a user's permissions, also may not carry the
+JetStream API (`$JS.API.>`, `$KV.>`, `$OBJ.>`; in the system account also `$JSC.>` and
+`$NRG.>`) either way: nats-server denies them when it does not extend JetStream over the
+connection (different domains, which is always the case with pynats-server). Requests a leaf
+sends into the hub still pass (only the hub's check of the user's publish list applies).
+A connection without other permissions checks these by prefix (`js_deny_prefixes`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,16 @@ from .options import Permissions, ResponsePermission
 from .protocol.subjects import subjects_collide
 
 _MQTT = b"$MQTT."
+JS_DENY = ("$JS.API.>", "$KV.>", "$OBJ.>")  # nats-server's denyAllClientJs
+SYS_JS_DENY = ("$JSC.>", "$NRG.>", *JS_DENY)  # denyAllJs (the system account)
+JS_DENY_PREFIXES = tuple(p[:-1].encode() for p in JS_DENY)
+SYS_JS_DENY_PREFIXES = tuple(p[:-1].encode() for p in SYS_JS_DENY)
+
+
+def js_deny_prefixes(system: bool) -> tuple[bytes, ...]:
+    """The JetStream subjects a leaf connection of (or not of) the system account may not
+    carry, as subject prefixes."""
+    return SYS_JS_DENY_PREFIXES if system else JS_DENY_PREFIXES
 # Subjects whose interest and messages are not checked (loop detection, gateway replies).
 _UNCHECKED_INTEREST = (b"$LDS.", b"$GR.", b"_GR_.")
 _GW_PREFIX = b"_GR_."
@@ -102,21 +119,24 @@ class LeafPermissions(ClientPermissions):
             self._export_deny = [s.encode() for s in deny or ()]
 
     @classmethod
-    def for_hub(cls, user: Permissions | None, deny_pub: list[str]) -> LeafPermissions | None:
+    def for_hub(cls, user: Permissions | None, deny_pub: list[str], *, system: bool = False) -> LeafPermissions | None:
         """An accepted leaf: its user's permissions turned around, plus its CONNECT
-        `deny_pub` (what it does not want to receive). None when there are neither."""
+        `deny_pub` (what it does not want to receive) and the JetStream denies. None when
+        there is no user permission and no deny_pub (the JetStream prefixes are then
+        checked without this)."""
+        js = list(SYS_JS_DENY if system else JS_DENY)
         if user is None:
             if not deny_pub:
                 return None
-            return cls(None, deny_pub, None, None, hub=True)
+            return cls(None, list(deny_pub) + js, None, js, hub=True)
         pub_allow = user.publish_allow
         if user.response is not None and pub_allow is None:
             pub_allow = []  # nats-server's validateResponsePermissions
         return cls(
             user.subscribe_allow or None,
-            list(user.subscribe_deny or ()) + list(deny_pub),
+            list(user.subscribe_deny or ()) + list(deny_pub) + js,
             pub_allow,
-            user.publish_deny,
+            list(user.publish_deny or ()) + js,
             hub=True,
             response=user.response,
             export=(pub_allow, user.publish_deny),
@@ -124,20 +144,22 @@ class LeafPermissions(ClientPermissions):
 
     @classmethod
     def for_spoke(cls, info: dict[str, Any] | None, deny_exports: list[str],
-                  deny_imports: list[str]) -> LeafPermissions | None:
+                  deny_imports: list[str], *, system: bool = False) -> LeafPermissions | None:
         """A leaf we dialled: what the hub's INFO `export`/`import` allow (if it sent
-        them), and our remote's deny_exports / deny_imports. None when nothing limits it."""
+        them), our remote's deny_exports / deny_imports, and the JetStream denies. None
+        when nothing but the JetStream denies limits it."""
         exp = _subject_permission(info.get("export")) if info else None
         imp = _subject_permission(info.get("import")) if info else None
         if exp is None and imp is None and not deny_exports and not deny_imports:
             return None
+        js = list(SYS_JS_DENY if system else JS_DENY)
         send_allow, send_deny = exp if exp is not None else (None, None)
         tell_allow, tell_deny = imp if imp is not None else (None, None)
         return cls(
             send_allow,
-            list(send_deny or ()) + list(deny_exports),
+            list(send_deny or ()) + list(deny_exports) + js,
             tell_allow or None,
-            list(tell_deny or ()) + list(deny_imports),
+            list(tell_deny or ()) + list(deny_imports) + js,
             hub=False,
         )
 

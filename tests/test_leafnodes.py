@@ -1029,3 +1029,32 @@ async def test_jwt_leaf_revoked_expired_and_refused(leaf_kind: str, tmp_path: Pa
     await wait_for(lambda: "User authentication revoked" in hub.text(), what="the revoked leaf refused")
     await wait_for(lambda: "User JWT no longer valid" in hub.text(), what="the expired leaf refused")
     assert not hub.srv.leafnodes.leafs
+
+
+@pytest.mark.parametrize("pair", ["py-leaf-py-hub", "py-leaf-go214-hub", "go214-leaf-py-hub"])
+async def test_jetstream_stays_on_its_side(pair: str, tmp_path: Path) -> None:
+    """Hub and leaf both run JetStream (no domains): each side's JetStream API answers
+    only its own clients, as nats-server denies `$JS.API.>` on leaf connections it does
+    not extend JetStream over; plain messages still flow."""
+    leaf_kind, hub_kind = pair.split("-leaf-")[0], pair.split("-leaf-")[1].removesuffix("-hub")
+    lp = free_port()
+    hub = await node(hub_kind, tmp_path, "HUB",
+                     f'jetstream {{ store_dir: "{tmp_path / "hubjs"}" }}\nleafnodes {{ listen: "127.0.0.1:{lp}" }}\n')
+    leaf = await node(leaf_kind, tmp_path, "LEAF", f'jetstream {{ store_dir: "{tmp_path / "leafjs"}" }}\n'
+                      f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: "Leafnode connection created" in hub.text() and "JetStream" in hub.text(), what="leaf")
+    h = await nats.connect(hub.url)
+    lc = await nats.connect(leaf.url)
+    try:
+        await h.jetstream().add_stream(name="HS", subjects=["hs.>"])
+        await lc.jetstream().add_stream(name="LS", subjects=["ls.>"])
+        for _ in range(10):  # the answers race: a leaked request would show within a few
+            assert [s.config.name for s in await h.jetstream().streams_info()] == ["HS"]
+            assert [s.config.name for s in await lc.jetstream().streams_info()] == ["LS"]
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await h.jetstream().stream_info("LS")
+        await check_flow(h, lc, "js")
+    finally:
+        await h.close()
+        await lc.close()
+    assert "Violation" not in hub.text()

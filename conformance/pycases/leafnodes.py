@@ -545,3 +545,54 @@ async def solicit_import_export(ctx: CaseContext) -> None:
         await hub.send(b"LMSG other.sub 1\r\nb\r\nLMSG down.secret 1\r\nc\r\nLMSG down.a 1\r\nd\r\n")
         await c.expect_bytes(b"MSG down.a 1 1\r\nd\r\n")
         await c.expect_nothing(0.2)
+
+
+@pycase("leafnode.accept.jetstream_denied",
+        doc="every leaf: no interest in, and no messages on, the JetStream API ($JS.API.>, $KV.>, $OBJ.>) go to it; "
+            "a literal LS+ of one is a violation; JetStream API requests from the leaf do reach the hub")
+async def accept_js_denied(ctx: CaseContext) -> None:
+    s, port = await leaf_port(ctx)
+    c = await client(ctx, s)
+    await c.send(b"SUB $JS.API.> 1\r\nSUB $KV.b.k 2\r\nSUB $JS.EVENT.x 3\r\nSUB $OBJ.o 4\r\n")
+    await flush(c)
+    leaf, _ = await open_leaf(ctx, port)
+    leaf.ignore.append(SYS_LS)
+    _, lines = await handshake(ctx, leaf)
+    rest = sorted(ln for ln in lines if not LDS_RE.fullmatch(ln))
+    ctx.check(rest == [b"LS+ $JS.EVENT.x\r\n"], "no JetStream API interest", [b"LS+ $JS.EVENT.x\r\n"], rest)
+    await leaf.send(b"LS+ >\r\n")
+    await flush(leaf)
+    p = await client(ctx, s, "p")
+    await p.send(b"PUB $JS.API.INFO 1\r\na\r\nPUB $KV.b.k 1\r\nb\r\nPUB $JS.EVENT.y 1\r\nc\r\n")
+    await flush(p)
+    await leaf.expect_bytes(b"LMSG $JS.EVENT.y 1\r\nc\r\n")
+    await c.expect_bytes(b"MSG $JS.API.INFO 1 1\r\na\r\nMSG $KV.b.k 2 1\r\nb\r\n")
+    await leaf.send(b"LMSG $JS.API.STREAM.INFO.x 1\r\nd\r\n")
+    await c.expect_bytes(b"MSG $JS.API.STREAM.INFO.x 1 1\r\nd\r\n")
+    await leaf.send(b"LS+ $JS.API.INFO\r\n")
+    await leaf.expect_bytes(b"-ERR 'Permissions Violation for Subscription to \"$JS.API.INFO\"'\r\n")
+    await leaf.expect_close()
+
+
+@pycase("leafnode.solicit.jetstream_denied",
+        doc="a leaf tells its hub of no JetStream API interest, sends it no JetStream API messages, and (2.14) takes "
+            "none from it")
+async def solicit_js_denied(ctx: CaseContext) -> None:
+    s, hub, _ = await solicited(ctx)
+    hub.ignore.append(SYS_LS)
+    c = await client(ctx, s)
+    await c.send(b"SUB $JS.API.INFO 1\r\nSUB $KV.b.> 2\r\nSUB $JS.EVENT.x 3\r\n")
+    await flush(c)
+    await hub.send(hub_info(1, connect_info=True, remote_account="$G", nonce=""))
+    got = await until_pong(hub)
+    lines = sorted(ln for ln in got.split(b"\r\n") if ln and not ln.startswith(b"LS+ $LDS."))
+    ctx.check(lines == [b"LS+ $JS.EVENT.x"], "no JetStream API interest", [b"LS+ $JS.EVENT.x"], lines)
+    await hub.send(b"LS+ $JS.API.>\r\nLS+ $JS.EVENT.>\r\n")
+    await flush(hub)
+    await c.send(b"PUB $JS.API.STREAM.LIST 1\r\nx\r\nPUB $JS.EVENT.y 1\r\ny\r\n")
+    await flush(c)
+    await hub.expect_bytes(b"LMSG $JS.EVENT.y 1\r\ny\r\n")  # and not the API request
+    if ctx.target.profile != "go29":
+        await hub.send(b"LMSG $JS.API.INFO 1\r\na\r\nLMSG $JS.EVENT.x 1\r\nb\r\n")
+        await c.expect_bytes(b"MSG $JS.EVENT.x 3 1\r\nb\r\n")
+        await c.expect_nothing(0.2)
