@@ -450,7 +450,8 @@ class LeafNodes:
         acc = c.account
         assert acc is not None
         c.registered = True
-        c.apply_limits()  # the server's max_subscriptions, the account's and user's limits
+        if c.jwt_claims is None:  # a JWT leaf's were applied as it authenticated
+            c.apply_limits()  # the server's max_subscriptions and the account's limits
         self.leafs[c.cid] = c
         self.by_account.setdefault(acc.name_b, []).append(c)
         srv = self.server

@@ -596,3 +596,67 @@ async def solicit_js_denied(ctx: CaseContext) -> None:
         await hub.send(b"LMSG $JS.API.INFO 1\r\na\r\nLMSG $JS.EVENT.x 1\r\nb\r\n")
         await c.expect_bytes(b"MSG $JS.EVENT.x 3 1\r\nb\r\n")
         await c.expect_nothing(0.2)
+
+
+@pycase("leafnode.accept.max_subscriptions",
+        doc="max_subscriptions holds for a leaf's LS+ too: -ERR 'maximum subscriptions exceeded', the connection stays")
+async def accept_max_subs(ctx: CaseContext) -> None:
+    s, port = await leaf_port(ctx, 'max_subscriptions: 2\nleafnodes { listen: "127.0.0.1:-1" }')
+    leaf, _ = await open_leaf(ctx, port)
+    await handshake(ctx, leaf)
+    await leaf.send(b"LS+ a\r\nLS+ b\r\nLS+ c\r\n")
+    await leaf.expect_bytes(b"-ERR 'maximum subscriptions exceeded'\r\n")
+    await flush(leaf)
+    c = await client(ctx, s)
+    await c.send(b"PUB a 1\r\nx\r\nPUB c 1\r\ny\r\nPUB b 1\r\nz\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LMSG a 1\r\nx\r\nLMSG b 1\r\nz\r\n")
+
+
+@pycase("leafnode.accept.jwt_account_leaf_limit",
+        doc="operator mode: an account's `leaf` limit: the leaf over it is told 'maximum account active connections "
+            "exceeded' and closed")
+async def accept_jwt_leaf_limit(ctx: CaseContext) -> None:
+    from ..jwtutil import JWTSetup
+
+    setup = JWTSetup(limits={"leaf": 1})
+    s = await ctx.start_server(config=setup.config(extra='leafnodes { listen: "127.0.0.1:-1" }'), args=["-D"])
+    seed, token = setup.user("A")
+    first = await jwt_leaf(ctx, setup, s, token, seed, "first")
+    line = await first.read_line()
+    ctx.check(line.startswith(b"INFO ") and b'"connect_info":true' in line, "the first leaf connects", "INFO", line)
+    seed2, token2 = setup.user("A")
+    second = await jwt_leaf(ctx, setup, s, token2, seed2, "second")
+    await second.expect_bytes(b"-ERR 'maximum account active connections exceeded'\r\n")
+    await second.expect_close()
+
+
+@pycase("leafnode.accept.allow_responses", targets="!go29",
+        doc="a leaf user with allow_responses: it may answer a request it was sent, once; a second answer is a "
+            "publish violation")
+async def accept_allow_responses(ctx: CaseContext) -> None:
+    config = """authorization { users [
+  { user: leaf, password: pw, permissions: { subscribe: "req.>", allow_responses: true } },
+  { user: c, password: c } ] }
+leafnodes { listen: "127.0.0.1:-1" }"""
+    s, port = await leaf_port(ctx, config)
+    leaf, _ = await open_leaf(ctx, port)
+    leaf.ignore.append(SYS_LS)
+    await leaf.send(leaf_connect(user="leaf", **{"pass": "pw"}))
+    line = await leaf.read_line()
+    info = json.loads(line[5:]) if line.startswith(b"INFO ") else {}
+    ctx.check(info.get("export") == {} and info.get("import") == {"allow": ["req.>"]}, "import, and an empty export",
+              {"import": {"allow": ["req.>"]}, "export": {}}, line)
+    await until_pong(leaf)
+    await leaf.send(b"LS+ req.>\r\n")
+    await flush(leaf)
+    c = await client(ctx, s, connect={"user": "c", "pass": "c"})
+    await c.send(b"SUB _INBOX.r 1\r\nPUB req.x _INBOX.r 1\r\nq\r\n")
+    await flush(c)
+    await leaf.expect_bytes(b"LMSG req.x _INBOX.r 1\r\nq\r\n")
+    await leaf.expect_nothing(0.1)  # no interest in the inbox: the leaf user may not publish to it
+    await leaf.send(b"LMSG _INBOX.r 1\r\na\r\n")
+    await c.expect_bytes(b"MSG _INBOX.r 1 1\r\na\r\n")
+    await leaf.send(b"LMSG _INBOX.r 1\r\nb\r\n")
+    await leaf.expect_bytes(b"-ERR 'Permissions Violation for Publish to \"_INBOX.r\"'\r\n")
+    await leaf.expect_close()
