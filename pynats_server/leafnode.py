@@ -180,6 +180,8 @@ class LeafConnection(JWTClient, Connection[ServerCore]):
             if e.err is not None:
                 if e.err == wire.E_UNKNOWN_OP:
                     self.error(f"Leafnode parser ERROR, {e.detail}")
+                elif e.err == wire.E_MAX_PAYLOAD:
+                    self.error(e.detail)
                 self.send_err(e.err)
             elif e.detail:
                 self.error(e.detail)

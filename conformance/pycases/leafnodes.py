@@ -660,3 +660,17 @@ leafnodes { listen: "127.0.0.1:-1" }"""
     await leaf.send(b"LMSG _INBOX.r 1\r\nb\r\n")
     await leaf.expect_bytes(b"-ERR 'Permissions Violation for Publish to \"_INBOX.r\"'\r\n")
     await leaf.expect_close()
+
+
+@pycase("leafnode.accept.max_payload", targets="!go29",
+        doc="an LMSG larger than max_payload: -ERR 'Maximum Payload Violation' and close (2.9 takes it)")
+async def accept_max_payload(ctx: CaseContext) -> None:
+    s, port = await leaf_port(ctx, 'max_payload: 10\nleafnodes { listen: "127.0.0.1:-1" }')
+    leaf, _ = await open_leaf(ctx, port)
+    await handshake(ctx, leaf)
+    start = len(s.log)
+    await leaf.send(b"LMSG foo 10\r\n0123456789\r\nLMSG foo 11\r\n01234567890\r\n")
+    await leaf.expect_bytes(b"-ERR 'Maximum Payload Violation'\r\n")
+    await leaf.expect_close()
+    await s.wait_log(r"\[ERR\] .*maximum payload exceeded: 11 vs 10$", ctx.timeout, start)
+    await s.wait_log(r"Leafnode connection closed: Maximum Message Payload Exceeded", ctx.timeout, start)
