@@ -1058,3 +1058,49 @@ async def test_jetstream_stays_on_its_side(pair: str, tmp_path: Path) -> None:
         await h.close()
         await lc.close()
     assert "Violation" not in hub.text()
+
+
+async def test_leaf_bcrypt_password_checked_off_the_loop() -> None:
+    """A bcrypt password in `leafnodes { authorization { users } }`: checked in a thread
+    (the hub keeps serving meanwhile), right and wrong passwords decided as nats-server."""
+    import bcrypt
+
+    lp = free_port()
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=10)).decode()
+    hlog = io.StringIO()
+    hub = py_server("HUB", leaf_port=lp, leaf_users=[LeafUser("leaf", hashed)], log=hlog)
+    await hub.start()
+    good = py_server("GOOD", remotes=[remote(lp, user="leaf", password="s3cret")])
+    bad = py_server("BAD", remotes=[remote(lp, user="leaf", password="wrong")])
+    await good.start()
+    await bad.start()
+    await wait_for(lambda: 'authentication error - User "leaf"' in hlog.getvalue(), what="refusal")
+    await wait_for(lambda: [c.remote_server for c in hub.leafnodes.leafs.values()] == ["GOOD"], what="GOOD")
+    h = await nats.connect(hub.client_url)
+    lc = await nats.connect(good.client_url)
+    try:
+        await check_flow(h, lc, "bc")
+    finally:
+        await h.close()
+        await lc.close()
+
+
+@pytest.mark.parametrize("block", [
+    'authorization { nkey: UBAD }',
+    'authorization { nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4, users [ {user: a, password: b} ] }',
+    'authorization { users [ {user: a, password: b}, {user: a, password: c} ] }',
+    'authorization { users [ {user: a, password: b, permissions: { publish: "x" } } ] }',
+])
+def test_leaf_authorization_config_errors_match_nats_server(block: str, tmp_path: Path) -> None:
+    """The leafnodes authorization block's nkey and users are checked as nats-server checks
+    them (a leafnodes user takes no permissions: the server's users do)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.conf"
+    path.write_text(f'leafnodes {{ listen: "127.0.0.1:-1", {block} }}\n')
+    go = subprocess.run([go_binary("go214"), "-c", str(path), "-t"], capture_output=True, text=True, timeout=30)
+    py = subprocess.run([sys.executable, "-m", "pynats_server", "-c", str(path), "-t"], capture_output=True,
+                        text=True, timeout=60)
+    assert go.returncode != 0 and py.returncode != 0
+    assert py.stderr.strip().removeprefix("pynats-server: ") == go.stderr.strip().removeprefix("nats-server: ")
