@@ -20,7 +20,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "leafnode", "leaftls"),
     5: ("config", "optcheck"),
     6: ("core", "acceptor", "connection", "delivery", "leafdelivery", "subdeliver", "accounts", "internal",
-        "auth", "jwt_client", "resolver", "certs", "log"),
+        "auth", "leafperms", "jwt_client", "resolver", "certs", "log"),
     7: ("confread", "leaf_config", "websocket_config", "operator_config", "tlsctx", "conf",
         "goflags"),
     8: ("protocol", "sublist", "websocket", "jwt", "jwtjson", "nkeys_util", "gotime", "ids",
