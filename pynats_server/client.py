@@ -27,7 +27,7 @@ from .auth import (
     reserved_subject,
 )
 from .connection import Connection
-from .delivery import build_plan, deliver_client_msg, no_responders
+from .delivery import build_plan, deliver_client_msg, deliver_run, no_responders
 from .jwt_client import JWTClient
 from .monitor import go_duration
 from .protocol import wire
@@ -364,7 +364,10 @@ class ClientConnection(JWTClient, Connection):
         """The planned path unless the connection needs per-message extras (verbose +OK,
         permissions, echo off, tracing)."""
         fast = not self.verbose and self.perms is None and self.echo and not self.log.trace_enabled
-        self.parser.set_pub_handler(self._pub_fast if fast else self.on_pub)
+        if fast:
+            self.parser.set_pub_handler(self._pub_fast, self._pub_run)
+        else:
+            self.parser.set_pub_handler(self.on_pub)
 
     def bind_account(self, acc: Any) -> None:
         """The client belongs to `acc` from now on (set when it authenticates)."""
@@ -599,6 +602,35 @@ class ClientConnection(JWTClient, Connection):
             deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
         elif reply and self.no_responders:
             no_responders(self, subject, reply)
+
+    def _pub_run(self, subject: bytes, reply: bytes | None, szb: bytes, size: int, payloads: list[bytes]) -> bool:
+        """A run of PUBs with one control line (the parser's _bulk), on the planned path
+        as a whole (delivery.deliver_run); False leaves them to _pub_fast one by one: a
+        subject without a plan, a reserved one, queue groups over 256 members, nobody
+        listening to a request that wants no_responders, tracing."""
+        r = self._cache_get(subject)
+        if r is None:
+            if subject.startswith(RESERVED_SUBJECT_PREFIXES) and reserved_subject(subject):
+                return False
+            r = self._match_miss(subject)
+        plan = r.plan
+        if plan is None:
+            plan = r.plan = build_plan(r, subject, self._acc_b)
+        if plan is False:
+            return False
+        qplan = r.qplan
+        if plan or qplan:
+            if self.log.trace_enabled:
+                return False
+            for group in qplan:
+                if len(group) > 256:
+                    return False
+            deliver_run(self._dirty, plan, qplan, reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+                        payloads, size)
+            return True
+        # Nobody listens: counted (by the parser) and dropped, unless a request wants
+        # its no-responders status.
+        return not (reply and self.no_responders)
 
     def on_pub(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
         if self.log.trace_enabled:

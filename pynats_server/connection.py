@@ -30,6 +30,11 @@ class Connection(asyncio.Protocol):
     is_leaf = False  # leafnode.LeafConnection (it sits in match results among the routes)
     is_spoke = False
     remote_cluster = ""
+    # Messages and payload bytes queued in `out` as whole runs (delivery.deliver_run: one
+    # chunk holds many frames), counted at the next flush like the triples. Class-level
+    # zeros, so a connection that never gets a run keeps no attributes for them.
+    run_msgs = 0
+    run_bytes = 0
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -151,6 +156,7 @@ class Connection(asyncio.Protocol):
         t = self.transport
         if self.closed or t is None:
             out.clear()
+            self.run_msgs = self.run_bytes = 0
             return
         payloads = out[2::3]
         n = len(payloads) - payloads.count(b"")
@@ -159,6 +165,10 @@ class Connection(asyncio.Protocol):
         if n:
             self.out_msgs += n
             self.out_bytes += sum(map(len, payloads)) - 2 * n
+        if self.run_msgs:
+            self.out_msgs += self.run_msgs
+            self.out_bytes += self.run_bytes
+            self.run_msgs = self.run_bytes = 0
         data = b"".join(out)
         out.clear()
         t.write(data)
@@ -276,3 +286,4 @@ class Connection(asyncio.Protocol):
             self.close_reason = self.close_reason or ("Read Error" if exc else "Client Closed")
             self.on_closed(self.close_reason)
         self.out.clear()
+        self.run_msgs = self.run_bytes = 0

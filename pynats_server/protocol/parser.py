@@ -133,8 +133,10 @@ _VIEW_MIN = 512
 # A split run copies payloads (in C); one this large ends the run, and the regex loop
 # passes it on as a view of the read instead.
 _RUN_MAX = 16384
-# Reads averaging fewer bytes per PUB than this take the split run.
+# Reads averaging fewer bytes per PUB than this take the split run (judged on their
+# first _SAMPLE bytes: counting PUBs in all of a large read costs a tenth of the run).
 _RUN_AVG = 320
+_SAMPLE = 8192
 
 # The split run (Parser._split_run): size tokens known to be valid and within a max_payload,
 # one table per max_payload; subjects known to be plain tokens. Both shared and bounded.
@@ -167,6 +169,35 @@ def _ok_size(table: dict[bytes, int], szb: bytes, max_payload: int) -> int | Non
         table.clear()
     table[szb] = size
     return size
+
+
+# A run of at least this many identical PUB (RMSG) lines is handed on in one call (_bulk).
+_BULK_MIN = 4
+
+
+def _run_end(pieces: list[bytes], i: int, last: int, x: bytes) -> int:
+    """The index after the run of pairs from pieces[i] whose line is `x` (pairs start
+    before `last`). Compares windows that double in size (list.count, in C), then halves
+    the window with the first other line: the cost follows the run's length, not the
+    read's, so a read of many short runs costs no more than its pairs."""
+    p = i
+    w = 8
+    while p < last:
+        seg = pieces[p : min(last, p + 2 * w) : 2]
+        ns = len(seg)
+        if seg.count(x) == ns:
+            p += 2 * ns
+            w <<= 1
+            continue
+        lo, hi = 0, ns  # seg[:lo] are all x; seg[lo:hi] holds another line
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if seg[lo:mid].count(x) == mid - lo:
+                lo = mid
+            else:
+                hi = mid
+        return p + 2 * lo
+    return p
 
 
 class ProtocolError(Exception):
@@ -244,6 +275,11 @@ class Parser:
         "in_bytes",
         "_run_i",
         "_held",
+        "_on_pub_run",
+        "_on_rmsg_run",
+        "_declined",
+        "_declines",
+        "_run_seg",
     )
 
     def __init__(
@@ -279,6 +315,12 @@ class Parser:
         self._after_line = 0
         self._run_i = 0
         self._held = b""
+        # Whole runs of identical PUB (RMSG) lines go to these in one call (see _bulk).
+        self._on_pub_run: Any = None
+        self._on_rmsg_run: Any = getattr(handler, "on_rmsg_run", None)
+        self._declined = b""  # the line of the last run the handler declined
+        self._declines = 0
+        self._run_seg = 0
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -300,8 +342,10 @@ class Parser:
         self._await_connect = v
         self._fast = not (v or self._pedantic)
 
-    def set_pub_handler(self, fn: Any) -> None:
+    def set_pub_handler(self, fn: Any, run: Any = None) -> None:
+        """`fn` takes one PUB; `run`, if given, a whole run of them (see _bulk)."""
         self._on_pub = fn
+        self._on_pub_run = run
 
     def set_rmsg_handler(self, fn: Any) -> None:
         self._on_rmsg = fn
@@ -382,7 +426,7 @@ class Parser:
             fast
             and buf.startswith(b"PUB ")
             and self.max_control_line >= 4096
-            and n < _RUN_AVG * (buf.count(b"\nPUB ") + 1)
+            and min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nPUB ", 0, _SAMPLE) + 1)
         ):
             pos = self._split_run(buf, self._pub_pairs)
             if self._state == _PAYLOAD:
@@ -456,11 +500,14 @@ class Parser:
         i = seg = ki = kpos = 0  # pieces[ki] starts at buf[kpos]; pieces[seg:i] are pairs not yet counted
         try:
             while True:
+                self._run_seg = i
                 try:
                     i = pairs(pieces, i, last)
                 except BaseException:
                     i = self._run_i  # where the handler raised, the message it was given included
                     raise
+                finally:
+                    seg = self._run_seg  # a bulk run (_bulk) counted its own pairs
                 if i >= last:
                     break
                 self._run_counts(pieces, seg, i)
@@ -476,6 +523,9 @@ class Parser:
                 kpos = after
         finally:
             self._run_counts(pieces, seg, i)
+        np = len(pieces)
+        if np - i < i - ki:  # fewer pieces to add up from the end
+            return len(buf) - sum(map(len, pieces[i:])) - 2 * (np - 1 - i)
         return kpos + sum(map(len, pieces[ki:i])) + 2 * (i - ki)
 
     def _run_counts(self, pieces: list[bytes], seg: int, i: int) -> None:
@@ -492,6 +542,8 @@ class Parser:
             sizes = _OK_SIZES[max_payload] = {}
         plain = _PLAIN
         on_pub = self._on_pub
+        if self._on_pub_run is not None and i + 2 * _BULK_MIN <= last and pieces[i] == pieces[i + 2]:
+            i = self._bulk(pieces, i, last, self._on_pub_run, 3)
         try:
             while i < last:
                 toks = pieces[i].split(b" ")
@@ -529,6 +581,8 @@ class Parser:
             sizes = _OK_SIZES[-1] = {}
         plain = _PLAIN
         on_rmsg = self._on_rmsg
+        if self._on_rmsg_run is not None and i + 2 * _BULK_MIN <= last and pieces[i] == pieces[i + 2]:
+            i = self._bulk(pieces, i, last, self._on_rmsg_run, 4)
         try:
             while i < last:
                 toks = pieces[i].split(b" ")
@@ -558,6 +612,78 @@ class Parser:
             raise
         return i
 
+    def _bulk(self, pieces: list[bytes], i: int, last: int, run: Callable[..., bool], ntok: int) -> int:
+        """A run of pairs from pieces[i] whose lines are all the same, as one call:
+        `run(subject, reply, szb, size, payloads)` for PUB (`ntok` 3) or
+        `run(account, subject, reply, szb, size, payloads)` for RMSG (`ntok` 4), where
+        `payloads` are the run's payload pieces (without CRLF). The handler returns False
+        to decline (it then gets them one by one). Every check of _pub_pairs and
+        _rmsg_pairs holds for the one line, and every payload has the line's size, which
+        is what makes the pairs frames. Returns where the run ended (i: none taken)."""
+        x = pieces[i]
+        if x == self._declined:
+            # Declined last time: try again only now and then (its subject's plan may
+            # have changed), so a declined stream does not pay for the search every read.
+            self._declines += 1
+            if self._declines & 15:
+                return i
+        j = _run_end(pieces, i, last, x)
+        if j - i < 2 * _BULK_MIN:
+            return i
+        toks = x.split(b" ")
+        nt = len(toks)
+        reply = None
+        if nt == ntok:
+            szb = toks[-1]
+        elif nt == ntok + 1:
+            reply = toks[-2]
+            szb = toks[-1]
+            if not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply:
+                return i
+            if reply.startswith(_RESERVED_REPLY_PREFIXES) if ntok == 3 else (reply == b"+" or reply == b"|"):
+                return i  # reserved (PUB), or a queue indicator without queues (RMSG)
+        else:
+            return i
+        if toks[0] != (b"PUB" if ntok == 3 else b"RMSG"):
+            return i
+        for tok in toks[1:ntok - 1]:  # the subject, and a route's account
+            if tok not in _PLAIN and not _plain_token(tok):
+                return i
+        max_payload = self.max_payload if ntok == 3 else -1
+        sizes = _OK_SIZES.get(max_payload)
+        if sizes is None:
+            sizes = _OK_SIZES[max_payload] = {}
+        size = sizes.get(szb)
+        if size is None:
+            size = _ok_size(sizes, szb, max_payload if ntok == 3 else _RUN_MAX)
+            if size is None:
+                return i
+        payloads = pieces[i + 1 : j : 2]
+        lens = list(map(len, payloads))
+        if lens.count(size) != len(lens):
+            # A payload of another size (one holding a CRLF, say): the run ends before it.
+            k = 0
+            while lens[k] == size:
+                k += 1
+            if k < _BULK_MIN:
+                return i
+            del payloads[k:]
+        self._run_i = i
+        if ntok == 3:
+            ok = run(toks[1], reply, szb, size, payloads)
+        else:
+            ok = run(toks[1], toks[2], reply, szb, size, payloads)
+        if not ok:
+            self._declined = x
+            self._declines = 0
+            return i
+        n = len(payloads)
+        self.in_msgs += n
+        self.in_bytes += n * size
+        i += 2 * n
+        self._run_seg = i  # counted: _split_run counts from here on
+        return i
+
     def _parse_route(self, buf: bytes) -> None:
         """The route loop, with a fast path for `RMSG account subject [reply] size\r\n`."""
         n = len(buf)
@@ -568,7 +694,8 @@ class Parser:
         lim = self.max_control_line * 16 + 7
         match = _RMSG_LINE.match
         sizes = _SIZES
-        if self._fast and buf.startswith(b"RMSG ") and n < _RUN_AVG * (buf.count(b"\nRMSG ") + 1):
+        if (self._fast and buf.startswith(b"RMSG ")
+                and min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nRMSG ", 0, _SAMPLE) + 1)):
             pos = self._split_run(buf, self._rmsg_pairs)
             if self._state == _PAYLOAD:
                 pos = self._take_payload(buf, pos, n)

@@ -1,0 +1,194 @@
+"""Runs of PUBs delivered whole (Parser._bulk, delivery.deliver_run) against a naive oracle,
+over a live server, while subscriptions churn.
+
+Like test_delivery_churn, but each publish is a run of up to 24 PUBs with one control line
+sent in one write, so the server sees them in one read and takes the bulk path where it
+may. Each connection has echo and no_responders drawn; subscriptions come and go, some
+with an UNSUB max that is reached in the middle of a run. After every op, each connection's
+MSGs must be exactly what the oracle predicts, message by message (a queue group: exactly
+one member), in order, and every connection's message and byte counters must match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from pynats_server import Server
+from pynats_server.client import ClientConnection
+from pynats_server.protocol.subjects import match_literal
+
+PATTERNS = [b"a.x", b"a.y", b"b.x", b"a.*", b"*.x", b"a.>", b">", b"*.*"]
+SUBJECTS = [b"a.x", b"a.y", b"b.x", b"b.y"]
+QUEUES = [None, None, b"q1", b"q2"]
+SIZE = 6  # every payload is b"m%05d" % its number
+
+op = st.one_of(
+    st.tuples(st.just("sub"), st.integers(0, 2), st.sampled_from(PATTERNS), st.sampled_from(QUEUES)),
+    st.tuples(st.just("unsub"), st.integers(0, 2), st.integers(0, 7), st.integers(-1, 30)),
+    st.tuples(st.just("pub"), st.integers(0, 2), st.sampled_from(SUBJECTS), st.tuples(st.booleans(), st.integers(1, 24))),
+    st.tuples(st.just("pub"), st.integers(0, 2), st.sampled_from(SUBJECTS), st.tuples(st.booleans(), st.integers(4, 24))),
+)
+conn_opts = st.tuples(st.sampled_from([True, True, True, False]), st.booleans())  # (echo, no_responders)
+
+MSG_RE = re.compile(rb"MSG (\S+) (\d+) (?:(\S+) )?6\r\nm(\d{5})\r\n")
+NR_RE = re.compile(rb"HMSG rep\.\d 999 ")
+
+
+@dataclass
+class OSub:
+    conn: int
+    pattern: bytes
+    queue: bytes | None
+    max: int = 0
+    got: int = 0
+
+
+class Conn:
+    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.r, self.w, self.buf = r, w, b""
+
+    async def roundtrip(self, data: bytes) -> bytes:
+        """Send, then PING; return everything received before the PONG."""
+        self.w.write(data + b"PING\r\n")
+        await self.w.drain()
+        while b"PONG\r\n" not in self.buf:
+            chunk = await asyncio.wait_for(self.r.read(1 << 20), 5)
+            assert chunk, "server closed the connection"
+            self.buf += chunk
+        before, _, self.buf = self.buf.partition(b"PONG\r\n")
+        return before
+
+
+async def run_ops(ops: list[tuple], opts: list[tuple[bool, bool]]) -> tuple[int, int]:  # type: ignore[type-arg]
+    """Returns how many runs the server took whole, and how many it declined."""
+    taken = declined = 0
+    real = ClientConnection._pub_run
+
+    def counting(self: ClientConnection, *a: Any) -> bool:
+        nonlocal taken, declined
+        ok = real(self, *a)
+        taken += ok
+        declined += not ok
+        return ok
+
+    ClientConnection._pub_run = counting  # type: ignore[method-assign]
+    try:
+        await _run(ops, opts)
+    finally:
+        ClientConnection._pub_run = real  # type: ignore[method-assign]
+    return taken, declined
+
+
+async def _run(ops: list[tuple], opts: list[tuple[bool, bool]]) -> None:  # type: ignore[type-arg]
+    async with Server(port=0) as srv:
+        conns = []
+        for i, (echo, nr) in enumerate(opts):
+            r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+            await r.readline()  # INFO
+            c = Conn(r, w)
+            co = {"verbose": False, "pedantic": False, "echo": echo, "headers": True, "no_responders": nr,
+                  "name": f"c{i}"}
+            await c.roundtrip(b"CONNECT " + json.dumps(co).encode() + b"\r\nSUB rep.%d 999\r\n" % i)
+            conns.append(c)
+        server_conn = {c.name: c for c in srv.clients.values()}
+        got_msgs = [0, 0, 0]
+        sent_msgs = [0, 0, 0]
+        subs: dict[tuple[int, int], OSub] = {}
+        next_sid = [1, 1, 1]
+        seq = 0
+        for kind, ci, a, b in ops:
+            if kind == "sub":
+                sid = next_sid[ci]
+                next_sid[ci] += 1
+                subs[(ci, sid)] = OSub(ci, a, b)
+                q = b" " + b if b else b""
+                await conns[ci].roundtrip(b"SUB %s%s %d\r\n" % (a, q, sid))
+                continue
+            if kind == "unsub":
+                sid = a + 1
+                s = subs.get((ci, sid))
+                if b >= 0:
+                    await conns[ci].roundtrip(b"UNSUB %d %d\r\n" % (sid, b))
+                    if s is not None:
+                        if b > s.got:
+                            s.max = b
+                        else:
+                            del subs[(ci, sid)]
+                else:
+                    await conns[ci].roundtrip(b"UNSUB %d\r\n" % sid)
+                    subs.pop((ci, sid), None)
+                continue
+            with_reply, k = b
+            reply = b"rep.%d " % ci if with_reply else b""
+            first = seq
+            data = b"".join(b"PUB %s %s6\r\nm%05d\r\n" % (a, reply, first + j) for j in range(k))
+            seq += k
+            sent_msgs[ci] += k
+            own = await conns[ci].roundtrip(data)
+            got = [await c.roundtrip(b"") for c in conns]
+            got[ci] = own + got[ci]
+            received = {}
+            for i, g in enumerate(got):
+                found = MSG_RE.findall(g)
+                assert len(found) == g.count(b"MSG ") - g.count(b"HMSG "), g
+                last: dict[int, int] = {}
+                for subj, sid_b, rep, num in found:
+                    sid_i, n = int(sid_b), int(num)
+                    assert subj == a and rep == reply.strip(), (subj, rep)
+                    assert (i, sid_i, n) not in received
+                    assert last.get(sid_i, -1) < n, "out of order"
+                    last[sid_i] = n
+                    received[(i, sid_i, n)] = True
+                got_msgs[i] += len(found)
+            unheard = 0
+            for n in range(first, first + k):
+                delivered = False
+                plain = [key for key, s in subs.items() if s.queue is None and match_literal(a, s.pattern)]
+                for key in plain:
+                    if key[0] == ci and not opts[ci][0]:
+                        continue
+                    assert received.pop((key[0], key[1], n), None), (n, key)
+                    delivered = True
+                    _count(subs, key)
+                groups: dict[bytes, list[tuple[int, int]]] = {}
+                for key, s in subs.items():
+                    if s.queue is not None and match_literal(a, s.pattern) and (key[0] != ci or opts[ci][0]):
+                        groups.setdefault(s.queue, []).append(key)
+                for members in groups.values():
+                    hit = [key for key in members if received.pop((key[0], key[1], n), None)]
+                    assert len(hit) == 1, (n, members, hit)
+                    delivered = True
+                    _count(subs, hit[0])
+                if not delivered and with_reply and opts[ci][1]:
+                    unheard += 1
+            assert not received, received
+            assert len(NR_RE.findall(got[ci])) == unheard
+            for i in range(3):
+                sc = server_conn[f"c{i}"]
+                assert sc.in_msgs == sent_msgs[i] and sc.in_bytes == SIZE * sent_msgs[i]
+                if not opts[i][1]:  # no status messages (their bytes count too)
+                    assert sc.out_msgs == got_msgs[i] and sc.out_bytes == SIZE * got_msgs[i]
+        for c in conns:
+            c.w.close()
+
+
+def _count(subs: dict[tuple[int, int], OSub], key: tuple[int, int]) -> None:
+    s = subs[key]
+    s.got += 1
+    if s.max and s.got >= s.max:
+        del subs[key]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, min_size=5, max_size=30), st.lists(conn_opts, min_size=3, max_size=3))
+def test_runs_match_the_oracle_under_churn(ops: list[tuple], opts: list[tuple[bool, bool]]) -> None:  # type: ignore[type-arg]
+    taken, declined = asyncio.run(run_ops(ops, opts))
+    event("some runs taken whole" if taken else "no run taken whole")
+    event("some runs declined" if declined else "no run declined")
