@@ -607,7 +607,8 @@ class ClientConnection(JWTClient, Connection):
         """A run of PUBs with one control line (the parser's _bulk), on the planned path
         as a whole (delivery.deliver_run); False leaves them to _pub_fast one by one: a
         subject without a plan, a reserved one, queue groups over 256 members, nobody
-        listening to a request that wants no_responders, tracing."""
+        listening to a request that wants no_responders. (A traced connection never gets
+        here: _choose_pub_handler gives it on_pub and no run handler.)"""
         r = self._cache_get(subject)
         if r is None:
             if subject.startswith(RESERVED_SUBJECT_PREFIXES) and reserved_subject(subject):
@@ -620,8 +621,6 @@ class ClientConnection(JWTClient, Connection):
             return False
         qplan = r.qplan
         if plan or qplan:
-            if self.log.trace_enabled:
-                return False
             for group in qplan:
                 if len(group) > 256:
                     return False

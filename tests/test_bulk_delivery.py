@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -192,3 +193,149 @@ def test_runs_match_the_oracle_under_churn(ops: list[tuple], opts: list[tuple[bo
     taken, declined = asyncio.run(run_ops(ops, opts))
     event("some runs taken whole" if taken else "no run taken whole")
     event("some runs declined" if declined else "no run declined")
+
+
+# -- examples: the declines and the route side ----------------------------------------------------
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """[runs clients took whole, runs routes took whole]."""
+    from pynats_server.route import RouteConnection
+
+    counts = [0, 0]
+    for i, (cls, name) in enumerate([(ClientConnection, "_pub_run"), (RouteConnection, "on_rmsg_run")]):
+        real = getattr(cls, name)
+
+        def counting(self: Any, *a: Any, _real: Any = real, _i: int = i) -> bool:
+            ok = _real(self, *a)
+            counts[_i] += ok
+            return bool(ok)
+
+        monkeypatch.setattr(cls, name, counting)
+    return counts
+
+
+def _run_of(line: bytes, k: int, size: int = 2) -> bytes:
+    return b"".join(line + b"%0*d\r\n" % (size, i) for i in range(k))
+
+
+async def _client(port: int, connect: bytes = b'CONNECT {"verbose":false,"pedantic":false}\r\n') -> Conn:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    await r.readline()
+    c = Conn(r, w)
+    await c.roundtrip(connect)
+    return c
+
+
+async def test_a_run_to_a_reserved_subject_is_refused_per_message() -> None:
+    async with Server(port=0) as srv:
+        sub = await _client(srv.port)
+        await sub.roundtrip(b"SUB > 1\r\n")
+        pub = await _client(srv.port)
+        got = await pub.roundtrip(_run_of(b"PUB _GR_.x 2\r\n", 12) + _run_of(b"PUB $NRG.y 2\r\n", 12))
+        assert got.count(b"-ERR 'Permissions Violation for Publish to") == 24
+        assert b"MSG" not in await sub.roundtrip(b"")
+
+
+async def test_a_run_to_a_queue_group_over_256_members() -> None:
+    async with Server(port=0) as srv:
+        sub = await _client(srv.port)
+        await sub.roundtrip(b"".join(b"SUB big q %d\r\n" % i for i in range(300)))
+        pub = await _client(srv.port)
+        await pub.roundtrip(_run_of(b"PUB big 2\r\n", 40))
+        got = await sub.roundtrip(b"")
+        assert sorted(re.findall(rb"MSG big \d+ 2\r\n(\d\d)", got)) == [b"%02d" % i for i in range(40)]
+
+
+async def test_a_traced_client_run_is_traced_per_message(taken: list[int]) -> None:
+    import io
+
+    from pynats_server.log import Logger
+
+    buf = io.StringIO()
+    async with Server(port=0, logger=Logger(trace=True, stream=buf)) as srv:
+        sub = await _client(srv.port)
+        await sub.roundtrip(b"SUB t 1\r\n")
+        pub = await _client(srv.port)
+        await pub.roundtrip(_run_of(b"PUB t 2\r\n", 20))
+        assert len(re.findall(rb"MSG t 1 2\r\n", await sub.roundtrip(b""))) == 20
+        log = buf.getvalue()
+        assert log.count("<<- [PUB t 2]") == 20 and log.count("->> [MSG t 1 2]") == 20
+        assert taken == [0, 0]
+
+
+async def _route_peer(srv: Server) -> Any:
+    from cluster_util import RawPeer, low_id, peer_connect, peer_info, wait_for
+
+    cl = srv.cluster
+    assert cl is not None
+    sid = low_id()
+    p = await RawPeer.connect("127.0.0.1", cl.port)
+    await p.expect_info()
+    await p.send(peer_connect(sid, "BK") + peer_info(sid, "BK", 7777))
+    await wait_for(lambda: sid in cl.routes, what="route registered")
+    return p
+
+
+def _cluster_server(**kw: Any) -> Server:
+    from pynats_server import ClusterOptions, Options
+
+    return Server(Options(host="127.0.0.1", port=-1, no_log=True,
+                          cluster=ClusterOptions(host="127.0.0.1", port=-1, name="BK")), **kw)
+
+
+async def test_routed_runs_reach_local_subscribers(taken: list[int]) -> None:
+    """RMSG runs from a route: two subscriptions on one subject get every message (one chunk
+    per sid), one with an UNSUB max gets exactly its max, a run for an unknown account is
+    dropped and the route goes on; the counters hold."""
+    async with _cluster_server() as srv:
+        c = await _client(srv.port)
+        await c.roundtrip(b"SUB foo 1\r\nSUB foo 2\r\nSUB lim 3\r\nUNSUB 3 5\r\n")
+        p = await _route_peer(srv)
+        await p.send(_run_of(b"RMSG $G foo 2\r\n", 30) + _run_of(b"RMSG NOPE foo 2\r\n", 10)
+                     + _run_of(b"RMSG $G lim 2\r\n", 12) + _run_of(b"RMSG $G foo r 2\r\n", 30) + b"PING\r\n")
+        await p.read_until(b"PONG\r\n")
+        got = await c.roundtrip(b"")
+        for sid in (b"1", b"2"):
+            assert re.findall(rb"MSG foo " + sid + rb" 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(30)]
+            assert re.findall(rb"MSG foo " + sid + rb" r 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(30)]
+        assert re.findall(rb"MSG lim 3 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(5)]
+        route = next(iter(srv.cluster.routes.values()))  # type: ignore[union-attr]
+        cl = next(iter(srv.clients.values()))
+        assert route.in_msgs == 82 and route.in_bytes == 164
+        assert cl.out_msgs == 125 and cl.out_bytes == 250
+        assert taken[1] >= 2  # the runs on foo were taken whole (when they came in one read)
+
+
+async def test_a_traced_route_run_is_traced_per_message(taken: list[int]) -> None:
+    import io
+
+    from pynats_server.log import Logger
+
+    buf = io.StringIO()
+    async with _cluster_server(logger=Logger(trace=True, stream=buf)) as srv:
+        c = await _client(srv.port)
+        await c.roundtrip(b"SUB foo 1\r\n")
+        p = await _route_peer(srv)
+        await p.send(_run_of(b"RMSG $G foo 2\r\n", 20) + b"PING\r\n")
+        await p.read_until(b"PONG\r\n")
+        assert len(re.findall(rb"MSG foo 1 2\r\n", await c.roundtrip(b""))) == 20
+        log = buf.getvalue()
+        assert log.count("<<- [RMSG $G foo 2]") == 20 and log.count("->> [MSG foo 1 2]") == 20
+        assert taken == [0, 0]
+
+
+async def test_a_run_crosses_a_route_whole(taken: list[int]) -> None:
+    """A client's run to a subject a route wants goes out as RMSGs, in order."""
+    async with _cluster_server() as srv:
+        p = await _route_peer(srv)
+        await p.send(b"RS+ $G far\r\nPING\r\n")
+        await p.read_until(b"PONG\r\n")
+        pub = await _client(srv.port)
+        await pub.roundtrip(_run_of(b"PUB far 2\r\n", 30))
+        got = await p.read_until(b"RMSG $G far 2\r\n29\r\n")
+        assert re.findall(rb"RMSG \$G far 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(30)]
+        route = next(iter(srv.cluster.routes.values()))  # type: ignore[union-attr]
+        assert route.out_msgs == 30
+        assert taken[0] == 1

@@ -173,6 +173,8 @@ def _ok_size(table: dict[bytes, int], szb: bytes, max_payload: int) -> int | Non
 
 # A run of at least this many identical PUB (RMSG) lines is handed on in one call (_bulk).
 _BULK_MIN = 4
+# Between runs, pairs go one by one; every this many a run is looked for again.
+_LOOK_EVERY = 16
 
 
 def _run_end(pieces: list[bytes], i: int, last: int, x: bytes) -> int:
@@ -280,6 +282,7 @@ class Parser:
         "_declined",
         "_declines",
         "_run_seg",
+        "_run_stop",
     )
 
     def __init__(
@@ -321,6 +324,7 @@ class Parser:
         self._declined = b""  # the line of the last run the handler declined
         self._declines = 0
         self._run_seg = 0
+        self._run_stop = 0
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -542,32 +546,36 @@ class Parser:
             sizes = _OK_SIZES[max_payload] = {}
         plain = _PLAIN
         on_pub = self._on_pub
-        if self._on_pub_run is not None and i + 2 * _BULK_MIN <= last and pieces[i] == pieces[i + 2]:
-            i = self._bulk(pieces, i, last, self._on_pub_run, 3)
+        run = self._on_pub_run
+        stop = i if run is not None else last  # where to look for a run (Parser._run_at) next
         try:
             while i < last:
-                toks = pieces[i].split(b" ")
-                if len(toks) == 3:
-                    op, subject, szb = toks
-                    reply = None
-                elif len(toks) == 4:
-                    op, subject, reply, szb = toks
-                    # Ints: `b"\t" in reply` makes CPython try the bytes as an int first.
-                    if (not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply
-                            or reply.startswith(_RESERVED_REPLY_PREFIXES)):
+                if i >= stop:
+                    i, stop = self._run_at(pieces, i, last, run, 3)
+                    continue
+                while i < stop:
+                    toks = pieces[i].split(b" ")
+                    if len(toks) == 3:
+                        op, subject, szb = toks
+                        reply = None
+                    elif len(toks) == 4:
+                        op, subject, reply, szb = toks
+                        # Ints: `b"\t" in reply` makes CPython try the bytes as an int first.
+                        if (not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply
+                                or reply.startswith(_RESERVED_REPLY_PREFIXES)):
+                            return i
+                    else:
                         return i
-                else:
-                    return i
-                if op != b"PUB":
-                    return i
-                if subject not in plain and not _plain_token(subject):
-                    return i
-                payload = pieces[i + 1]
-                size = sizes.get(szb)
-                if size != len(payload) and (size is not None or _ok_size(sizes, szb, max_payload) != len(payload)):
-                    return i
-                i += 2
-                on_pub(subject, reply, szb, payload + CRLF)
+                    if op != b"PUB":
+                        return i
+                    if subject not in plain and not _plain_token(subject):
+                        return i
+                    payload = pieces[i + 1]
+                    size = sizes.get(szb)
+                    if size != len(payload) and (size is not None or _ok_size(sizes, szb, max_payload) != len(payload)):
+                        return i
+                    i += 2
+                    on_pub(subject, reply, szb, payload + CRLF)
         except BaseException:
             self._run_i = i
             raise
@@ -581,36 +589,51 @@ class Parser:
             sizes = _OK_SIZES[-1] = {}
         plain = _PLAIN
         on_rmsg = self._on_rmsg
-        if self._on_rmsg_run is not None and i + 2 * _BULK_MIN <= last and pieces[i] == pieces[i + 2]:
-            i = self._bulk(pieces, i, last, self._on_rmsg_run, 4)
+        run = self._on_rmsg_run
+        stop = i if run is not None else last  # where to look for a run (Parser._run_at) next
         try:
             while i < last:
-                toks = pieces[i].split(b" ")
-                if len(toks) == 4:
-                    op, account, subject, szb = toks
-                    reply = None
-                elif len(toks) == 5:
-                    op, account, subject, reply, szb = toks
-                    if not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply:
+                if i >= stop:
+                    i, stop = self._run_at(pieces, i, last, run, 4)
+                    continue
+                while i < stop:
+                    toks = pieces[i].split(b" ")
+                    if len(toks) == 4:
+                        op, account, subject, szb = toks
+                        reply = None
+                    elif len(toks) == 5:
+                        op, account, subject, reply, szb = toks
+                        if not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply:
+                            return i
+                    else:
                         return i
-                else:
-                    return i
-                if op != b"RMSG":
-                    return i
-                if subject not in plain and not _plain_token(subject):
-                    return i
-                if account not in plain and not _plain_token(account):
-                    return i
-                payload = pieces[i + 1]
-                size = sizes.get(szb)
-                if size != len(payload) and (size is not None or _ok_size(sizes, szb, _RUN_MAX) != len(payload)):
-                    return i
-                i += 2
-                on_rmsg(account, subject, reply, None, szb, payload + CRLF)
+                    if op != b"RMSG":
+                        return i
+                    if subject not in plain and not _plain_token(subject):
+                        return i
+                    if account not in plain and not _plain_token(account):
+                        return i
+                    payload = pieces[i + 1]
+                    size = sizes.get(szb)
+                    if size != len(payload) and (size is not None or _ok_size(sizes, szb, _RUN_MAX) != len(payload)):
+                        return i
+                    i += 2
+                    on_rmsg(account, subject, reply, None, szb, payload + CRLF)
         except BaseException:
             self._run_i = i
             raise
         return i
+
+    def _run_at(self, pieces: list[bytes], i: int, last: int, run: Callable[..., bool], ntok: int) -> tuple[int, int]:
+        """At pieces[i], between pairs: take a run whole if one starts here (_bulk).
+        Returns where to go on from, and up to where the pairs go one by one before the
+        next look: the end of a run not taken, or _LOOK_EVERY pairs on."""
+        if i + 2 * _BULK_MIN <= last and pieces[i] == pieces[i + 2]:
+            j = self._bulk(pieces, i, last, run, ntok)
+            if j != i:
+                return j, j
+            return i, min(last, max(self._run_stop, i + 2 * _LOOK_EVERY))
+        return i, min(last, i + 2 * _LOOK_EVERY)
 
     def _bulk(self, pieces: list[bytes], i: int, last: int, run: Callable[..., bool], ntok: int) -> int:
         """A run of pairs from pieces[i] whose lines are all the same, as one call:
@@ -621,13 +644,14 @@ class Parser:
         _rmsg_pairs holds for the one line, and every payload has the line's size, which
         is what makes the pairs frames. Returns where the run ended (i: none taken)."""
         x = pieces[i]
+        self._run_stop = i
         if x == self._declined:
             # Declined last time: try again only now and then (its subject's plan may
             # have changed), so a declined stream does not pay for the search every read.
             self._declines += 1
             if self._declines & 15:
                 return i
-        j = _run_end(pieces, i, last, x)
+        j = self._run_stop = _run_end(pieces, i, last, x)
         if j - i < 2 * _BULK_MIN:
             return i
         toks = x.split(b" ")
@@ -677,11 +701,13 @@ class Parser:
             self._declined = x
             self._declines = 0
             return i
+        # Counted here: the pairs before the run too, and _split_run counts from its end.
+        self._run_counts(pieces, self._run_seg, i)
         n = len(payloads)
         self.in_msgs += n
         self.in_bytes += n * size
         i += 2 * n
-        self._run_seg = i  # counted: _split_run counts from here on
+        self._run_seg = i
         return i
 
     def _parse_route(self, buf: bytes) -> None:
