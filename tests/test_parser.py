@@ -1186,3 +1186,40 @@ def test_bulk_declined_runs_go_one_by_one(kind: int) -> None:
     assert rec.runs == 0 and len(rec.ops) == 160 and p.in_msgs == 160
     # A declined line is tried again only every 16th read.
     assert len(rec.declines) == 100 - 2
+
+
+BULK_EDGES = [
+    b"PUB foo " + b"r" * 5000 + b" 2\r\n",  # a reply over the control line limit
+    b"PUB " + b"s" * 5000 + b" 2\r\n",  # a subject over it
+    b"PUB foo 1300\r\n",  # over max_payload
+    b"PUB foo 0000000002\r\n",  # ten digits
+    b"PUB foo -2\r\n",
+    b"PUB foo  2\r\n",  # an empty token: the general path reads it as no reply
+    b"PUB foo r r 2\r\n",
+    b"PUB foo r\x0b 2\r\n",  # not whitespace to NATS: a run
+    b"PUB foo _R_.x 2\r\n",
+    b"PUB foo _GR_.x 2\r\n",
+    b"PUB foo $JS.ACK.x 2\r\n",
+    b"PUB f\x00o 2\r\n",
+    b"PUB f\no 2\r\n",
+    b"PUB foo r\n 2\r\n",
+    b"PUB foo 2 \r\n",
+    b"RMSG $G foo " + b"r" * 70000 + b" 2\r\n",
+    b"RMSG $G foo + 2\r\n",
+    b"RMSG $G foo | 2\r\n",
+    b"RMSG $G foo r\t 2\r\n",
+    b"RMSG $G f\to 2\r\n",
+    b"RMSG $\rG foo 2\r\n",
+    b"RMSG $G foo r q 2\r\n",
+    b"RMSG $G foo 2 \r\n",
+]
+
+
+@pytest.mark.parametrize("line", BULK_EDGES)
+@pytest.mark.parametrize("size", [2, 1300])
+def test_bulk_edges_agree_with_the_line_by_line_path(line: bytes, size: int) -> None:
+    """Runs of lines each check of Parser._bulk is there for (with payloads of the size the
+    line says, and of another): the same outcome as line by line."""
+    kind = ROUTER if line.startswith(b"RMSG") else CLIENT
+    data = b"".join(line + bytes([65 + k]) * size + b"\r\n" for k in range(8))
+    assert _bulk_outcome(data, [], kind, [])[:4] == _bulk_outcome(data, [], kind, None)[:4]
