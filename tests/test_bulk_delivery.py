@@ -228,13 +228,16 @@ async def _client(port: int, connect: bytes = b'CONNECT {"verbose":false,"pedant
     return c
 
 
-async def test_a_run_to_a_reserved_subject_is_refused_per_message() -> None:
+async def test_a_run_to_a_reserved_subject_or_reply_is_refused_per_message() -> None:
     async with Server(port=0) as srv:
         sub = await _client(srv.port)
         await sub.roundtrip(b"SUB > 1\r\n")
         pub = await _client(srv.port)
         got = await pub.roundtrip(_run_of(b"PUB _GR_.x 2\r\n", 12) + _run_of(b"PUB $NRG.y 2\r\n", 12))
         assert got.count(b"-ERR 'Permissions Violation for Publish to") == 24
+        for line in (b"PUB _GR_.x r 2\r\n", b"PUB ok _R_.x 2\r\n", b"PUB ok $JS.ACK.a 2\r\n", b"PUB ok _GR_.b 2\r\n"):
+            got = await pub.roundtrip(_run_of(line, 12))  # each at the start of a read
+            assert got.count(b"-ERR 'Permissions Violation for Publish") == 12, line
         assert b"MSG" not in await sub.roundtrip(b"")
 
 

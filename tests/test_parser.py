@@ -1197,6 +1197,8 @@ BULK_EDGES = [
     b"PUB foo  2\r\n",  # an empty token: the general path reads it as no reply
     b"PUB foo r r 2\r\n",
     b"PUB foo r\x0b 2\r\n",  # not whitespace to NATS: a run
+    b"PUB foo r\r 2\r\n",  # a CR inside a token is kept: a run
+    b"PUB f\ro 2\r\n",
     b"PUB foo _R_.x 2\r\n",
     b"PUB foo _GR_.x 2\r\n",
     b"PUB foo $JS.ACK.x 2\r\n",

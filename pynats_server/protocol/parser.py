@@ -662,10 +662,11 @@ class Parser:
         elif nt == ntok + 1:
             reply = toks[-2]
             szb = toks[-1]
-            if not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply:
+            # (A CR inside the reply is kept by the general path too: no check for it.)
+            if not reply or len(reply) > 1024 or 9 in reply or 10 in reply:
                 return i
-            if reply.startswith(_RESERVED_REPLY_PREFIXES) if ntok == 3 else (reply == b"+" or reply == b"|"):
-                return i  # reserved (PUB), or a queue indicator without queues (RMSG)
+            if ntok == 3 and reply.startswith(_RESERVED_REPLY_PREFIXES):
+                return i  # the client's on_pub refuses these, _pub_run does not check
         else:
             return i
         if toks[0] != (b"PUB" if ntok == 3 else b"RMSG"):
