@@ -32,7 +32,7 @@ SIZE = 6  # every payload is b"m%05d" % its number
 
 op = st.one_of(
     st.tuples(st.just("sub"), st.integers(0, 2), st.sampled_from(PATTERNS), st.sampled_from(QUEUES)),
-    st.tuples(st.just("unsub"), st.integers(0, 2), st.integers(0, 7), st.integers(-1, 30)),
+    st.tuples(st.just("unsub"), st.integers(0, 2), st.integers(0, 3), st.integers(-1, 30)),
     st.tuples(st.just("pub"), st.integers(0, 2), st.sampled_from(SUBJECTS), st.tuples(st.booleans(), st.integers(1, 24))),
     st.tuples(st.just("pub"), st.integers(0, 2), st.sampled_from(SUBJECTS), st.tuples(st.booleans(), st.integers(4, 24))),
 )
@@ -239,6 +239,30 @@ async def test_a_run_to_a_reserved_subject_or_reply_is_refused_per_message() -> 
             got = await pub.roundtrip(_run_of(line, 12))  # each at the start of a read
             assert got.count(b"-ERR 'Permissions Violation for Publish") == 12, line
         assert b"MSG" not in await sub.roundtrip(b"")
+
+
+async def test_a_subscription_reaches_its_max_in_a_run(taken: list[int]) -> None:
+    """One of two subscriptions has UNSUB 10: it gets the run's first ten messages, the
+    other all of them; soon the subject's runs are taken whole again."""
+    async with Server(port=0) as srv:
+        sub = await _client(srv.port)
+        await sub.roundtrip(b"SUB foo 1\r\nUNSUB 1 10\r\nSUB foo 2\r\n")
+        pub = await _client(srv.port)
+        await pub.roundtrip(_run_of(b"PUB foo 2\r\n", 30))
+        got = await sub.roundtrip(b"")
+        assert re.findall(rb"MSG foo 1 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(10)]
+        assert re.findall(rb"MSG foo 2 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(30)]
+        assert taken[0] == 0
+        # The parser tries a declined line again every 16th read (Parser._bulk).
+        for n in range(1, 21):
+            await pub.roundtrip(_run_of(b"PUB foo 2\r\n", 30))
+            got = await sub.roundtrip(b"")
+            assert re.findall(rb"MSG foo (\d) 2\r\n(\d\d)", got) == [(b"2", b"%02d" % i) for i in range(30)]
+            if taken[0]:
+                break
+        assert taken[0] == 1
+        cl = next(c for c in srv.clients.values() if c.subs)
+        assert cl.out_msgs == 40 + 30 * n and cl.subs[b"2"].nm == 30 + 30 * n
 
 
 async def test_a_run_to_a_queue_group_over_256_members() -> None:
