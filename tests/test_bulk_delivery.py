@@ -39,7 +39,7 @@ op = st.one_of(
 conn_opts = st.tuples(st.sampled_from([True, True, True, False]), st.booleans())  # (echo, no_responders)
 
 MSG_RE = re.compile(rb"MSG (\S+) (\d+) (?:(\S+) )?6\r\nm(\d{5})\r\n")
-NR_RE = re.compile(rb"HMSG rep\.\d 999 ")
+NR_RE = re.compile(rb"HMSG rep\.\d \d+ ")  # to the first of its subscriptions that matches
 
 
 @dataclass
@@ -187,7 +187,7 @@ def _count(subs: dict[tuple[int, int], OSub], key: tuple[int, int]) -> None:
         del subs[key]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, min_size=5, max_size=30), st.lists(conn_opts, min_size=3, max_size=3))
 def test_runs_match_the_oracle_under_churn(ops: list[tuple], opts: list[tuple[bool, bool]]) -> None:  # type: ignore[type-arg]
     taken, declined = asyncio.run(run_ops(ops, opts))
@@ -267,6 +267,42 @@ async def test_a_subscription_reaches_its_max_in_a_run(taken: list[int]) -> None
         assert cl.out_msgs == 40 + 30 * n and cl.subs[b"2"].nm == 30 + 30 * n
 
 
+async def test_a_run_to_a_queue_group(taken: list[int]) -> None:
+    """Each message of the run to exactly one member, in order per member; every member's
+    count matches what it got (an UNSUB max counts on it)."""
+    async with Server(port=0) as srv:
+        sub = await _client(srv.port)
+        await sub.roundtrip(b"SUB q g 1\r\nSUB q g 2\r\nSUB q g 3\r\nSUB q.> g 4\r\nSUB q 5\r\n")
+        pub = await _client(srv.port)
+        await pub.roundtrip(_run_of(b"PUB q 3\r\n", 300, 3))
+        got = await sub.roundtrip(b"")
+        assert re.findall(rb"MSG q 5 3\r\n(\d+)", got) == [b"%03d" % i for i in range(300)]
+        per = {sid: re.findall(rb"MSG q " + sid + rb" 3\r\n(\d+)", got) for sid in (b"1", b"2", b"3")}
+        assert sorted(x for v in per.values() for x in v) == [b"%03d" % i for i in range(300)]
+        cl = next(c for c in srv.clients.values() if c.subs)
+        for sid, v in per.items():
+            assert v == sorted(v) and len(v) > 30 and cl.subs[sid].nm == len(v)
+        assert taken[0] == 1
+
+
+def test_queue_picks_are_uniform_member_indexes() -> None:
+    """deliver_run's picks: random bytes, those at or over the largest multiple of the group
+    size dropped, the rest modulo it (so every member is equally likely)."""
+    import random
+
+    from pynats_server.delivery import _picks
+
+    for g in (2, 3, 5, 7, 100, 200, 255, 256):
+        random.seed(g)
+        got = _picks(3000, g)
+        random.seed(g)
+        lim = 256 - 256 % g
+        want: list[int] = []
+        while len(want) < 3000:
+            want += [b % g for b in random.randbytes(3000) if b < lim]
+        assert list(got) == want[:3000]
+
+
 async def test_a_run_to_a_queue_group_over_256_members() -> None:
     async with Server(port=0) as srv:
         sub = await _client(srv.port)
@@ -316,24 +352,27 @@ def _cluster_server(**kw: Any) -> Server:
 
 async def test_routed_runs_reach_local_subscribers(taken: list[int]) -> None:
     """RMSG runs from a route: two subscriptions on one subject get every message (one chunk
-    per sid), one with an UNSUB max gets exactly its max, a run for an unknown account is
-    dropped and the route goes on; the counters hold."""
+    per sid), one with an UNSUB max gets exactly its max (its runs declined), a run for an
+    unknown account is dropped and the route goes on; the counters hold."""
     async with _cluster_server() as srv:
         c = await _client(srv.port)
-        await c.roundtrip(b"SUB foo 1\r\nSUB foo 2\r\nSUB lim 3\r\nUNSUB 3 5\r\n")
+        await c.roundtrip(b"SUB foo 1\r\nSUB foo 2\r\nSUB lim 3\r\nUNSUB 3 25\r\n")
         p = await _route_peer(srv)
         await p.send(_run_of(b"RMSG $G foo 2\r\n", 30) + _run_of(b"RMSG NOPE foo 2\r\n", 10)
                      + _run_of(b"RMSG $G lim 2\r\n", 12) + _run_of(b"RMSG $G foo r 2\r\n", 30) + b"PING\r\n")
+        await p.read_until(b"PONG\r\n")
+        await p.send(_run_of(b"RMSG $G lim 2\r\n", 20) + b"PING\r\n")  # at the start of a read
         await p.read_until(b"PONG\r\n")
         got = await c.roundtrip(b"")
         for sid in (b"1", b"2"):
             assert re.findall(rb"MSG foo " + sid + rb" 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(30)]
             assert re.findall(rb"MSG foo " + sid + rb" r 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(30)]
-        assert re.findall(rb"MSG lim 3 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(5)]
+        assert re.findall(rb"MSG lim 3 2\r\n(\d\d)", got) == [b"%02d" % i for i in [*range(12), *range(13)]]
         route = next(iter(srv.cluster.routes.values()))  # type: ignore[union-attr]
         cl = next(iter(srv.clients.values()))
-        assert route.in_msgs == 82 and route.in_bytes == 164
-        assert cl.out_msgs == 125 and cl.out_bytes == 250
+        assert route.in_msgs == 102 and route.in_bytes == 204
+        assert cl.out_msgs == 145 and cl.out_bytes == 290
+        assert cl.subs[b"1"].nm == 60 and b"3" not in cl.subs
         assert taken[1] >= 2  # the runs on foo were taken whole (when they came in one read)
 
 
