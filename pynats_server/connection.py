@@ -169,7 +169,11 @@ class Connection(asyncio.Protocol):
             self.out_msgs += self.run_msgs
             self.out_bytes += self.run_bytes
             self.run_msgs = self.run_bytes = 0
-        data = b"".join(out)
+        # A whole run (delivery.deliver_run) or a line alone is written as it is, uncopied.
+        if len(out) == 3 and not out[2] and not out[1] and type(out[0]) is bytes:
+            data = out[0]
+        else:
+            data = b"".join(out)
         out.clear()
         t.write(data)
         if t.get_write_buffer_size() > self.max_pending():
