@@ -606,8 +606,9 @@ class ClientConnection(JWTClient, Connection):
     def _pub_run(self, subject: bytes, reply: bytes | None, szb: bytes, size: int, payloads: list[bytes]) -> bool:
         """A run of PUBs with one control line (the parser's _bulk), on the planned path
         as a whole (delivery.deliver_run); False leaves them to _pub_fast one by one: a
-        subject without a plan, a reserved one, queue groups over 256 members, nobody
-        listening to a request that wants no_responders. (A traced connection never gets
+        subject without a plan, a reserved one, what deliver_run declines (stream imports,
+        queue groups over 256 members), nobody listening to a request that wants
+        no_responders. (A traced connection never gets
         here: _choose_pub_handler gives it on_pub and no run handler.)"""
         r = self._cache_get(subject)
         if r is None:
@@ -621,12 +622,8 @@ class ClientConnection(JWTClient, Connection):
             return False
         qplan = r.qplan
         if plan or qplan:
-            for group in qplan:
-                if len(group) > 256:
-                    return False
-            deliver_run(self._dirty, plan, qplan, reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
-                        payloads, size)
-            return True
+            return deliver_run(self._dirty, plan, qplan, reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+                               payloads, size)
         # Nobody listens: counted (by the parser) and dropped, unless a request wants
         # its no-responders status.
         return not (reply and self.no_responders)

@@ -86,13 +86,24 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
 CRLF = b"\r\n"
 
 
-def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: list[bytes], size: int) -> None:
+def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: list[bytes], size: int) -> bool:
     """A run of messages with one control line (the parser's _bulk: same subject, reply
     and size), on a plan: each destination gets all its frames as one chunk, built once
     per line prefix (`MSG subject sid `, `RMSG account subject `), and counts them at its
     next flush. Each queue group's members get the run split among them at random, each
     message to one member (uniform, as a pick per message). `tail` is `[reply ]size\r\n`;
-    `payloads` are without their CRLF."""
+    `payloads` are without their CRLF. False, with nothing done, for a plan the run leaves
+    to the one-by-one path: one that reaches a stream import's subscription (its subject
+    mapped), or a queue group over 256 members."""
+    for entry in plan:
+        if getattr(entry[3], "origin", None) is not None:  # accounts.ShadowSubscription
+            return False
+    for group in qplan:
+        if len(group) > 256:
+            return False
+        for entry in group:
+            if getattr(entry[3], "origin", None) is not None:
+                return False
     n = len(payloads)
     nb = n * size
     blocks: dict[bytes, bytes] = {}
@@ -127,6 +138,7 @@ def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: 
             d.run_msgs += k
             d.run_bytes += k * size
             sub.nm += k
+    return True
 
 
 # Per queue member index m: a translate table turning a pick byte into 1 where it is m.

@@ -443,8 +443,8 @@ class RouteConnection(Connection):
             plan = r.lplan = build_plan(r, subject, local_only=True)
         if plan is False:
             return False
-        deliver_run(self._dirty, plan, (), reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n", payloads, size)
-        return True
+        return deliver_run(self._dirty, plan, (), reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+                           payloads, size)
 
     def on_rhmsg(
         self,
