@@ -1206,6 +1206,11 @@ BULK_EDGES = [
     b"PUB f\no 2\r\n",
     b"PUB foo r\n 2\r\n",
     b"PUB foo 2 \r\n",
+    b"PUBX foo 2\r\n",
+    b"SUB foo 2\r\n",
+    b"pub foo 2\r\n",  # a run for the general path only
+    b"RMSGX $G foo 2\r\n",
+    b"HMSG $G foo 2\r\n",
     b"RMSG $G foo " + b"r" * 70000 + b" 2\r\n",
     b"RMSG $G foo + 2\r\n",
     b"RMSG $G foo | 2\r\n",
@@ -1221,7 +1226,10 @@ BULK_EDGES = [
 @pytest.mark.parametrize("size", [2, 1300])
 def test_bulk_edges_agree_with_the_line_by_line_path(line: bytes, size: int) -> None:
     """Runs of lines each check of Parser._bulk is there for (with payloads of the size the
-    line says, and of another): the same outcome as line by line."""
-    kind = ROUTER if line.startswith(b"RMSG") else CLIENT
-    data = b"".join(line + bytes([65 + k]) * size + b"\r\n" for k in range(8))
+    line says, and of another), after a run of usual ones: the same outcome as line by
+    line."""
+    kind = ROUTER if line.startswith((b"RMSG", b"HMSG")) else CLIENT
+    # After a run taken whole: the split run is on and looks for the next run right there.
+    ok = b"RMSG $G a 1\r\nx\r\n" if kind == ROUTER else b"PUB a 1\r\nx\r\n"
+    data = ok * 5 + b"".join(line + bytes([65 + k]) * size + b"\r\n" for k in range(8))
     assert _bulk_outcome(data, [], kind, [])[:4] == _bulk_outcome(data, [], kind, None)[:4]
