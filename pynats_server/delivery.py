@@ -86,15 +86,17 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
 CRLF = b"\r\n"
 
 
-def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: list[bytes], size: int) -> bool:
+def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: list[bytes], size: int,
+                skip: Any = None) -> bool:
     """A run of messages with one control line (the parser's _bulk: same subject, reply
     and size), on a plan: each destination gets all its frames as one chunk, built once
     per line prefix (`MSG subject sid `, `RMSG account subject `), and counts them at its
     next flush. Each queue group's members get the run split among them at random, each
     message to one member (uniform, as a pick per message). `tail` is `[reply ]size\r\n`;
-    `payloads` are without their CRLF. False, with nothing done, for a plan the run leaves
-    to the one-by-one path: one that reaches a stream import's subscription (its subject
-    mapped), or a queue group over 256 members."""
+    `payloads` are without their CRLF; `skip` is a publisher with echo off (its own
+    subscriptions get nothing). False, with nothing done, for a plan the run leaves to the
+    one-by-one path: one that reaches a stream import's subscription (its subject mapped),
+    a queue group over 256 members or with a member on `skip`."""
     for entry in plan:
         if getattr(entry[3], "origin", None) is not None:  # accounts.ShadowSubscription
             return False
@@ -102,12 +104,14 @@ def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: 
         if len(group) > 256:
             return False
         for entry in group:
-            if getattr(entry[3], "origin", None) is not None:
+            if entry[0] is skip or getattr(entry[3], "origin", None) is not None:
                 return False
     n = len(payloads)
     nb = n * size
     blocks: dict[bytes, bytes] = {}
     for d, out, prefix, sub in plan:
+        if d is skip:
+            continue
         block = blocks.get(prefix)
         if block is None:
             line = prefix + tail

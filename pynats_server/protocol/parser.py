@@ -283,6 +283,7 @@ class Parser:
         "_declines",
         "_run_seg",
         "_run_stop",
+        "_taken",
     )
 
     def __init__(
@@ -325,6 +326,7 @@ class Parser:
         self._declines = 0
         self._run_seg = 0
         self._run_stop = 0
+        self._taken: list[tuple[int, int, int]] = []  # runs _bulk took in this split run
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -502,6 +504,7 @@ class Parser:
         pieces = buf.split(CRLF)
         last = len(pieces) - 2  # a payload piece must be followed by a CRLF
         i = seg = ki = kpos = 0  # pieces[ki] starts at buf[kpos]; pieces[seg:i] are pairs not yet counted
+        self._taken = []
         try:
             while True:
                 self._run_seg = i
@@ -516,7 +519,7 @@ class Parser:
                     break
                 self._run_counts(pieces, seg, i)
                 seg = i
-                kpos += sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+                kpos += self._span(pieces, ki, i)
                 ki = i
                 # The line ends at its first newline, which may be a bare one inside the piece.
                 self._slow_line(buf, kpos, buf.find(b"\n", kpos))
@@ -528,9 +531,19 @@ class Parser:
         finally:
             self._run_counts(pieces, seg, i)
         np = len(pieces)
-        if np - i < i - ki:  # fewer pieces to add up from the end
+        if np - i < i - ki and not self._taken:  # fewer pieces to add up from the end
             return len(buf) - sum(map(len, pieces[i:])) - 2 * (np - 1 - i)
-        return kpos + sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+        return kpos + self._span(pieces, ki, i)
+
+    def _span(self, pieces: list[bytes], a: int, b: int) -> int:
+        """The bytes pieces[a:b] cover in the read, each with the CRLF after it; the runs
+        _bulk took in between are known by their length (no need to add them up)."""
+        total = 0
+        for r0, r1, nb in self._taken:
+            total += sum(map(len, pieces[a:r0])) + 2 * (r0 - a) + nb
+            a = r1
+        self._taken.clear()
+        return total + sum(map(len, pieces[a:b])) + 2 * (b - a)
 
     def _run_counts(self, pieces: list[bytes], seg: int, i: int) -> None:
         """Count the messages of a run: pieces[seg:i] are (line, payload) pairs."""
@@ -707,6 +720,7 @@ class Parser:
         n = len(payloads)
         self.in_msgs += n
         self.in_bytes += n * size
+        self._taken.append((i, i + 2 * n, n * (len(x) + size + 4)))
         i += 2 * n
         self._run_seg = i
         return i
