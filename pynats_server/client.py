@@ -365,10 +365,10 @@ class ClientConnection(JWTClient, Connection):
         permissions, echo off, tracing)."""
         fast = not self.verbose and self.perms is None and not self.log.trace_enabled
         if fast and self.echo:
-            self.parser.set_pub_handler(self._pub_fast, self._pub_run)
+            self.parser.set_pub_handler(self._pub_fast, type(self)._pub_run)
         elif fast:
             # Echo off: runs taken whole skip the client's own subscriptions (_pub_run).
-            self.parser.set_pub_handler(self.on_pub, self._pub_run)
+            self.parser.set_pub_handler(self.on_pub, type(self)._pub_run)
         else:
             self.parser.set_pub_handler(self.on_pub)
 

@@ -1121,7 +1121,7 @@ def _bulk_outcome(data: bytes, where: list[int], kind: int, declines: list[bool]
         if declines is None:
             p._on_rmsg_run = None
         elif kind == CLIENT:
-            p.set_pub_handler(rec.on_pub, rec.pub_run)  # type: ignore[attr-defined]
+            p.set_pub_handler(rec.on_pub, BulkRecorder.pub_run)
         try:
             feed_chunks(p, data, [w % (len(data) + 1) for w in where])
             err: Any = None
@@ -1166,7 +1166,7 @@ def test_bulk_takes_a_run_whole() -> None:
     run = b"PUB foo r 2\r\nhi\r\n" * 10
     rec = BulkRecorder([])
     p = Parser(rec, CLIENT)
-    p.set_pub_handler(rec.on_pub, rec.pub_run)
+    p.set_pub_handler(rec.on_pub, BulkRecorder.pub_run)
     p.feed(run + b"PING\r\n" + run + b"PUB foo r 3\r\nh\r\n\r\n" + run[:-3])
     assert rec.runs == 2  # the odd payload ends the split run: the last run goes one by one
     assert rec.ops.count(("pub", b"foo", b"r", b"2", b"hi\r\n")) == 29
@@ -1180,7 +1180,7 @@ def test_bulk_declined_runs_go_one_by_one(kind: int) -> None:
     rec = BulkRecorder([True] * 100)
     p = Parser(rec, kind)
     if kind == CLIENT:
-        p.set_pub_handler(rec.on_pub, rec.pub_run)
+        p.set_pub_handler(rec.on_pub, BulkRecorder.pub_run)
     for _ in range(20):
         p.feed((head + b"2\r\nhi\r\n") * 8)
     assert rec.runs == 0 and len(rec.ops) == 160 and p.in_msgs == 160

@@ -319,14 +319,16 @@ class Parser:
         self._after_line = 0
         self._run_i = 0
         self._held = b""
-        # Whole runs of identical PUB (RMSG) lines go to these in one call (see _bulk).
+        # Whole runs of identical PUB (RMSG) lines go to these in one call (see _bulk):
+        # functions of the handler's class, called with the handler (a bound method per
+        # connection would cost memory on every idle one).
         self._on_pub_run: Any = None
-        self._on_rmsg_run: Any = getattr(handler, "on_rmsg_run", None)
+        self._on_rmsg_run: Any = getattr(type(handler), "on_rmsg_run", None)
         self._declined = b""  # the line of the last run the handler declined
         self._declines = 0
         self._run_seg = 0
         self._run_stop = 0
-        self._taken: list[tuple[int, int, int]] = []  # runs _bulk took in this split run
+        self._taken: list[tuple[int, int, int]] | tuple[()] = ()  # runs _bulk took in this split run
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -349,7 +351,8 @@ class Parser:
         self._fast = not (v or self._pedantic)
 
     def set_pub_handler(self, fn: Any, run: Any = None) -> None:
-        """`fn` takes one PUB; `run`, if given, a whole run of them (see _bulk)."""
+        """`fn` takes one PUB; `run`, if given, a whole run of them: a function of the
+        handler's class, called with the handler first (see _bulk)."""
         self._on_pub = fn
         self._on_pub_run = run
 
@@ -504,7 +507,7 @@ class Parser:
         pieces = buf.split(CRLF)
         last = len(pieces) - 2  # a payload piece must be followed by a CRLF
         i = seg = ki = kpos = 0  # pieces[ki] starts at buf[kpos]; pieces[seg:i] are pairs not yet counted
-        self._taken = []
+        self._taken = ()
         try:
             while True:
                 self._run_seg = i
@@ -542,7 +545,7 @@ class Parser:
         for r0, r1, nb in self._taken:
             total += sum(map(len, pieces[a:r0])) + 2 * (r0 - a) + nb
             a = r1
-        self._taken.clear()
+        self._taken = ()
         return total + sum(map(len, pieces[a:b])) + 2 * (b - a)
 
     def _run_counts(self, pieces: list[bytes], seg: int, i: int) -> None:
@@ -708,9 +711,9 @@ class Parser:
             del payloads[k:]
         self._run_i = i
         if ntok == 3:
-            ok = run(toks[1], reply, szb, size, payloads)
+            ok = run(self.handler, toks[1], reply, szb, size, payloads)
         else:
-            ok = run(toks[1], toks[2], reply, szb, size, payloads)
+            ok = run(self.handler, toks[1], toks[2], reply, szb, size, payloads)
         if not ok:
             self._declined = x
             self._declines = 0
@@ -720,7 +723,10 @@ class Parser:
         n = len(payloads)
         self.in_msgs += n
         self.in_bytes += n * size
-        self._taken.append((i, i + 2 * n, n * (len(x) + size + 4)))
+        if self._taken:
+            self._taken.append((i, i + 2 * n, n * (len(x) + size + 4)))  # type: ignore[union-attr]
+        else:
+            self._taken = [(i, i + 2 * n, n * (len(x) + size + 4))]
         i += 2 * n
         self._run_seg = i
         return i
