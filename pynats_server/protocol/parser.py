@@ -187,10 +187,13 @@ def _run_end(pieces: list[bytes], i: int, last: int, x: bytes) -> int:
     while p < last:
         seg = pieces[p : min(last, p + 2 * w) : 2]
         ns = len(seg)
-        if seg.count(x) == ns:
+        c = seg.count(x)
+        if c == ns:
             p += 2 * ns
             w <<= 1
             continue
+        if seg[:c].count(x) == c:
+            return p + 2 * c  # the usual case: no x after the first other line
         lo, hi = 0, ns  # seg[:lo] are all x; seg[lo:hi] holds another line
         while hi - lo > 1:
             mid = (lo + hi) >> 1
