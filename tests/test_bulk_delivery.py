@@ -420,13 +420,15 @@ async def test_runs_through_stream_and_service_imports(tmp_path: Any, taken: lis
     async with Server(options(tmp_path)) as srv:
         a = await _client(srv.port, co("a"))
         b = await _client(srv.port, co("b"))
-        await b.roundtrip(b"SUB from_a.public.news 1\r\nSUB private.x 2\r\n")
+        await b.roundtrip(b"SUB from_a.public.news 1\r\nSUB private.x 2\r\nSUB from_a.public.q g 3\r\n")
         await a.roundtrip(b"SUB svc.echo 9\r\n")
         await a.roundtrip(_run_of(b"PUB public.news 2\r\n", 20))
         await a.roundtrip(_run_of(b"PUB private.x 2\r\n", 20))
+        await a.roundtrip(_run_of(b"PUB public.q 2\r\n", 20))
         got = await b.roundtrip(b"")
         assert re.findall(rb"MSG from_a.public.news 1 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(20)]
         assert re.findall(rb"MSG private.x 2 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(20)]
+        assert re.findall(rb"MSG from_a.public.q 3 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(20)]
         await b.roundtrip(_run_of(b"PUB echo 2\r\n", 20))
         got = await a.roundtrip(b"")
         assert re.findall(rb"MSG svc.echo 9 2\r\n(\d\d)", got) == [b"%02d" % i for i in range(20)]
