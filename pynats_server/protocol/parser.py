@@ -433,12 +433,14 @@ class Parser:
         fast = self._fast
         # The split run pays off for small messages; with larger ones the pieces it makes
         # cost more than a regex per line (copies over 512 bytes leave CPython's small-object
-        # allocator), so it is taken when the read averages under _RUN_AVG bytes per PUB.
+        # allocator), so it is taken when the read averages under _RUN_AVG bytes per PUB,
+        # or when it starts with a run that can be taken whole (_bulk: no step per message).
         if (
             fast
             and buf.startswith(b"PUB ")
             and self.max_control_line >= 4096
-            and min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nPUB ", 0, _SAMPLE) + 1)
+            and (min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nPUB ", 0, _SAMPLE) + 1)
+                 or (self._on_pub_run is not None and self._run_ahead(buf)))
         ):
             pos = self._split_run(buf, self._pub_pairs)
             if self._state == _PAYLOAD:
@@ -499,6 +501,19 @@ class Parser:
         finally:
             self.in_msgs += nm
             self.in_bytes += nb
+
+    def _run_ahead(self, buf: bytes) -> bool:
+        """Whether the read starts with two frames of one line (a run _bulk may take
+        whole), its payloads small enough for the split run and the line not one the
+        handler declined last time."""
+        eol = buf.find(b"\r\n", 0, 4200)
+        if eol < 0:
+            return False
+        line = buf[:eol]
+        size = parse_size(line[line.rfind(b" ") + 1 :])
+        if size < 0 or size >= _RUN_MAX or line == self._declined:
+            return False
+        return buf.startswith(line, eol + size + 4) and buf.startswith(b"\r\n", 2 * eol + size + 4)
 
     def _split_run(self, buf: bytes, pairs: Callable[[list[bytes], int, int], int]) -> int:
         """A read that starts with PUBs (or RMSGs): split it at every CRLF, once, and let
@@ -745,7 +760,8 @@ class Parser:
         match = _RMSG_LINE.match
         sizes = _SIZES
         if (self._fast and buf.startswith(b"RMSG ")
-                and min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nRMSG ", 0, _SAMPLE) + 1)):
+                and (min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nRMSG ", 0, _SAMPLE) + 1)
+                     or (self._on_rmsg_run is not None and self._run_ahead(buf)))):
             pos = self._split_run(buf, self._rmsg_pairs)
             if self._state == _PAYLOAD:
                 pos = self._take_payload(buf, pos, n)
