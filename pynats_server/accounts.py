@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .internal import InternalClient
+from .internal import InternalClient, InternalHost
 from .protocol import wire
 from .protocol.subjects import has_wildcard, is_subset_match, is_valid_subject
 from .protocol.transform import SubjectTransform, TransformError
@@ -31,7 +31,6 @@ from .sublist import Sublist, Subscription
 
 if TYPE_CHECKING:
     from .options import Options
-    from .server import Server
 
 # How long a response mapping lives without an answer (nats-server's default threshold).
 DEFAULT_RESPONSE_THRESHOLD = 120.0
@@ -40,6 +39,14 @@ SINGLETON, STREAM, CHUNKED = "Singleton", "Stream", "Chunked"
 # Chained service imports deeper than this are a loop.
 _MAX_IMPORT_DEPTH = 8
 _REPLY_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class AccountHost(InternalHost, Protocol):
+    """What an account uses of the server (core.ServerCore is the whole)."""
+
+    name: str
+
+    def cluster_name(self) -> str: ...
 
 
 class AccountError(ValueError):
@@ -178,7 +185,7 @@ class Account:
         self.sublist = Sublist()
         # Bound once: a route's RMSG looks its account up and then the match cache.
         self.cache_get = self.sublist.cache.get
-        self.server: Server | None = None
+        self.server: AccountHost | None = None
         self.is_system = False
         self.stream_exports: dict[str, ExportAuth] = {}
         self.service_exports: dict[str, ServiceExport] = {}
@@ -189,9 +196,11 @@ class Account:
         self.internal: InternalClient | None = None
         self.default_permissions: Any = None
         self.nclients = 0
-        self.jetstream: Any = None  # jetstream.engine.JsAccount when the account has JetStream
-        # Limits (JWT accounts; -1: none): connections, subscriptions and payload size.
+        self.jetstream: Any = None  # jetstream.jsaccount.JsAccount when the account has JetStream
+        # Limits (JWT accounts; -1: none): connections, leaf connections, subscriptions
+        # and payload size.
         self.max_conns = -1
+        self.max_leafs = -1
         self.max_subs = -1
         self.max_payload = -1
         # JWT accounts: the claims' name (log lines show `<key>/<name>`) and the operator
@@ -293,7 +302,7 @@ class Account:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self, server: Server) -> None:
+    def start(self, server: AccountHost) -> None:
         """The account is registered with a server: its internal subscriptions start."""
         self.server = server
         if self.service_imports and self.internal is None:

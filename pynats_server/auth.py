@@ -173,8 +173,11 @@ class Authenticator:
         """The users-list entry a client becomes when its first op is not CONNECT."""
         return self.users.get(self.no_auth_user) if self.no_auth_user else None
 
-    def check(self, co: dict[str, Any], nonce: bytes) -> Verdict:
-        """Decide a (parsed) CONNECT; `nonce` is what the INFO sent to this client held."""
+    def check(self, co: dict[str, Any], nonce: bytes, conn_type: str = "") -> Verdict:
+        """Decide a (parsed) CONNECT; `nonce` is what the INFO sent to this client held.
+        `conn_type`: the kind of connection for users' allowed_connection_types (default:
+        this authenticator's; LEAFNODE for a leaf that authenticates as a user)."""
+        conn_type = conn_type or self.conn_type
         ident = Identity(str(co.get("nkey") or ""), str(co.get("user") or ""), str(co.get("auth_token") or ""))
         if not self.required:
             return Verdict(True, ident)
@@ -187,7 +190,7 @@ class Authenticator:
                 ident.nkey = no_auth
             if ident.nkey:
                 nk = self.nkeys.get(ident.nkey)
-                if nk is None or not _conn_type_allowed(nk, self.conn_type):
+                if nk is None or not _conn_type_allowed(nk, conn_type):
                     return Verdict(False, ident)
         if self.users and nk is None:
             if no_auth and not (ident.user or password or ident.token):
@@ -198,7 +201,7 @@ class Authenticator:
                     ident.user, password = u.user, u.password
             if ident.user:
                 user = self.users.get(ident.user)
-                if user is None or not _conn_type_allowed(user, self.conn_type):
+                if user is None or not _conn_type_allowed(user, conn_type):
                     return Verdict(False, ident)
         if nk is not None:
             if nk.nkey != no_auth:

@@ -8,15 +8,11 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from . import const
 from .goflags import Flag, FlagError, Parsed, parse
+from .optcheck import UsageError, parse_url, validate
 from .options import Options, RouteURL, TLSOptions
-
-if TYPE_CHECKING:
-    from .server import Server
 
 USAGE = """
 Usage: pynats-server [options]
@@ -185,10 +181,6 @@ FLAGS = [
 ]
 
 
-class UsageError(Exception):
-    pass
-
-
 @dataclass
 class Command:
     """What the command line asks for."""
@@ -247,30 +239,6 @@ def parse_duration(text: str) -> float:
     if num:
         raise ValueError(text)
     return total
-
-
-def parse_url(text: str, what: str) -> RouteURL:
-    """`nats://[user:pass@]host:port` (also nats-route://). Port -1 means random."""
-    try:
-        u = urlsplit(text.strip())
-        u.hostname  # noqa: B018  # checks the brackets of an IPv6 host
-    except ValueError as e:  # "Invalid IPv6 URL" (found by fuzzing)
-        raise UsageError(f"error parsing {what} url [{text}]: {str(e).lower()}") from None
-    if not u.scheme or not u.netloc:
-        raise UsageError(f"error parsing {what} url [{text}]: missing scheme or host")
-    host = u.hostname or ""
-    try:
-        port_text = u.netloc.rsplit(":", 1)[1] if ":" in u.netloc.split("@")[-1].strip("[]") else ""
-        port = int(port_text) if port_text else 0
-    except ValueError:
-        raise UsageError(f"error parsing {what} url [{text}]: bad port") from None
-    return RouteURL(
-        host=host,
-        port=port,
-        user=unquote(u.username) if u.username else None,
-        password=unquote(u.password) if u.password else None,
-        scheme=u.scheme,
-    )
 
 
 def parse_routes(text: str) -> list[RouteURL]:
@@ -453,51 +421,6 @@ def _tls_flags(opts: Options, v: dict[str, object], given: object) -> None:
         raise UsageError(str(e)) from None
 
 
-def validate(opts: Options) -> None:
-    if opts.jetstream is not None:
-        from .server import check_jetstream_options
-
-        try:
-            check_jetstream_options(opts)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    jwt_mode = bool(opts.operators or opts.trusted_keys)  # accounts come from the resolver
-    if opts.system_account and opts.system_account != const.SYSTEM_ACCOUNT and not jwt_mode and not any(
-        a.name == opts.system_account for a in opts.accounts
-    ):
-        raise UsageError("error resolving system account: account missing")
-    if opts.lame_duck_duration < const.LAME_DUCK_MIN_DURATION:
-        raise UsageError(
-            f"invalid lame_duck_duration of {_dur(opts.lame_duck_duration)}, minimum is 30 seconds"
-        )
-    if opts.lame_duck_grace_period >= opts.lame_duck_duration:
-        raise UsageError("invalid lame_duck_grace_period, needs to be less than lame_duck_duration")
-    if opts.max_payload > opts.max_pending:
-        raise UsageError(
-            f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})"
-        )
-    from .auth import validate as validate_auth
-
-    problem = validate_auth(opts)
-    if problem:
-        raise UsageError(problem)
-    from .websocket_config import validate as validate_websocket
-
-    problem = validate_websocket(opts)
-    if problem:
-        raise UsageError(problem)
-    if opts.cluster.routes and not opts.cluster.enabled:
-        # nats-server solicits routes without a cluster listener only from a config file;
-        # from the command line a cluster listener is needed for others to route back.
-        pass
-
-
-def _dur(seconds: float) -> str:
-    from .monitor import go_duration
-
-    return go_duration(seconds)
-
-
 # -- signals to a running server -----------------------------------------------------------
 
 SIGNALS = {
@@ -603,7 +526,6 @@ async def serve(opts: Options, warnings: tuple[str, ...] = (), flags: Parsed | N
     for sig in names:
         loop.add_signal_handler(sig, on_signal, sig)
     raise_nofile_limit()
-    loop.set_exception_handler(lambda lp, ctx: _loop_exception(srv, lp, ctx))
     # Handlers are in place before the server is ready: a harness may signal at once.
     try:
         await srv.start()
@@ -637,25 +559,6 @@ def raise_nofile_limit() -> None:
         want = 1 << 20 if hard == resource.RLIM_INFINITY else hard  # Linux's fs.nr_open default
         if soft != resource.RLIM_INFINITY and soft < want:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def _loop_exception(srv: Server, loop: Any, ctx: dict[str, Any]) -> None:
-    """Out of file descriptors, the asyncio loop stops accepting for a second and says so
-    here: logged as nats-server logs its accept errors. (uvloop does not get here: libuv
-    keeps a spare descriptor, and with it accepts and closes what it cannot take.)"""
-    exc = ctx.get("exception")
-    if ctx.get("message") == "socket.accept() out of system resource" and isinstance(exc, OSError):
-        # asyncio reports it once per pending connection (up to the backlog) before it
-        # pauses: one line per pause, as nats-server logs one per sleep.
-        now = loop.time()
-        if now - getattr(srv, "_accept_error_at", -10.0) < 0.9:
-            return
-        srv._accept_error_at = now  # type: ignore[attr-defined]
-        reason = (exc.strerror or str(exc)).lower()
-        addr = f"{srv.opts.host or '0.0.0.0'}:{srv.port}"
-        srv.log.error(f"Temporary Client Accept Error(accept tcp {addr}: accept4: {reason}), sleeping 1000ms")
-        return
-    loop.default_exception_handler(ctx)
 
 
 def _run_loop(opts: Options, warnings: tuple[str, ...], flags: Parsed | None = None) -> int:

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from random import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import const
 from .auth import (
@@ -27,24 +27,22 @@ from .auth import (
     reserved_subject,
 )
 from .connection import Connection
+from .core import ServerCore
 from .delivery import build_plan, deliver_client_msg, deliver_run, no_responders
+from .gotime import go_duration
 from .jwt_client import JWTClient
-from .monitor import go_duration
 from .protocol import wire
 from .protocol.connect import ConnectError, parse_connect, redact_connect
 from .protocol.parser import CLIENT, Hold, Parser, ProtocolError
 from .sublist import InvalidSubject, Subscription
 
-if TYPE_CHECKING:
-    from .server import Server
 
-
-class ClientConnection(JWTClient, Connection):
+class ClientConnection(JWTClient, Connection[ServerCore]):
     kind_name = "Client"
     log_id_prefix = "cid"
     client_type = "nats"  # /connz type: "websocket" for wsconn.WSClientConnection
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         super().__init__(server)
         opts = server.opts
         self.cid = server.next_cid()
@@ -227,7 +225,8 @@ class ClientConnection(JWTClient, Connection):
         and again for every client when a configuration reload changes it)."""
         srv = self.server
         if srv.operator is not None:
-            return srv.operator.safe_check(self, co)  # JWT users (operator.py)
+            # JWT users (operator.py)
+            return srv.operator.safe_check(self, co, conn_type=self.authenticator().conn_type)
         tls = srv.opts.tls
         if tls is not None and tls.map and srv.auth.users:
             # verify_and_map: the client certificate names the user.

@@ -32,16 +32,16 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import const, ids, netutil
+from . import acceptor, const, ids, netutil
 from .auth import ClientPermissions
 from .dialer import Dialer, url_key
-from .monitor import go_duration, go_float, go_time, uptime
+from .gotime import go_duration, go_float, go_time, uptime
 from .options import Permissions, RouteURL
 from .protocol import wire
 from .route import RouteConnection, _Stop
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
     from .sublist import Subscription
 
 # Connections from one peer held while it decides which of them it keeps.
@@ -52,7 +52,7 @@ _FINAL_OUTCOMES = frozenset(("self", "shutdown", "conflict", "wrong-port", "auth
 
 
 class Cluster:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         self.log = server.log
         self.opts = server.opts.cluster
@@ -67,8 +67,8 @@ class Cluster:
         self.dialers: dict[str, Dialer] = {}
         self.self_keys: set[str] = set()
         self._gone: dict[str, asyncio.Event] = {}
-        self._listener: asyncio.AbstractServer | None = None
-        self._local_ips: set[str] = set()
+        self._listener: acceptor.Listener | None = None
+        self.local_ips: set[str] = set()
         # Client URLs learned from peers, refcounted (two peers may advertise the same one).
         self._url_refs: dict[str, int] = {}
         self._urls_changed = False
@@ -122,16 +122,15 @@ class Cluster:
             log.warn("Cluster name was dynamically generated, consider setting one")
         port = self.opts.port
         port = 0 if port == const.RANDOM_PORT else port
-        self._listener = await srv.loop.create_server(
-            self.new_connection, host=self.host or None, port=port, reuse_address=True
-        )
+        self._listener = acceptor.Listener(srv.loop, acceptor.bind(self.host or None, port, 100),
+                                           self.new_connection, srv.log, "Route")
         socks = self._listener.sockets
         self.port = socks[0].getsockname()[1]
         for s in socks:
-            self._local_ips.add(s.getsockname()[0])
+            self.local_ips.add(s.getsockname()[0])
         if netutil.is_unspecified(self.host):
-            self._local_ips.update(("127.0.0.1", "::1", "0.0.0.0", "::"))
-            self._local_ips.update(netutil.non_local_ips())
+            self.local_ips.update(("127.0.0.1", "::1", "0.0.0.0", "::"))
+            self.local_ips.update(netutil.non_local_ips())
         self.running = True
         log.notice(f"Listening for route connections on {netutil.join_host_port(self.host, self.port)}")
         if self.opts.tls is not None and self.opts.tls.insecure:
@@ -139,6 +138,18 @@ class Cluster:
                 "TLS certificate chain and hostname of solicited routes will not be verified. "
                 "DO NOT USE IN PRODUCTION!"
             )
+
+    async def serve(self) -> None:
+        pass  # accepting since start()
+
+    def ready(self) -> None:
+        self.solicit_routes()
+
+    def stop_accepting(self) -> None:
+        pass  # routes keep connecting in lame duck mode; they are told by INFO (ldm)
+
+    def closed_totals(self) -> tuple[int, int, int, int]:
+        return self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
 
     def solicit_routes(self) -> None:
         for url in self.opts.routes:
@@ -201,7 +212,7 @@ class Cluster:
             "server_name": srv.name,
             "version": const.NATS_VERSION,
             "proto": const.ROUTE_PROTO,
-            "go": srv._info_base.get("go", "python"),
+            "go": srv.info_base.get("go", "python"),
             "host": host,
             "port": port,
             "headers": not srv.opts.no_header_support,

@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .monitor import RoutezOptions, go_time
+from .gotime import go_time
+from .monitor import RoutezOptions
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
 
 # How long to wait for the servers' answers (each request; most come in milliseconds).
 GATHER_TIMEOUT = 0.5
@@ -31,7 +32,7 @@ _VARZ_KEYS = ("connections", "total_connections", "routes", "subscriptions", "sl
 
 
 class ClusterView:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         # Every server seen: id -> its last entry (with "last_seen", a monotonic time).
         self.known: dict[str, dict[str, Any]] = {}

@@ -757,3 +757,11 @@ def _go_float(f: float) -> str:
         text = format(Decimal(repr(f)), "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     return repr(f).replace("e-0", "e-").replace("e+0", "e+")
+
+
+def config_file_digest(path: str) -> str:
+    """nats-server's digest of a configuration file (`sha256:...`), "" if it cannot be read."""
+    try:
+        return digest(parse_file_tokens(path))
+    except (ConfError, OSError):
+        return ""

@@ -10,14 +10,22 @@ defined to be referenced as `$variables`.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from . import const, operator_config, websocket_config
 from .conf import Token
+from .confread import (
+    AuthBlock,
+    Bad,
+    go_map,
+    go_parse_duration,
+    go_quote,
+    go_type,
+    go_value,
+    listen,
+    want,
+)
 from .options import (
     AccountConfig,
     ExportConfig,
@@ -31,9 +39,6 @@ from .options import (
     User,
 )
 
-_GO_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64", datetime: "time.Time",
-             dict: "map[string]interface {}", list: "[]interface {}"}  # fmt: skip
-
 # Known to nats-server, accepted and ignored (with a warning).
 _IGNORED = {
     "trace_headers", "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
@@ -46,14 +51,10 @@ _IGNORED = {
 _CLUSTER_IGNORED = {"connect_backoff", "accounts", "write_deadline", "write_timeout"}
 
 
-class _Bad(Exception):
-    """A value of the wrong type or shape: one error, then on to the next key."""
-
-
 def apply_config_file(opts: Options, path: str) -> list[str]:
     """Read `path` into `opts`; returns the warnings, raises cli.UsageError on errors."""
-    from .cli import UsageError
     from .conf import ConfError, parse_file_tokens
+    from .optcheck import UsageError
 
     try:
         tokens = parse_file_tokens(path)
@@ -64,7 +65,7 @@ def apply_config_file(opts: Options, path: str) -> list[str]:
 
 def apply_config(opts: Options, tokens: dict[str, Token], path: str = "") -> list[str]:
     """A parsed configuration (conf.parse_*_tokens) into `opts`, as nats-server would."""
-    from .cli import UsageError
+    from .optcheck import UsageError
 
     m = _Mapper(opts)
     if not tokens:
@@ -77,118 +78,10 @@ def apply_config(opts: Options, tokens: dict[str, Token], path: str = "") -> lis
     return m.warnings
 
 
-@dataclass
-class _Auth:
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    timeout: float | None = None
-    users: list[User] | None = None  # users and nkey users; [] when `users: []`
-    default_permissions: Permissions | None = None
-    unsupported: str = ""  # auth callouts, ...
-
-
-def _go_type(v: Any) -> str:
-    return _GO_TYPES.get(type(v), type(v).__name__)
-
-
-def _want(tok: Token, typ: type) -> Any:
-    """Go's `v.(T)`: the value if it has exactly that type."""
-    if type(tok.value) is not typ:
-        raise _Bad(
-            f"{tok.source}: interface conversion: interface {{}} is {_go_type(tok.value)}, "
-            f"not {_GO_TYPES[typ]}"
-        )
-    return tok.value
-
-
-def _q(s: str) -> str:  # Go's %q, for the printable strings of a config file
-    return json.dumps(s, ensure_ascii=False)
-
-
-def _go_map(v: Any) -> str:  # Go's %v of a map (nats-server's shows pointers in their place)
-    from .conf import unwrap
-
-    v = unwrap(v)
-    if isinstance(v, dict):
-        return "map[" + " ".join(f"{k}:{_go_value(x)}" for k, x in sorted(v.items())) + "]"
-    return _go_value(v)
-
-
-def _go_value(v: Any) -> str:  # Go's %v
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e21:
-        return str(int(v))
-    return str(v)
-
-
-_DURATION = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-          "h": 3600.0}  # fmt: skip
-
-
-def go_parse_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds; ValueError carries Go's message."""
-    invalid = ValueError(f"time: invalid duration {_q(text)}")
-    s = text
-    sign = -1.0 if s[:1] == "-" else 1.0
-    s = s[1:] if s[:1] in ("-", "+") and s else s
-    if s == "0":
-        return 0.0
-    if not s:
-        raise invalid
-    total = 0.0
-    while s:
-        m = _DURATION.match(s)
-        assert m is not None  # both groups may be empty
-        number, unit = m.groups()
-        if number in ("", "."):
-            raise invalid
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {_q(text)}")
-        if unit not in _UNITS:
-            raise ValueError(f"time: unknown unit {_q(unit)} in duration {_q(text)}")
-        total += float(number) * _UNITS[unit]
-        s = s[m.end() :]
-    if total > 9223372036.854775807:
-        raise invalid
-    return sign * total
-
-
 def _go_duration(seconds: float) -> str:
-    from .monitor import go_duration
+    from .gotime import go_duration
 
     return go_duration(seconds)
-
-
-def _split_host_port(text: str) -> tuple[str, str]:
-    """Go's net.SplitHostPort; ValueError when it fails."""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or not text[end + 1 :].startswith(":"):
-            raise ValueError(text)
-        return text[1:end], text[end + 2 :]
-    host, sep, port = text.rpartition(":")
-    if not sep or ":" in host or "[" in host or "]" in host:
-        raise ValueError(text)
-    return host, port
-
-
-def _listen(tok: Token) -> tuple[str, int]:
-    """`port` or `host:port` (nats-server's parseListen); host is "" for a bare port."""
-    v = tok.value
-    if type(v) is int:
-        return "", v
-    if type(v) is not str:
-        raise _Bad(f"{tok.source}: expected port or host:port, got {_go_type(v)}")
-    try:
-        host, port = _split_host_port(v)
-    except ValueError:
-        raise _Bad(f"{tok.source}: could not parse address string {_q(v)}") from None
-    if not re.fullmatch(r"[+-]?[0-9]+", port):
-        raise _Bad(f"{tok.source}: could not parse port {_q(port)}")
-    return host, int(port)
 
 
 class _Mapper:
@@ -204,7 +97,7 @@ class _Mapper:
     def guarded(self, fn: Any, key: str, tok: Token) -> None:
         try:
             fn(key, tok)
-        except _Bad as e:
+        except Bad as e:
             self.errors.append(str(e))
         except ValueError as e:
             # A NUL in a path that is opened or checked while the file is read (found by
@@ -221,7 +114,7 @@ class _Mapper:
 
     def unknown(self, key: str, tok: Token) -> None:
         if not tok.used:
-            self.error(tok, f"unknown field {_q(key)}")
+            self.error(tok, f"unknown field {go_quote(key)}")
 
     def ignored(self, key: str, tok: Token) -> None:
         self.warnings.append(
@@ -234,8 +127,8 @@ class _Mapper:
             try:
                 return go_parse_duration(tok.value)
             except ValueError as e:
-                raise _Bad(f"{tok.source}: error parsing {field}: {e}") from None
-        seconds = _want(tok, int)
+                raise Bad(f"{tok.source}: error parsing {field}: {e}") from None
+        seconds = want(tok, int)
         self.invalid_use(tok, field, f"{field} should be converted to a duration")
         return float(seconds)
 
@@ -262,33 +155,33 @@ class _Mapper:
                   "syslog": ("syslog", bool), "remote_syslog": ("remote_syslog", str)}  # fmt: skip
         if k in simple:
             attr, typ = simple[k]
-            setattr(o, attr, _want(tok, typ))
+            setattr(o, attr, want(tok, typ))
         elif k == "listen":
-            host, o.port = _listen(tok)
+            host, o.port = listen(tok)
             if host:
                 o.host = host
         elif k == "http":
-            o.http_host, o.http_port = _listen(tok)
+            o.http_host, o.http_port = listen(tok)
         elif k == "https":
-            o.http_host, o.https_port = _listen(tok)
+            o.http_host, o.https_port = listen(tok)
         elif k == "tls":
             tls = self.tls(tok, client=True)
             if tls is not None:
                 o.tls = tls
         elif k == "server_name":
-            if " " in _want(tok, str):
+            if " " in want(tok, str):
                 self.error(tok, "server name cannot contain spaces")
             else:
                 o.server_name = tok.value
         elif k == "trace_verbose":
-            o.trace = o.trace_verbose = _want(tok, bool)
+            o.trace = o.trace_verbose = want(tok, bool)
         elif k in ("max_control_line", "max_payload"):
-            if _want(tok, int) > (1 << 31) - 1:
+            if want(tok, int) > (1 << 31) - 1:
                 self.error(tok, f"{key} value is too big")
             else:
                 setattr(o, k, tok.value)
         elif k in ("max_connections", "max_conn"):
-            o.max_connections = _want(tok, int) or -1  # 0 means none, as in nats-server
+            o.max_connections = want(tok, int) or -1  # 0 means none, as in nats-server
         elif k in ("ping_interval", "write_deadline"):
             setattr(o, k, self.duration(k, tok))
         elif k in ("lame_duck_duration", "lame_duck_grace_period"):
@@ -296,13 +189,13 @@ class _Mapper:
         elif k == "authorization":
             self.authorization(tok)
         elif k == "no_auth_user":
-            o.no_auth_user = _want(tok, str)
+            o.no_auth_user = want(tok, str)
         elif k == "cluster":
             self.cluster(tok)
         elif k in ("leaf", "leafnodes"):
-            from . import leaf_opts
+            from . import leaf_config
 
-            leaf_opts.apply(self, tok)
+            leaf_config.apply(self, tok)
         elif k == "jetstream":
             self.jetstream(tok)
         elif k in ("store_dir", "storedir"):
@@ -310,9 +203,9 @@ class _Mapper:
             if js.store_dir:
                 self.error(tok, "Duplicate 'store_dir' configuration")
             else:
-                js.store_dir = _want(tok, str)
+                js.store_dir = want(tok, str)
         elif k == "proxy_protocol":
-            if _want(tok, bool):
+            if want(tok, bool):
                 self.error(tok, "the PROXY protocol is not supported")
         elif k in operator_config.KEYS:
             operator_config.apply(self, k, tok)
@@ -321,9 +214,9 @@ class _Mapper:
         elif k == "accounts":
             self.accounts(tok)
         elif k in ("system_account", "system"):
-            o.system_account = _want(tok, str)
+            o.system_account = want(tok, str)
         elif k in ("no_system_account", "no_system", "no_sys_acc"):
-            o.no_system_account = _want(tok, bool)
+            o.no_system_account = want(tok, bool)
         elif k in ("mappings", "maps"):
             self.error(tok, "subject mappings are not supported yet")
         elif k in _IGNORED:
@@ -333,9 +226,9 @@ class _Mapper:
 
     def lame_duck(self, k: str, tok: Token) -> None:
         try:
-            seconds = go_parse_duration(_want(tok, str))
+            seconds = go_parse_duration(want(tok, str))
         except ValueError as e:
-            raise _Bad(f"{tok.source}: error parsing {k}: {e}") from None
+            raise Bad(f"{tok.source}: error parsing {k}: {e}") from None
         if k == "lame_duck_duration" and seconds < const.LAME_DUCK_MIN_DURATION:
             self.error(
                 tok, f"invalid lame_duck_duration of {_go_duration(seconds)}, minimum is 30 seconds"
@@ -359,22 +252,22 @@ class _Mapper:
         enable = True
         if type(v) is str:
             if v.lower() not in ("enabled", "enable", "disabled", "disable"):
-                raise _Bad(f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'")
+                raise Bad(f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'")
             enable = v.lower().startswith("enable")
         elif type(v) is dict:
             js = self.js_options()
             for key, t in v.items():
                 k = key.lower()
                 if k in ("enable", "enabled"):
-                    enable = _want(t, bool)
+                    enable = want(t, bool)
                 elif k == "strict":
                     if type(t.value) is not bool:
-                        raise _Bad(f"{t.source}: Expected 'true' or 'false' for bool value, got '{t.value}'")
+                        raise Bad(f"{t.source}: Expected 'true' or 'false' for bool value, got '{t.value}'")
                     js.strict = t.value
                 elif k in ("store", "store_dir", "storedir"):
                     if js.store_dir:
-                        raise _Bad(f"{t.source}: Duplicate 'store_dir' configuration")
-                    js.store_dir = _want(t, str)
+                        raise Bad(f"{t.source}: Duplicate 'store_dir' configuration")
+                    js.store_dir = want(t, str)
                 elif k in ("sync", "sync_interval"):
                     if type(t.value) is str and t.value.lower() == "always":
                         js.sync_always = True
@@ -385,7 +278,7 @@ class _Mapper:
                 elif k in ("max_file_store", "max_file"):
                     js.max_storage = self.storage_size("max_file_store", t)
                 elif k == "domain":
-                    js.domain = _want(t, str)
+                    js.domain = want(t, str)
                 elif k in ("key", "ek", "encryption_key", "prev_key", "prev_ek", "prev_encryption_key",
                            "cipher", "tpm"):
                     self.error(t, "JetStream encryption is not supported")
@@ -396,7 +289,7 @@ class _Mapper:
                 else:
                     self.unknown(key, t)
         else:
-            enable = _want(tok, bool)
+            enable = want(tok, bool)
         if enable:
             self.opts.jetstream = self.js_options()
         else:
@@ -408,16 +301,16 @@ class _Mapper:
         if type(v) is int:
             return v
         if type(v) is not str:
-            raise _Bad(f"{tok.source}: {what} must be int64 or string")
+            raise Bad(f"{tok.source}: {what} must be int64 or string")
         if not v:
             return 0
         mult = {"K": 10, "M": 20, "G": 30, "T": 40}.get(v[-1])
         try:
             num = int(v[:-1])
         except ValueError:
-            raise _Bad(f'{tok.source}: {what} strconv.ParseInt: parsing {_q(v[:-1])}: invalid syntax') from None
+            raise Bad(f'{tok.source}: {what} strconv.ParseInt: parsing {go_quote(v[:-1])}: invalid syntax') from None
         if mult is None:
-            raise _Bad(f"{tok.source}: {what} sizes defined as strings must end in K, M, G, T")
+            raise Bad(f"{tok.source}: {what} sizes defined as strings must end in K, M, G, T")
         return num << mult
 
     def account_jetstream(self, tok: Token) -> JetStreamLimits | None:
@@ -430,26 +323,26 @@ class _Mapper:
                 return JetStreamLimits()
             if v.lower() in ("disabled", "disable"):
                 return None
-            raise _Bad(f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'")
+            raise Bad(f"{tok.source}: Expected 'enabled' or 'disabled' for string value, got '{v}'")
         lim = JetStreamLimits()
-        for key, t in _want(tok, dict).items():
+        for key, t in want(tok, dict).items():
             k = key.lower()
             if k in ("max_memory", "max_mem", "mem", "memory"):
                 lim.max_memory = self.storage_size(key, t)
             elif k in ("max_store", "max_file", "max_disk", "store", "disk"):
                 lim.max_storage = self.storage_size(key, t)
             elif k in ("max_streams", "streams"):
-                lim.max_streams = _want(t, int)
+                lim.max_streams = want(t, int)
             elif k in ("max_consumers", "consumers"):
-                lim.max_consumers = _want(t, int)
+                lim.max_consumers = want(t, int)
             elif k in ("max_bytes_required", "max_stream_bytes", "max_bytes"):
-                lim.max_bytes_required = _want(t, bool)
+                lim.max_bytes_required = want(t, bool)
             elif k in ("mem_max_stream_bytes", "memory_max_stream_bytes"):
                 lim.memory_max_stream_bytes = self.storage_size(key, t)
             elif k in ("disk_max_stream_bytes", "store_max_stream_bytes"):
                 lim.storage_max_stream_bytes = self.storage_size(key, t)
             elif k == "max_ack_pending":
-                lim.max_ack_pending = _want(t, int)
+                lim.max_ack_pending = want(t, int)
             elif k == "cluster_traffic":
                 self.ignored(f"jetstream.{key}", t)
             else:
@@ -465,12 +358,12 @@ class _Mapper:
         seen: set[str] = set()
         if type(tok.value) is list:
             for t in tok.value:
-                name = _want(t, str)
+                name = want(t, str)
                 if self.reserved_account(t, name) or self.duplicate_account(t, name, seen):
                     continue
                 o.accounts.append(AccountConfig(name))
             return
-        for name, t in _want(tok, dict).items():
+        for name, t in want(tok, dict).items():
             if t.used:
                 continue
             if type(t.value) is not dict:
@@ -486,9 +379,9 @@ class _Mapper:
                 if k == "users":
                     users = self.users(v)
                 elif k == "exports":
-                    acc.exports = [e for e in map(self.export, _want(v, list)) if e is not None]
+                    acc.exports = [e for e in map(self.export, want(v, list)) if e is not None]
                 elif k == "imports":
-                    acc.imports = [i for i in map(self.import_, _want(v, list)) if i is not None]
+                    acc.imports = [i for i in map(self.import_, want(v, list)) if i is not None]
                 elif k == "default_permissions":
                     acc.default_permissions = self.permissions(v)
                 elif k == "jetstream":
@@ -506,7 +399,7 @@ class _Mapper:
             for u in users:
                 key = u.nkey or u.user
                 if any((x.nkey or x.user) == key for x in o.users):
-                    self.error(t, f"Duplicate {'nkey' if u.nkey else 'user'} {_q(key)} detected")
+                    self.error(t, f"Duplicate {'nkey' if u.nkey else 'user'} {go_quote(key)} detected")
                     continue
                 u.account = name
                 if u.permissions is None:
@@ -522,7 +415,7 @@ class _Mapper:
 
     def reserved_account(self, tok: Token, name: str) -> bool:
         if name in (const.GLOBAL_ACCOUNT,):
-            self.error(tok, f"{_q(name)} is a Reserved Account")
+            self.error(tok, f"{go_quote(name)} is a Reserved Account")
             return True
         return False
 
@@ -535,7 +428,7 @@ class _Mapper:
 
     def export(self, tok: Token) -> ExportConfig | None:
         if type(tok.value) is not dict:
-            self.error(tok, f"Export Items should be a map with type entry, got {_go_type(tok.value)}")
+            self.error(tok, f"Export Items should be a map with type entry, got {go_type(tok.value)}")
             return None
         ex: ExportConfig | None = None
         accounts: list[str] | None = None
@@ -545,25 +438,25 @@ class _Mapper:
             k = key.lower()
             if k in ("stream", "service"):
                 if ex is not None:
-                    self.error(v, f"Detected {k} {_q(str(v.value))} but already saw a "
+                    self.error(v, f"Detected {k} {go_quote(str(v.value))} but already saw a "
                                   f"{'service' if ex.service else 'stream'}")
                     continue
-                ex = ExportConfig(_want(v, str), service=(k == "service"))
+                ex = ExportConfig(want(v, str), service=(k == "service"))
             elif k in ("response", "response_type"):
                 rt = {"single": "Singleton", "singleton": "Singleton", "stream": "Stream",
-                      "chunk": "Chunked", "chunked": "Chunked"}.get(_want(v, str).lower())  # fmt: skip
+                      "chunk": "Chunked", "chunked": "Chunked"}.get(want(v, str).lower())  # fmt: skip
                 if rt is None:
-                    self.error(v, f"Unknown response type: {_q(v.value)}")
+                    self.error(v, f"Unknown response type: {go_quote(v.value)}")
             elif k in ("threshold", "response_threshold", "response_max_time", "response_time"):
                 try:
-                    threshold = go_parse_duration(_want(v, str))
+                    threshold = go_parse_duration(want(v, str))
                 except ValueError:
                     self.error(v, "Expected response threshold to be a parseable time duration, "
-                                  f"got {_q(v.value)}")
+                                  f"got {go_quote(v.value)}")
             elif k == "accounts":
-                accounts = [str(_want(a, str)) for a in _want(v, list)]
+                accounts = [str(want(a, str)) for a in want(v, list)]
             elif k == "account_token_position":
-                pos = _want(v, int)
+                pos = want(v, int)
             elif k in ("latency", "allow_trace"):
                 self.ignored(key, v)
             else:
@@ -583,7 +476,7 @@ class _Mapper:
 
     def import_(self, tok: Token) -> ImportConfig | None:
         if type(tok.value) is not dict:
-            self.error(tok, f"Import Items should be a map with type entry, got {_go_type(tok.value)}")
+            self.error(tok, f"Import Items should be a map with type entry, got {go_type(tok.value)}")
             return None
         im: ImportConfig | None = None
         to = prefix = ""
@@ -595,14 +488,14 @@ class _Mapper:
                     self.error(v, f"Detected {k} but already saw a {'service' if im.service else 'stream'}")
                     continue
                 if type(v.value) is not dict:
-                    self.error(v, f"{k.capitalize()} entry should be an account map, got {_go_type(v.value)}")
+                    self.error(v, f"{k.capitalize()} entry should be an account map, got {go_type(v.value)}")
                     continue
                 account = subject = ""
                 for ak, av in v.value.items():
                     if ak.lower() == "account":
-                        account = _want(av, str)
+                        account = want(av, str)
                     elif ak.lower() == "subject":
-                        subject = _want(av, str)
+                        subject = want(av, str)
                     else:
                         self.unknown(ak, av)
                 if not account or not subject:
@@ -610,11 +503,11 @@ class _Mapper:
                     continue
                 im = ImportConfig(account, subject, service=(k == "service"))
             elif k == "to":
-                to = _want(v, str)
+                to = want(v, str)
             elif k == "prefix":
-                prefix = _want(v, str)
+                prefix = want(v, str)
             elif k == "share":
-                share = _want(v, bool)
+                share = want(v, bool)
             elif k == "allow_trace":
                 self.ignored(key, v)
             else:
@@ -629,29 +522,29 @@ class _Mapper:
 
     # -- authorization
 
-    def auth_block(self, tok: Token) -> _Auth:
-        auth = _Auth()
-        for key, t in _want(tok, dict).items():
+    def auth_block(self, tok: Token) -> AuthBlock:
+        auth = AuthBlock()
+        for key, t in want(tok, dict).items():
             k = key.lower()
             if k in ("user", "username"):
-                auth.user = _want(t, str)
+                auth.user = want(t, str)
             elif k in ("pass", "password"):
-                auth.password = _want(t, str)
+                auth.password = want(t, str)
             elif k == "token":
-                auth.token = _want(t, str)
+                auth.token = want(t, str)
             elif k == "timeout":
                 auth.timeout = self.auth_timeout(key, t)
             elif k == "users":
                 try:
                     auth.users = self.users(t)
-                except _Bad as e:
+                except Bad as e:
                     self.errors.append(str(e))
             elif k in ("default_permission", "default_permissions", "permissions"):
                 auth.default_permissions = self.permissions(t)
             elif k in ("auth_callout", "auth_hook"):
                 auth.unsupported = "auth callout is not supported"
             elif k == "proxy_required":
-                if _want(t, bool):
+                if want(t, bool):
                     auth.unsupported = "proxy_required is not supported"
             else:
                 self.unknown(key, t)
@@ -667,11 +560,11 @@ class _Mapper:
         from . import nkeys_util
 
         if type(tok.value) is not list:
-            raise _Bad(f"{tok.source}: Expected users field to be an array, got {_go_map(tok.value)}")
+            raise Bad(f"{tok.source}: Expected users field to be an array, got {go_map(tok.value)}")
         out = []
         for t in tok.value:
             if type(t.value) is not dict:
-                self.error(t, f"Expected user entry to be a map/struct, got {_go_value(t.value)}")
+                self.error(t, f"Expected user entry to be a map/struct, got {go_value(t.value)}")
                 continue
             u = User()
             last = t
@@ -679,27 +572,27 @@ class _Mapper:
                 last = v
                 k = key.lower()
                 if k == "nkey":
-                    u.nkey = _want(v, str)
+                    u.nkey = want(v, str)
                 elif k in ("user", "username"):
-                    u.user = _want(v, str)
+                    u.user = want(v, str)
                 elif k in ("pass", "password"):
-                    u.password = _want(v, str)
+                    u.password = want(v, str)
                 elif k in ("permission", "permissions", "authorization"):
                     u.permissions = self.permissions(v)
                 elif k in ("allowed_connection_types", "connection_types", "clients"):
                     u.allowed_connection_types = self.connection_types(v)
                 elif k == "proxy_required":
-                    if _want(v, bool):
+                    if want(v, bool):
                         self.error(v, "proxy_required is not supported")
                 else:
                     self.unknown(key, v)
             if not u.nkey and not u.user:
-                raise _Bad(f"{last.source}: User entry requires a user")
+                raise Bad(f"{last.source}: User entry requires a user")
             if u.nkey:
                 if not nkeys_util.is_valid_user_key(u.nkey):
-                    raise _Bad(f"{last.source}: Not a valid public nkey for a user")
+                    raise Bad(f"{last.source}: Not a valid public nkey for a user")
                 if u.user or u.password:
-                    raise _Bad(f"{last.source}: Nkey users do not take usernames or passwords")
+                    raise Bad(f"{last.source}: Nkey users do not take usernames or passwords")
             out.append(u)
         return out
 
@@ -715,18 +608,18 @@ class _Mapper:
                 if type(t.value) is str:
                     names.append(t.value)
                 else:
-                    self.error(t, f"error parsing allowed connection types: unsupported type in array {_go_type(t.value)}")
+                    self.error(t, f"error parsing allowed connection types: unsupported type in array {go_type(t.value)}")
         else:
-            raise _Bad(f"{tok.source}: error parsing allowed connection types: unsupported type {_go_type(v)}")
+            raise Bad(f"{tok.source}: error parsing allowed connection types: unsupported type {go_type(v)}")
         unknown = [n.upper() for n in names if n.upper() not in CONNECTION_TYPES]
         if unknown:
-            self.error(tok, "invalid connection types [" + " ".join(_q(n) for n in unknown) + "]")
+            self.error(tok, "invalid connection types [" + " ".join(go_quote(n) for n in unknown) + "]")
         return {n.upper() for n in names if n.upper() in CONNECTION_TYPES}
 
     def permissions(self, tok: Token) -> Permissions:
         """nats-server's parseUserPermissions."""
         if type(tok.value) is not dict:
-            raise _Bad(f"{tok.source}: Expected permissions to be a map/struct, got {_go_value(tok.value)}")
+            raise Bad(f"{tok.source}: Expected permissions to be a map/struct, got {go_value(tok.value)}")
         p = Permissions()
         for key, v in tok.value.items():
             k = key.lower()
@@ -740,7 +633,7 @@ class _Mapper:
                 else:
                     p.response = self.allow_responses(v)
             else:
-                self.unknown_in(v, f"Unknown field {_q(key)} parsing permissions")
+                self.unknown_in(v, f"Unknown field {go_quote(key)} parsing permissions")
         if p.response is not None and p.publish_allow is None:
             p.publish_allow = []  # responses only, unless publishing was allowed too
         return p
@@ -753,7 +646,7 @@ class _Mapper:
         for key, v in tok.value.items():
             k = key.lower()
             if k in ("max", "max_msgs", "max_messages", "max_responses"):
-                n = _want(v, int)
+                n = want(v, int)
                 if n != 0:  # 0 keeps the default; negative is no limit
                     rp.max_msgs = n
             elif k in ("expires", "expiration", "ttl"):
@@ -768,7 +661,7 @@ class _Mapper:
                 if ttl != 0:
                     rp.expires = ttl
             else:
-                self.unknown_in(v, f"Unknown field {_q(key)} parsing permissions")
+                self.unknown_in(v, f"Unknown field {go_quote(key)} parsing permissions")
         return rp
 
     def unknown_in(self, tok: Token, reason: str) -> None:
@@ -789,7 +682,7 @@ class _Mapper:
                 else:
                     self.unknown_in(
                         t,
-                        f"Unknown field name {_q(key)} parsing subject permissions, only "
+                        f"Unknown field name {go_quote(key)} parsing subject permissions, only "
                         "'allow' or 'deny' are permitted",
                     )
             return allow, deny
@@ -814,17 +707,17 @@ class _Mapper:
                 subjects.append(t.value)
         else:
             self.errors.append(
-                f"{at}Expected subject permissions to be a subject, or array of subjects, got {_go_type(v)}"
+                f"{at}Expected subject permissions to be a subject, or array of subjects, got {go_type(v)}"
             )
             return None
         for s in subjects:
             if not is_valid_subject(s.encode()):
                 parts = s.split()
                 if len(parts) != 2:
-                    self.errors.append(f"{at}subject {_q(s)} is not a valid subject")
+                    self.errors.append(f"{at}subject {go_quote(s)} is not a valid subject")
                     return None
                 if not is_valid_subject(parts[0].encode()):
-                    self.errors.append(f"{at}subject {_q(parts[0])} is not a valid subject")
+                    self.errors.append(f"{at}subject {go_quote(parts[0])} is not a valid subject")
                     return None
         return subjects
 
@@ -836,15 +729,15 @@ class _Mapper:
             try:
                 seconds = go_parse_duration(v)
             except ValueError as e:
-                raise _Bad(
+                raise Bad(
                     f"{tok.source}: error parsing authorization config, 'timeout' {e}"
                 ) from None
         else:
-            raise _Bad(f"{tok.source}: error parsing authorization config, 'timeout' wrong type")
+            raise Bad(f"{tok.source}: error parsing authorization config, 'timeout' wrong type")
         if seconds > 60:
             self.invalid_use(
                 tok, key,
-                f"timeout of {_go_value(v)} ({seconds:f} seconds) is high, consider keeping it "
+                f"timeout of {go_value(v)} ({seconds:f} seconds) is high, consider keeping it "
                 "under 60 seconds. possibly caused by unquoted duration; use '1m' instead of 1m, "
                 "for example",
             )  # fmt: skip
@@ -874,7 +767,7 @@ class _Mapper:
         for u in auth.users or ():
             name = u.nkey or u.user
             if name in seen:
-                self.error(tok, f"Duplicate {'nkey' if u.nkey else 'user'} {_q(name)} detected")
+                self.error(tok, f"Duplicate {'nkey' if u.nkey else 'user'} {go_quote(name)} detected")
                 return
             seen.add(name)
         o.users = o.users + list(auth.users or ())
@@ -887,12 +780,12 @@ class _Mapper:
         from .tlsctx import TLSConfigError, check_options, route_client_context, server_context
 
         t = TLSOptions()
-        for key, v in _want(tok, dict).items():
+        for key, v in want(tok, dict).items():
             k = key.lower()
             try:
                 if not self.tls_key(t, k, key, v, client):
                     return None
-            except _Bad as e:
+            except Bad as e:
                 self.errors.append(str(e))
                 return None
         if t.cert_file and not t.key_file:
@@ -943,11 +836,11 @@ class _Mapper:
             else:
                 t.allow_insecure_ciphers = on
         elif k in ("cipher_suites", "curve_preferences"):
-            items = _want(v, list)
+            items = want(v, list)
             if not items:
                 self.error(v, f"{bad}'{k}' cannot be empty")
                 return False
-            names = [str(_want(i, str)) for i in items]
+            names = [str(want(i, str)) for i in items]
             from .tlsctx import CURVES, INSECURE_CIPHERS, SECURE_CIPHERS
 
             for i, n in zip(items, names, strict=True):
@@ -987,7 +880,7 @@ class _Mapper:
             if v.value:
                 pins = set()
                 for i in v.value:
-                    pin = str(_want(i, str)).lower()
+                    pin = str(want(i, str)).lower()
                     if not re.fullmatch(r"[a-f0-9]{64}", pin):
                         self.error(i, f"{bad}'pinned_certs' key {pin} does not look like hex-encoded sha256 "
                                       "of DER encoded SubjectPublicKeyInfo")  # fmt: skip
@@ -1010,16 +903,16 @@ class _Mapper:
                     try:
                         t.handshake_first_fallback = go_parse_duration(val)
                     except ValueError:
-                        self.error(v, f'field {_q(key)}\'s value {_q(val)} is invalid')
+                        self.error(v, f'field {go_quote(key)}\'s value {go_quote(val)} is invalid')
                         return False
                     t.handshake_first = True
             else:
-                self.error(v, f"field {_q(key)} should be a boolean or a string, got {_go_type(val)}")
+                self.error(v, f"field {go_quote(key)} should be a boolean or a string, got {go_type(val)}")
                 return False
         elif k == "min_version":
             val = v.value
             if type(val) is not str:
-                self.error(v, f"error parsing tls config: 'min_version' wrong type: {_go_value(val)}")
+                self.error(v, f"error parsing tls config: 'min_version' wrong type: {go_value(val)}")
                 return False
             if val not in ("1.0", "1.1", "1.2", "1.3"):
                 self.error(v, f"error parsing tls config: unknown version: {val}")
@@ -1035,7 +928,7 @@ class _Mapper:
             self.error(v, f"{bad}'{k}' is not supported by pynats-server")
             return False
         else:
-            self.error(v, f"{bad}unknown field {_q(key)}")
+            self.error(v, f"{bad}unknown field {go_quote(key)}")
             return False
         return True
 
@@ -1043,7 +936,7 @@ class _Mapper:
 
     def cluster(self, tok: Token) -> None:
         if type(tok.value) is not dict:
-            self.error(tok, f"Expected map to define cluster, got {_go_type(tok.value)}")
+            self.error(tok, f"Expected map to define cluster, got {go_type(tok.value)}")
             return
         for key, t in tok.value.items():
             self.guarded(self.cluster_key, key, t)
@@ -1055,24 +948,24 @@ class _Mapper:
         c = self.opts.cluster
         k = key.lower()
         if k == "name":
-            if " " in _want(tok, str):
+            if " " in want(tok, str):
                 self.error(tok, "cluster name cannot contain spaces")
             else:
                 c.name = tok.value
         elif k == "listen":
-            c.host, c.port = _listen(tok)
+            c.host, c.port = listen(tok)
         elif k == "port":
-            c.port = _want(tok, int)
+            c.port = want(tok, int)
         elif k in ("host", "net"):
-            c.host = _want(tok, str)
+            c.host = want(tok, str)
         elif k in ("advertise", "cluster_advertise"):
-            c.advertise = _want(tok, str)
+            c.advertise = want(tok, str)
         elif k == "no_advertise":
-            c.no_advertise = _want(tok, bool)
+            c.no_advertise = want(tok, bool)
         elif k == "connect_retries":
-            c.connect_retries = _want(tok, int)
+            c.connect_retries = want(tok, int)
         elif k == "ping_max":
-            c.ping_max = _want(tok, int)
+            c.ping_max = want(tok, int)
         elif k == "ping_interval":
             c.ping_interval = self.duration(k, tok)
             if c.ping_interval > const.ROUTE_MAX_PING_INTERVAL:
@@ -1092,7 +985,7 @@ class _Mapper:
         elif k == "permissions":
             c.permissions = self.permissions(tok)
         elif k == "pool_size":
-            if _want(tok, int) != -1:
+            if want(tok, int) != -1:
                 self.warnings.append(
                     f"{tok.source}: cluster pool_size is not supported by pynats-server and is "
                     "ignored (routes are not pooled, as with pool_size: -1)"
@@ -1126,12 +1019,12 @@ class _Mapper:
                 c.auth_timeout = auth.timeout
 
     def routes(self, tok: Token) -> None:
-        from .cli import UsageError, parse_url
+        from .optcheck import UsageError, parse_url
 
         seen: set[str] = set()
         routes = []
-        for t in _want(tok, list):
-            url = _want(t, str)
+        for t in want(tok, list):
+            url = want(t, str)
             if url in seen:
                 self.invalid_use(t, url, "Duplicate route entry detected")
                 continue

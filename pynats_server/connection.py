@@ -10,12 +10,25 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .protocol import wire
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .log import Logger
+    from .options import Options
+
+
+class ConnHost(Protocol):
+    """What a connection uses of the server it belongs to (core.ServerCore is the whole)."""
+
+    log: Logger
+    loop: asyncio.AbstractEventLoop
+    opts: Options
+    stale_connections: int
+    stale_by_kind: dict[str, int]
+
+    def mark_dirty(self, c: Any) -> None: ...
 
 
 def go_quote(b: bytes) -> str:
@@ -23,7 +36,13 @@ def go_quote(b: bytes) -> str:
     return '"' + repr(b)[2:-1].replace("\\'", "'").replace('"', '\\"') + '"'
 
 
-class Connection(asyncio.Protocol):
+H = TypeVar("H", bound=ConnHost)
+
+
+class Connection(asyncio.Protocol, Generic[H]):
+    """The base of every connection kind; `H` is what the kind sees of the server (a
+    ConnHost at least; core.ServerCore for clients, routes and leaf nodes)."""
+
     kind_name = "Client"  # "Client" or "Router", in logs and /connz
     log_id_prefix = "cid"
     internal = False  # internal.InternalClient: delivered to by callback, not a socket
@@ -36,7 +55,9 @@ class Connection(asyncio.Protocol):
     run_msgs = 0
     run_bytes = 0
 
-    def __init__(self, server: Server) -> None:
+    server: H
+
+    def __init__(self, server: H) -> None:
         self.server = server
         self.log = server.log
         self.transport: asyncio.Transport | None = None

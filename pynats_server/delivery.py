@@ -28,7 +28,9 @@ from itertools import compress
 from random import randbytes, random
 from typing import Any
 
+from .leafdelivery import deliver_leaf_msg, to_hub_leafs
 from .protocol import wire
+from .subdeliver import to_sub
 from .sublist import SublistResult
 
 
@@ -64,10 +66,14 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
         # A routed message also goes to the leafs we are the hub of (leafdelivery.py).
         for route in r.routes:
             if route.is_leaf and not route.is_spoke:
+                if route.perms is not None or subject.startswith(route.js_deny):
+                    return False  # what a leaf may not get: send_msg checks it
                 plan.append((route, route.out, b"LMSG " + subject + b" ", _ROUTE_TALLY))
         return plan
     for route in r.routes:
         if route.is_leaf:
+            if route.perms is not None or subject.startswith(route.js_deny):
+                return False
             plan.append((route, route.out, b"LMSG " + subject + b" ", _ROUTE_TALLY))
         else:
             plan.append((route, route.out, b"RMSG " + acc + b" " + subject + b" ", _ROUTE_TALLY))
@@ -180,58 +186,6 @@ def _picks(n: int, g: int) -> bytes:
     return picks.translate(mod)
 
 
-def _frame_for(sub: Any, d: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes, msg: Any) -> tuple[bytes, Any]:
-    """The control line and body for a message with headers (the slower path)."""
-    if d.headers:
-        return wire.hmsg_line(sub.deliver_subject(subject), sub.sid, reply, hdb, szb), msg
-    # A subscriber that did not ask for headers gets the message without them.
-    size = len(msg) - 2 - hdr
-    prefix = sub.prefix or sub.msg_prefix(subject)
-    return prefix + wire.msg_tail(reply, str(size).encode()), msg[hdr:]
-
-
-def _auto_unsub(sub: Any) -> bool:
-    """Count a delivery against an UNSUB max; False when the message must not go out."""
-    if sub.nm > sub.max:
-        sub.client.remove_sub(sub)
-        return False
-    if sub.nm == sub.max:
-        if sub.client.log.debug_enabled:
-            sub.client.debug(
-                f"Auto-unsubscribe limit of {sub.max} reached for sid '{sub.sid.decode(errors='replace')}'"
-            )
-        sub.client.remove_sub(sub)
-    return True
-
-
-def _to_sub(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, szb: bytes, hdr: int, hdb: bytes,
-            msg: Any, tail: bytes) -> bool:
-    """One delivery on the general path; False when the subscriber's permissions or the
-    subscription's limit stopped it."""
-    d = sub.client
-    pf = d.perm_filter
-    if pf is not None and pf.denies_delivery(subject):
-        return False
-    sub.nm += 1
-    if sub.max and not _auto_unsub(sub):
-        return False
-    out = d.out
-    if not out:
-        dirty.append(d)
-    if hdr < 0:
-        out.append(sub.prefix or sub.msg_prefix(subject))
-        out.append(tail)
-        out.append(msg)
-    else:
-        line, body = _frame_for(sub, d, subject, reply, szb, hdr, hdb, msg)
-        out.append(line)
-        out.append(b"")
-        out.append(body)
-    if pf is not None and reply:
-        pf.track_reply(reply)
-    return True
-
-
 def _sizes(hdr: int, msg: Any) -> tuple[bytes, bytes]:
     """The size fields of a message made inside the server (an import added a header)."""
     return str(len(msg) - 2).encode(), (str(hdr).encode() if hdr >= 0 else b"")
@@ -246,8 +200,6 @@ def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int,
     if c.kind_name == "Router":
         return deliver_routed_msg(c, acc, subject, reply, None, szb, hdr, hdb, msg, any_queue=True)
     if c.kind_name == "Leafnode":
-        from .leafdelivery import deliver_leaf_msg
-
         return deliver_leaf_msg(c, acc, subject, reply, None, szb, hdr, hdb, msg, any_queue=True)
     srv = c.server
     sublist = acc.sublist
@@ -266,7 +218,7 @@ def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int,
         if d.internal:
             if d.deliver(sub, c, acc, subject, reply, hdr, msg):
                 delivered = True
-        elif _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+        elif to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
             delivered = True
     rq: dict[Any, list[bytes]] | None = None
     for qname, members in r.qsubs:
@@ -286,7 +238,7 @@ def deliver_msg(c: Any, acc: Any, subject: bytes, reply: bytes | None, hdr: int,
                     delivered = True
                     break
                 continue
-            if _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+            if to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
                 delivered = True
                 break
     if r.routes or rq:
@@ -348,7 +300,7 @@ def deliver_routed_msg(
         if d.internal:
             if d.deliver(sub, route, acc, subject, reply, hdr, msg):
                 delivered = True
-        elif _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+        elif to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
             delivered = True
     picked: set[bytes] | None = None
     if (queues or any_queue) and r.qsubs:
@@ -359,15 +311,13 @@ def deliver_routed_msg(
             n = len(local)
             start = int(random() * n)
             for i in range(n):  # the next member when one may not receive it
-                if _to_sub(dirty, local[(start + i) % n], subject, reply, szb, hdr, hdb, msg, tail):
+                if to_sub(dirty, local[(start + i) % n], subject, reply, szb, hdr, hdb, msg, tail):
                     delivered = True
                     if picked is None:
                         picked = set()
                     picked.add(qname)
                     break
     if (r.routes or (queues and r.qsubs)) and route.server.leafnodes is not None:
-        from .leafdelivery import to_hub_leafs
-
         if to_hub_leafs(route, r, subject, reply, queues, szb, hdr, hdb, msg, acc, picked or set()):
             delivered = True
     return delivered

@@ -8,14 +8,29 @@ import asyncio
 import errno
 import random
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import const, netutil
 from .options import RouteURL
-from .route import RouteConnection
+from .route import RouteConnection, RouteMesh
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .log import Logger
+
+
+class DialerHost(RouteMesh, Protocol):
+    """What dialing a route uses of the cluster (cluster.Cluster)."""
+
+    log: Logger
+    running: bool
+    port: int
+    routes: dict[str, RouteConnection]
+    self_keys: set[str]
+    local_ips: set[str]
+
+    async def wait_route_gone(self, rid: str) -> None: ...
+    def dialer_done(self, d: Dialer) -> None: ...
+    def new_connection(self, url: RouteURL | None = None, explicit: bool = False) -> RouteConnection: ...
 
 
 def url_key(host: str, port: int) -> str:
@@ -46,7 +61,7 @@ class SelfRoute(Exception):
 class Dialer:
     """Keeps a solicited route to one URL: dial, wait for the connection to end, dial again."""
 
-    def __init__(self, cluster: Cluster, url: RouteURL, *, explicit: bool, retries: int) -> None:
+    def __init__(self, cluster: DialerHost, url: RouteURL, *, explicit: bool, retries: int) -> None:
         self.cluster = cluster
         self.url = url
         self.key = url_key(url.host, url.port)
@@ -133,7 +148,7 @@ class DialError(OSError):
     pass
 
 
-async def dial_route(cluster: Cluster, url: RouteURL, *, explicit: bool) -> RouteConnection:
+async def dial_route(cluster: DialerHost, url: RouteURL, *, explicit: bool) -> RouteConnection:
     """Resolve and dial a route URL, skipping our own listener's addresses (a URL that
     resolves only to them is a route to ourselves)."""
     loop = cluster.server.loop
@@ -149,8 +164,8 @@ async def dial_route(cluster: Cluster, url: RouteURL, *, explicit: bool) -> Rout
         if ip not in addrs:
             addrs.append(ip)
     if url.port == cluster.port:
-        mine = [a for a in addrs if a in cluster._local_ips]
-        addrs = [a for a in addrs if a not in cluster._local_ips]
+        mine = [a for a in addrs if a in cluster.local_ips]
+        addrs = [a for a in addrs if a not in cluster.local_ips]
         if mine and not addrs:
             raise SelfRoute()
     if not addrs:

@@ -10,17 +10,33 @@ delivery.build_plan), so the planned path of ordinary subjects is unaffected.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .sublist import Subscription
+from .sublist import Sublist, Subscription
 
 if TYPE_CHECKING:
-    from .accounts import Account
-    from .server import Server
+    from .log import Logger
 
-# cb(sub, origin connection, account, subject, reply, header length (-1: none), message
-# including its headers and the trailing CRLF) -> whether the message was delivered on.
-Callback = Callable[[Subscription, Any, "Account", bytes, "bytes | None", int, Any], bool]
+# cb(sub, origin connection, account (accounts.Account), subject, reply, header length
+# (-1: none), message including its headers and the trailing CRLF) -> whether the message
+# was delivered on.
+Callback = Callable[[Subscription, Any, Any, bytes, "bytes | None", int, Any], bool]
+
+
+class SubjectSpace(Protocol):
+    """What an internal client uses of its account (accounts.Account)."""
+
+    name: str
+    sublist: Sublist
+
+
+class InternalHost(Protocol):
+    """What an internal client uses of the server (core.ServerCore is the whole)."""
+
+    log: Logger
+
+    def next_cid(self) -> int: ...
+    def local_interest(self, acc: Any, sub: Subscription, delta: int) -> None: ...
 
 
 class InternalClient:
@@ -33,7 +49,7 @@ class InternalClient:
     no_responders = False
     perm_filter = None  # internal subscribers have no permissions to check
 
-    def __init__(self, server: Server, account: Account, kind: str = "Account") -> None:
+    def __init__(self, server: InternalHost, account: SubjectSpace, kind: str = "Account") -> None:
         self.server = server
         self.log = server.log
         self.account = account
@@ -78,7 +94,7 @@ class InternalClient:
         entry = self._callbacks.get(sub.sid)
         return entry is not None and entry[1]
 
-    def deliver(self, sub: Subscription, origin: Any, acc: Account, subject: bytes, reply: bytes | None,
+    def deliver(self, sub: Subscription, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                 hdr: int, msg: Any) -> bool:
         entry = self._callbacks.get(sub.sid)
         if entry is None:

@@ -61,6 +61,7 @@ class JWTClient:
         def _auth_violation(self, ident: Any) -> None: ...
         def _finish_connect(self, v: Verdict, first: bool) -> bool: ...
         def _process(self, fn: Any, *args: Any) -> None: ...
+        def authenticator(self) -> Any: ...
 
     # -- connecting
 
@@ -79,7 +80,7 @@ class JWTClient:
         self._auth_pending = False
         if self.closed:
             return
-        v = self.server.operator.safe_check(self, self.co, remote=False)
+        v = self.server.operator.safe_check(self, self.co, remote=False, conn_type=self.authenticator().conn_type)
         if not self._finish_connect(v, first):
             self.server.flush_dirty()
             return

@@ -17,7 +17,7 @@ from __future__ import annotations
 from random import random
 from typing import Any
 
-from .delivery import _to_sub
+from .subdeliver import to_sub
 
 
 def deliver_leaf_msg(
@@ -48,7 +48,7 @@ def deliver_leaf_msg(
         if d.internal:
             if d.deliver(sub, leaf, acc, subject, reply, hdr, msg):
                 delivered = True
-        elif _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+        elif to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
             delivered = True
     spoke = leaf.is_spoke
     rc = leaf.remote_cluster
@@ -94,7 +94,7 @@ def deliver_leaf_msg(
                         done = delivered = True
                         break
                     continue
-                if _to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
+                if to_sub(dirty, sub, subject, reply, szb, hdr, hdb, msg, tail):
                     done = delivered = True
                     break
             if not done and fallback is not None:

@@ -20,19 +20,58 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import const
+from .auth import Identity, _go_q, _has_wildcard
 from .connection import Connection
+from .core import ServerCore
+from .jwt_client import JWTClient
+from .leafperms import JS_DENY_PREFIXES, LeafPermissions, js_deny_prefixes
 from .protocol import wire
-from .protocol.parser import LEAF, Parser, ProtocolError, parse_size, split_args
+from .protocol.parser import LEAF, Hold, Parser, ProtocolError, parse_size, split_args
 from .protocol.subjects import is_valid_subject
 from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .leaf_opts import LeafURL
-    from .leafnodes import LeafNodes, RemoteState
+    from .auth import Verdict
+    from .options import LeafNodeOptions, LeafURL, Permissions, RemoteLeaf
+
+
+class LeafRemote(Protocol):
+    """A remote this server dials as a leaf (leafnodes.RemoteState), as its connection sees it."""
+
+    opts: RemoteLeaf
+    conn: LeafConnection | None
+    connect_delay: float
+    gone: asyncio.Event
+
+    def learn_urls(self, hostports: list[str]) -> None: ...
+    def credentials_of(self, url: LeafURL | None) -> tuple[str | None, str | None]: ...
+
+
+class LeafManager(Protocol):
+    """What a leaf connection uses of the server's leaf nodes (leafnodes.LeafNodes)."""
+
+    server: ServerCore
+    opts: LeafNodeOptions
+    tls_server_context: Any
+
+    def track(self, c: LeafConnection) -> None: ...
+    def closed(self, c: LeafConnection) -> None: ...
+    def register(self, c: LeafConnection) -> None: ...
+    def delay_reconnect(self, c: LeafConnection, const_delay: float) -> float: ...
+    def account_for_remote(self, st: Any) -> Account | None: ...
+    def connect_fields(self, c: LeafConnection) -> dict[str, Any] | None: ...
+    def new_nonce(self) -> bytes: ...
+    def lds(self, acc: Account) -> bytes: ...
+    def account_leafs(self, acc: Account) -> int: ...
+    def auth_timeout(self) -> float: ...
+    def info(self, c: LeafConnection, *, first: bool = False, connect_info: bool = False) -> dict[str, Any]: ...
+    def authorize(self, co: dict[str, Any], c: LeafConnection, *, remote: bool = True) -> Verdict: ...
+    def send_initial_interest(self, c: LeafConnection) -> None: ...
+    def remote_sub_changed(self, c: LeafConnection, acc: Account, sub: Subscription, delta: int) -> None: ...
 
 LDS_PREFIX = b"$LDS."
 E_WRONG_PORT = "attempted to connect to wrong port"
@@ -41,15 +80,21 @@ E_SAME_CLUSTER = "remote leafnode has same cluster name"
 CONNECT_PROCESS_TIMEOUT = 2.0  # nats-server connectProcessTimeout
 
 
-class LeafConnection(Connection):
+class LeafConnection(JWTClient, Connection[ServerCore]):
+    """A leaf node connection. In operator mode an accepted leaf is a JWT user like a
+    client (JWTClient: its expiry, revocation, account limits)."""
+
     kind_name = "Leafnode"
     log_id_prefix = "lid"
     is_leaf = True
     echo = False  # a message from the leaf never goes back to it
     perm_filter = None
     no_responders = False
+    # The JetStream API subjects a leaf connection never carries (leafperms.py), checked by
+    # prefix when the connection has no other permissions.
+    js_deny = JS_DENY_PREFIXES
 
-    def __init__(self, leafs: LeafNodes, remote: RemoteState | None = None, url: LeafURL | None = None) -> None:
+    def __init__(self, leafs: LeafManager, remote: LeafRemote | None = None, url: LeafURL | None = None) -> None:
         srv = leafs.server
         super().__init__(srv)
         self.leafs = leafs
@@ -82,14 +127,21 @@ class LeafConnection(Connection):
         self.rsubs: dict[bytes, Subscription] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._info_on_connect = False
-        # Subjects this connection must not carry (nats-server's leaf permissions from a
-        # remote's deny_exports/deny_imports and the peer's CONNECT deny_pub): messages we
-        # do not send, and interest we do not send (so messages we do not get).
-        self.deny_out: list[bytes] = []
-        self.deny_in: list[bytes] = []
+        # What this connection may carry (leafperms.py): an accepted leaf's user permissions
+        # and CONNECT deny_pub; a remote's deny_exports/deny_imports and the hub's INFO
+        # export/import. None: anything (the delivery path checks nothing).
+        self.perms: LeafPermissions | None = None
+        self.user_perms: Permissions | None = None  # an accepted leaf's user's, for its INFO
         if remote is not None:
-            self.deny_out = [x.encode() for x in remote.opts.deny_exports]
-            self.deny_in = [x.encode() for x in remote.opts.deny_imports]
+            system = self._system_account()
+            self.js_deny = js_deny_prefixes(system)
+            self.perms = LeafPermissions.for_spoke(None, remote.opts.deny_exports, remote.opts.deny_imports,
+                                                   system=system)
+            if self.perms is not None:
+                self.perms.hub = not self.is_spoke
+        self.ident = Identity()
+        self.co: dict[str, Any] = {}
+        self._auth_pending = False  # a bcrypt check or an account fetch runs; input waits
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -113,15 +165,23 @@ class LeafConnection(Connection):
             self._timer = self.server.loop.call_later(leafs.auth_timeout(), self._auth_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._auth_pending:
+            self.parser.hold_more(data)
+            return
+        self._process(self.parser.feed, data)
+
+    def _process(self, fn: Any, *args: Any) -> None:
         srv = self.server
         n = self.parser.in_msgs
         srv.reading = True
         try:
-            self.parser.feed(data)
+            fn(*args)
         except ProtocolError as e:
             if e.err is not None:
                 if e.err == wire.E_UNKNOWN_OP:
                     self.error(f"Leafnode parser ERROR, {e.detail}")
+                elif e.err == wire.E_MAX_PAYLOAD:
+                    self.error(e.detail)
                 self.send_err(e.err)
             elif e.detail:
                 self.error(e.detail)
@@ -186,30 +246,138 @@ class LeafConnection(Connection):
             text = f'Rejecting connection from gateway "{co["gateway"]}" on the leafnode port'
             self.error(text)
             self._fail(text, "Wrong Gateway")
-        acc = self.leafs.authorize(co, self)
+        self.co = co
+        v = self.leafs.authorize(co, self)
+        if v.bcrypt is not None:
+            self._check_bcrypt(v)  # raises Hold
+        if v.fetch:
+            self.jwt_fetch(v, True)  # raises Hold
+        if not self._authorized(v):
+            raise _Stop()
+
+    def _authorized(self, v: Verdict) -> bool:
+        """The rest of the CONNECT once authentication is decided; False when refused."""
+        co = self.co
+        if v.debug_before:
+            self.debug(v.debug_before)
+        if v.error:
+            self.error(v.error)
+        if v.debug and v.jwt is None:
+            self.debug(v.debug)
+        acc = v.account if v.ok else None
         if acc is None:
-            user = str(co.get("user") or "")
-            self.error(f'authentication error - User "{user}"' if user else "authentication error")
-            self._fail(wire.E_AUTH_VIOLATION, "Authentication Failure")
-        assert acc is not None
+            self._auth_violation(v.ident)
+            return False
+        if v.jwt is not None and not self.jwt_register(v):
+            return False
+        self.ident = v.ident
         self.account = acc
+        self._ncs_acc = acc.trace_label()
+        user = v.user
+        perms = user.permissions if user is not None else None
+        if perms is None and user is not None:
+            perms = acc.default_permissions
+        self.user_perms = perms
         self.headers = bool(co.get("headers")) and not self.server.opts.no_header_support
         self.remote_server = str(co.get("name") or "")
         self.remote_id = str(co.get("server_id") or "")
         self.remote_account = str(co.get("remote_account") or "")
-        self.remote_cluster = cluster
+        self.remote_cluster = str(co.get("cluster") or "")
         self.version = str(co.get("version") or "")
         if co.get("is_hub"):
             self.is_spoke = True
         deny = co.get("deny_pub")
-        if isinstance(deny, list):
-            # What the leaf may not receive (its deny_imports): never sent to it.
-            self.deny_out = [str(x).encode() for x in deny]
+        # What the leaf may not receive (its deny_imports) joins what its user may not.
+        deny_pub = [str(x) for x in deny] if isinstance(deny, list) else []
+        system = self._system_account()
+        self.js_deny = js_deny_prefixes(system)
+        self.perms = LeafPermissions.for_hub(perms, deny_pub, system=system)
+        if self.perms is not None:
+            self.perms.hub = not self.is_spoke
+        if v.jwt is not None:
+            self.jwt_connected(v)
         self.leafs.register(self)
-        # Our INFO with the bound account (nats-server sendPermsAndAccountInfo), then our interest.
+        # Our INFO with the bound account and the permissions (nats-server
+        # sendPermsAndAccountInfo), then our interest.
         self.enqueue(wire.info(self.leafs.info(self, connect_info=True)))
         self.leafs.send_initial_interest(self)
         self.set_first_ping_timer(const.FIRST_ROUTE_PING_INTERVAL)
+        return True
+
+    def _system_account(self) -> bool:
+        return self.account is not None and self.account is self.server.system_account
+
+    def _auth_violation(self, ident: Identity) -> None:
+        """nats-server authViolation."""
+        self.error(f"authentication error - {ident.describe()}" if ident.raw else "authentication error")
+        self.send_err(wire.E_AUTH_VIOLATION)
+        self.close_connection("Authentication Failure")
+
+    # A bcrypt check (tens of ms) or an account fetch from other servers runs off the
+    # parser: the rest of the input waits, then is parsed as if it had just arrived.
+
+    def _hold_for_auth(self) -> None:
+        self._auth_pending = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _auth_decided(self, v: Verdict) -> None:
+        self._auth_pending = False
+        if self.closed:
+            return
+        if not self._authorized(v):
+            self.server.flush_dirty()
+            return
+        if self.transport is not None:
+            self.transport.resume_reading()
+        self._process(self.parser.resume)
+
+    def _check_bcrypt(self, v: Verdict) -> None:
+        from .auth import bcrypt_matches
+
+        assert v.bcrypt is not None
+        self._hold_for_auth()
+        fut = self.server.loop.run_in_executor(None, bcrypt_matches, *v.bcrypt)
+
+        def done(f: asyncio.Future[bool]) -> None:
+            try:
+                v.ok = bool(f.result())
+            except Exception:
+                v.ok = False
+            v.bcrypt = None
+            self._auth_decided(v)
+
+        fut.add_done_callback(done)
+        raise Hold()
+
+    def jwt_fetch(self, v: Verdict, first: bool) -> None:
+        self._hold_for_auth()
+        self.server.operator.fetch_async(v.fetch, lambda err: self._jwt_fetched(first))
+        raise Hold()
+
+    def _jwt_fetched(self, first: bool) -> None:
+        if self.closed:
+            self._auth_pending = False
+            return
+        self._auth_decided(self.leafs.authorize(self.co, self, remote=False))
+
+    # -- operator mode (JWTClient), as a leaf has it
+
+    @property
+    def subs(self) -> dict[bytes, Subscription]:  # type: ignore[override]
+        """What counts against the subscription limit: the peer's interest."""
+        return self.rsubs
+
+    def jwt_register(self, v: Verdict) -> bool:
+        """The account's leaf node limit (registerWithAccount's MaxTotalLeafNodesReached)."""
+        acc = v.account
+        if acc.max_leafs != -1 and self.leafs.account_leafs(acc) >= acc.max_leafs:
+            self.close_over_account_limit()
+            return False
+        return True
+
+    def refresh_shadows(self) -> None:
+        pass  # a leaf's interest has no shadow subscriptions here
 
     def _fail(self, text: str, reason: str, *, log: bool = False) -> None:
         if log:
@@ -253,6 +421,17 @@ class LeafConnection(Connection):
         urls = info.get("leafnode_urls")
         if isinstance(urls, list) and urls:
             remote.learn_urls([str(u) for u in urls])
+        if info.get("import") is not None or info.get("export") is not None:
+            # The hub tells us what our user may do: we keep to it (nats-server trusts
+            # these only on a connection it dialled).
+            perms = LeafPermissions.for_spoke(info, remote.opts.deny_exports, remote.opts.deny_imports,
+                                              system=self._system_account())
+            if perms is not None:
+                perms.hub = not self.is_spoke
+            self.perms = perms
+            if self.account is not None and self.rsubs:
+                # Planned deliveries (delivery.build_plan) that go to us must now check them.
+                self.account.sublist.cache.clear()
         if info.get("remote_account"):
             self.remote_account = str(info["remote_account"])
         if first:
@@ -261,7 +440,7 @@ class LeafConnection(Connection):
                 return  # CONNECT once the handshake is done (leaftls.py)
             self._connected_as_leaf()
         if info.get("connect_info"):
-            self._finish_connect()
+            self._finish_solicited()
 
     def _start_tls(self, required: bool) -> bool:
         """A TLS handshake after the hub's INFO: only on TLS-capable connections."""
@@ -275,7 +454,7 @@ class LeafConnection(Connection):
         """After the hub's first INFO (and the TLS handshake, if any): our CONNECT."""
         self._send_connect()
         if not self._info_on_connect:
-            self._finish_connect()
+            self._finish_solicited()
 
     def _send_connect(self) -> None:
         co = self.leafs.connect_fields(self)
@@ -288,7 +467,7 @@ class LeafConnection(Connection):
         self.debug("Remote leafnode connect msg sent")
         self._timer = self.server.loop.call_later(CONNECT_PROCESS_TIMEOUT, self._stale_connect)
 
-    def _finish_connect(self) -> None:
+    def _finish_solicited(self) -> None:
         if self.registered or self.closed:
             return
         self._cancel_timer()
@@ -358,6 +537,21 @@ class LeafConnection(Connection):
         if subject.startswith(LDS_PREFIX) and subject == self.leafs.lds(acc):
             self._loop_detected(send_err=True)
             raise _Stop()
+        perms = self.perms
+        if perms is not None:
+            refused = not perms.accepts_interest(subject)
+        else:
+            refused = subject.startswith(self.js_deny) and not _has_wildcard(subject)
+        if refused:
+            self._perm_violation("Subscription", subject)
+            if self.log.debug_enabled:
+                self.debug(f'Permissions Violation for Subscription to "{_go_q(subject.decode(errors="replace"))}"')
+            if self.closed:
+                raise _Stop()
+            return
+        if self.msubs != -1 and len(self.rsubs) >= self.msubs:
+            self.max_subs_exceeded()
+            return
         old = self.rsubs.get(key)
         if old is not None:
             if queue is not None and old.qw != weight:
@@ -429,12 +623,31 @@ class LeafConnection(Connection):
         acc = self.account
         if acc is None:
             return
-        if self.deny_in and denied(self.deny_in, subject):
-            self.debug(f'Not permitted to receive "{subject.decode(errors="replace")}" from the leafnode')
-            return
+        perms = self.perms
+        if perms is not None:
+            if not perms.inbound_ok(subject):
+                self._perm_violation("Publish", subject)
+                if self.closed:
+                    raise _Stop()
+                return
+        elif self.is_spoke and subject.startswith(self.js_deny):
+            return  # a leaf does not take its hub's JetStream API traffic
         from .leafdelivery import deliver_leaf_msg
 
         deliver_leaf_msg(self, acc, subject, reply, queues, szb, hdr, hdb, msg)
+
+    def _perm_violation(self, action: str, subject: bytes) -> None:
+        """nats-server leafPermViolation: a hub tells the leaf, logs and closes (a leaf that
+        dialled a hub with `hub: true` waits 30 s before dialling again); a spoke only drops
+        what it was not allowed (the hub told it its permissions)."""
+        if self.is_spoke:
+            return
+        if self.did_solicit:
+            self.leafs.delay_reconnect(self, const_delay=30.0)
+        subj = _go_q(subject.decode(errors="replace"))
+        self.send_err(f'Permissions Violation for {action} to "{subj}"')
+        self.error(f'{action} Violation on "{subj}" - Check other side configuration')
+        self.close_connection("Protocol Violation")
 
     def _trace_in(
         self, op: bytes, subject: bytes, reply: bytes | None, queues: list[bytes] | None,
@@ -457,7 +670,17 @@ class LeafConnection(Connection):
         """One LMSG (or HMSG) to the peer, covering its plain interest and `queues`."""
         if self.closed or not self.registered:
             return
-        if self.deny_out and denied(self.deny_out, subject):
+        perms = self.perms
+        if perms is not None:
+            if not perms.may_send(subject):
+                if self.log.debug_enabled:
+                    self.debug(f'Not permitted to deliver to "{_go_q(subject.decode(errors="replace"))}"')
+                return
+            if reply and perms.replies is not None:
+                perms.track_reply(reply)
+        elif subject.startswith(self.js_deny):
+            if self.log.debug_enabled:
+                self.debug(f'Not permitted to deliver to "{_go_q(subject.decode(errors="replace"))}"')
             return
         out = self.out
         if not out:
@@ -488,18 +711,12 @@ class LeafConnection(Connection):
 
     def on_closed(self, reason: str) -> None:
         self._cancel_timer()
+        self.jwt_closed()
         if self.remote_server:
             self.notice(f"Leafnode connection closed: {reason} - Remote: {self.remote_server}")
         else:
             self.notice(f"Leafnode connection closed: {reason}")
         self.leafs.closed(self)
-
-
-def denied(patterns: list[bytes], subject: bytes) -> bool:
-    """Whether a literal subject (or every subject a wildcard one covers) is denied."""
-    from .auth import _subset_match
-
-    return any(_subset_match(subject, p) for p in patterns)
 
 
 def leaf_msg_line(

@@ -24,15 +24,17 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import const, ids, netutil, tlsctx
-from .leaf_opts import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
+from . import acceptor, const, ids, netutil, tlsctx
+from .gotime import go_duration, go_float
 from .leafnode import LDS_PREFIX, LeafConnection
-from .monitor import go_duration, go_float
+from .leafperms import info_permissions
+from .options import LeafNodeOptions, LeafURL, RemoteLeaf, parse_leaf_url
 from .protocol import wire
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .server import Server
+    from .auth import Verdict
+    from .core import ServerCore
     from .sublist import Subscription
 
 
@@ -89,14 +91,14 @@ def _same(a: LeafURL, b: LeafURL) -> bool:
 
 
 class LeafNodes:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         self.log = server.log
         self.opts: LeafNodeOptions = server.opts.leafnode
         self.host = self.opts.host or const.DEFAULT_HOST
         self.port = 0
         self.running = False
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: acceptor.Listener | None = None
         self.conns: set[LeafConnection] = set()  # every leaf connection, registered or not
         self.leafs: dict[int, LeafConnection] = {}  # registered, by connection id
         self.by_account: dict[bytes, list[LeafConnection]] = {}
@@ -123,15 +125,26 @@ class LeafNodes:
 
             self.tls_server_context = tlsctx.server_context(self.opts.tls)
             factory = lambda: TLSLeafConnection(self)  # noqa: E731
-        self._listener = await srv.loop.create_server(
-            factory, host=self.host or None, port=port, reuse_address=True
-        )
+        self._listener = acceptor.Listener(srv.loop, acceptor.bind(self.host or None, port, 100), factory,
+                                           srv.log, "Leafnode")
         self.port = self._listener.sockets[0].getsockname()[1]
         self.log.notice(f"Listening for leafnode connections on {netutil.join_host_port(self.host, self.port)}")
         host, port = self._advertised()
         self._info_ip = netutil.join_host_port(host, port)
         if self.opts.advertise:
             self.log.notice(f"Advertise address for leafnode is set to {self._info_ip}")
+
+    async def serve(self) -> None:
+        pass  # accepting since start()
+
+    def ready(self) -> None:
+        self.solicit()
+
+    def stop_accepting(self) -> None:
+        pass  # as nats-server: lame duck mode closes the client and websocket ports only
+
+    def closed_totals(self) -> tuple[int, int, int, int]:
+        return self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
 
     def solicit(self) -> None:
         self.running = True
@@ -346,7 +359,7 @@ class LeafNodes:
             "server_name": srv.name,
             "version": const.NATS_VERSION,
             "proto": 1,
-            "go": srv._info_base.get("go", "python"),
+            "go": srv.info_base.get("go", "python"),
             "host": host,
             "port": port,
             "headers": not srv.opts.no_header_support,
@@ -370,42 +383,66 @@ class LeafNodes:
             if acc is not None:
                 fields["remote_account"] = acc.name
                 fields["acc_is_sys"] = acc is srv.system_account
+            # The user's permissions, for the leaf to keep to (it sends only what it may).
+            fields.update(info_permissions(c.user_perms))
         out = {k: v for k, v in _info_order(fields).items() if k in _INFO_ALWAYS or v}
         out["leafnode_urls"] = fields["leafnode_urls"]  # always there: it tells a leaf port from others
         return out
 
-    def authorize(self, co: dict[str, Any], c: LeafConnection) -> Account | None:
-        """The account a leaf's CONNECT binds to, or None (nats-server isLeafNodeAuthorized)."""
-        from .auth import bcrypt_matches, compare_passwords
+    def authorize(self, co: dict[str, Any], c: LeafConnection, *, remote: bool = True) -> Verdict:
+        """Decide a leaf's CONNECT (nats-server isLeafNodeAuthorized): `account` is the
+        account it binds to, `user` the user whose permissions apply (none for the
+        leafnodes authorization's own users and nkey, which take no permissions)."""
+        from .auth import Identity, Verdict, is_bcrypt, same_text
+        from .nkeys_util import check_nonce_sig
 
         o = self.opts
         srv = self.server
-        user = str(co.get("user") or "")
+        ident = Identity(str(co.get("nkey") or ""), str(co.get("user") or ""), str(co.get("auth_token") or ""))
         password = str(co.get("pass") or "")
+
+        def secret(configured: str, account: str) -> Verdict:
+            v = Verdict(True, ident, account=self._bind(account))
+            if is_bcrypt(configured):
+                v.bcrypt = (configured, password)  # checked off the event loop
+            else:
+                v.ok = same_text(configured, password)
+            return v
+
+        # A leafnodes authorization {} decides alone: its user, nkey or users.
         if o.user:
-            if user != o.user or not compare_passwords(o.password, password):
-                return None
-            return self._bind(o.account)
+            if ident.user != o.user:
+                return Verdict(False, ident)
+            return secret(o.password, o.account)
+        if o.nkey:
+            if ident.nkey != o.nkey:
+                return Verdict(False, ident)
+            why = check_nonce_sig(o.nkey, str(co.get("sig") or ""), c.nonce)
+            if why:
+                return Verdict(False, ident, debug=why)
+            return Verdict(True, ident, account=self._bind(o.account))
         if o.users:
             for u in o.users:
-                if u.user == user:
-                    if not compare_passwords(u.password, password):
-                        return None
-                    return self._bind(u.account)
-            return None
-        # No leafnode credentials configured: the client users decide (and bind), if any.
+                if u.user == ident.user:
+                    return secret(u.password, u.account)
+            return Verdict(False, ident)
+        # Else the client users decide (a JWT in operator mode), as LEAFNODE connections;
+        # the user's account is the leaf's, its permissions the leaf's.
         if srv.operator is not None:
-            return None  # JWT leafs are not supported (yet)
-        v = srv.auth.check(co, c.nonce)
-        if not v.ok:
-            return None
-        if v.bcrypt is not None and not bcrypt_matches(*v.bcrypt):
-            return None
-        name = v.user.account if v.user is not None else ""
-        return self._bind(name)
+            return srv.operator.safe_check(c, co, remote=remote, conn_type="LEAFNODE", kind="Leafnode")
+        if not srv.auth.required:
+            return Verdict(True, ident, account=self._bind(o.account))
+        v = srv.auth.check(co, c.nonce, "LEAFNODE")
+        if v.ok:
+            v.account = self._bind(v.user.account if v.user is not None else "")
+        return v
 
     def _bind(self, name: str) -> Account | None:
         return self.server.accounts.get(name or const.GLOBAL_ACCOUNT)
+
+    def account_leafs(self, acc: Account) -> int:
+        """The leaf connections bound to `acc`."""
+        return len(self.by_account.get(acc.name_b, ()))
 
     # -- registry ---------------------------------------------------------------------
 
@@ -413,6 +450,8 @@ class LeafNodes:
         acc = c.account
         assert acc is not None
         c.registered = True
+        if c.jwt_claims is None:  # a JWT leaf's were applied as it authenticated
+            c.apply_limits()  # the server's max_subscriptions and the account's limits
         self.leafs[c.cid] = c
         self.by_account.setdefault(acc.name_b, []).append(c)
         srv = self.server
@@ -475,7 +514,16 @@ class LeafNodes:
         lds = self.lds(acc)
         smap[lds] = smap.get(lds, 0) + 1
         c.smap = smap
-        buf = [_ls_line(k, n) for k, n in smap.items() if not _held_back(c, k)]
+        # A hub tells its leafs of the account's service imports whatever their permissions
+        # (nats-server's initLeafNodeSmapAndSendSubs); a spoke checks them.
+        free = set() if c.is_spoke else {si.from_.encode() for si in acc.service_imports.values()}
+        buf = []
+        for k, n in smap.items():
+            if k in free or not _held_back(c, k):
+                buf.append(_ls_line(k, n))
+            elif c.log.debug_enabled:
+                subj = k.split(b" ", 1)[0].decode(errors="replace")
+                c.debug(f'Not permitted to subscribe to "{subj}" on behalf of {acc.trace_label()}')
         if buf:
             if c.log.trace_enabled:
                 for line in buf:
@@ -600,12 +648,13 @@ class LeafNodes:
 
 
 def _held_back(c: LeafConnection, key: bytes) -> bool:
-    """Interest not to send: subjects the connection may not import (deny_imports)."""
-    if not c.deny_in or key.startswith(LDS_PREFIX):
-        return False
-    from .leafnode import denied
-
-    return denied(c.deny_in, key.split(b" ", 1)[0])
+    """Interest not to send: subjects the connection's permissions keep from the peer
+    (a hub's leaf user may not publish them; a leaf may not import them; the JetStream
+    API on every leaf connection)."""
+    perms = c.perms
+    if perms is None:
+        return key.startswith(c.js_deny)
+    return not perms.may_tell(key.split(b" ", 1)[0])
 
 
 def _ls_line(key: bytes, n: int) -> bytes:
@@ -617,10 +666,10 @@ def _ls_line(key: bytes, n: int) -> bytes:
 
 
 _INFO_ALWAYS = frozenset(("server_id", "server_name", "version", "proto", "go", "host", "port", "headers",
-                          "max_payload"))  # fmt: skip
+                          "max_payload", "import", "export"))  # fmt: skip
 _INFO_KEYS = ("server_id", "server_name", "version", "proto", "go", "host", "port", "headers",
               "auth_required", "tls_required", "tls_verify", "max_payload", "jetstream", "ip", "client_id",
-              "nonce", "cluster", "connect_info", "remote_account", "acc_is_sys", "api_lvl",
+              "nonce", "cluster", "connect_info", "remote_account", "acc_is_sys", "api_lvl", "import", "export",
               "info_on_connect", "leafnode_urls")  # fmt: skip
 
 

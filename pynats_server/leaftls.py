@@ -13,14 +13,12 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from . import tlsctx
-from .leafnode import LeafConnection
+from .leafnode import LeafConnection, LeafManager, LeafRemote
 from .protocol.parser import ProtocolError
 from .tlsconn import _HANDSHAKE, _OPEN, _TLSMixin
 
 if TYPE_CHECKING:
-    from .leaf_opts import LeafURL
-    from .leafnodes import LeafNodes, RemoteState
-    from .options import TLSOptions
+    from .options import LeafURL, TLSOptions
 
 _PLAIN = -1  # soliciting side, before the hub's INFO
 
@@ -28,7 +26,7 @@ _PLAIN = -1  # soliciting side, before the hub's INFO
 class TLSLeafConnection(_TLSMixin, LeafConnection):
     _tls_kind = "leafnode"
 
-    def __init__(self, leafs: LeafNodes, remote: RemoteState | None = None, url: LeafURL | None = None) -> None:
+    def __init__(self, leafs: LeafManager, remote: LeafRemote | None = None, url: LeafURL | None = None) -> None:
         super().__init__(leafs, remote, url)
         self._state = _PLAIN if remote is not None else _HANDSHAKE
 

@@ -42,7 +42,7 @@ from .monitor import (
 )
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
 
 HEADER_TIMEOUT = 5.0  # nats-server's ReadHeaderTimeout
 IDLE_TIMEOUT = 120.0  # a keep-alive connection with no request in progress
@@ -332,7 +332,7 @@ class HTTPConnection(asyncio.Protocol):
 class Monitor:
     """The HTTP listener; the data comes from the server's `Monitoring`."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         self.data: Monitoring = server.monitoring
         opts = server.opts

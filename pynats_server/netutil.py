@@ -82,6 +82,19 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return text, default_port
 
 
+def go_split_host_port(text: str) -> tuple[str, str]:
+    """Go's net.SplitHostPort; ValueError when it fails."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not text[end + 1 :].startswith(":"):
+            raise ValueError(text)
+        return text[1:end], text[end + 2 :]
+    host, sep, port = text.rpartition(":")
+    if not sep or ":" in host or "[" in host or "]" in host:
+        raise ValueError(text)
+    return host, port
+
+
 def connect_urls(advertise: str, host: str, port: int) -> list[str]:
     """The `host:port` URLs clients can use (nats-server getConnectURLs): never 0.0.0.0."""
     if advertise:

@@ -34,7 +34,7 @@ from .protocol.subjects import is_valid_subject
 from .resolver import DirResolver, MemResolver, ResolverError, make_resolver
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
 
 CONNECTION_TYPES = ("STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS")
 UPDATE_TOO_SOON = 1.0  # an expired account is fetched again at most this often
@@ -152,7 +152,7 @@ _QUIET: Any = _Quiet()
 class OperatorMode:
     """The trusted keys, the resolver, and account lookups of a server in operator mode."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         opts = server.opts
         self.server = server
         self.log = server.log
@@ -183,7 +183,7 @@ class OperatorMode:
         self._fetch_errors: dict[str, str] = {}  # the last remote fetch's error, by account
 
     @classmethod
-    def create(cls, server: Server) -> OperatorMode:
+    def create(cls, server: ServerCore) -> OperatorMode:
         """Operator mode for a server; ValueError with nats-server's text when its options
         would not start nats-server."""
         problem = operator_config.validate(server.opts)
@@ -517,6 +517,7 @@ class OperatorMode:
         acc.max_subs = _clamp(lim.get("subs", 0))
         acc.max_payload = _clamp(lim.get("payload", 0))
         acc.max_conns = _clamp(lim.get("conn", 0))
+        acc.max_leafs = _clamp(lim.get("leaf", 0))
         st.disallow_bearer = bool(lim.get("disallow_bearer"))
         st.revoked_users = dict(claims.revocations) if claims.revocations else None
         st.default_permissions = build_permissions(claims.nats.get("default_permissions"))
@@ -608,7 +609,12 @@ class OperatorMode:
                 self.update_claims(acc, st.claims)
 
     def _clients(self, acc: Account) -> list[Any]:
-        return [c for c in self.server.clients.values() if c.account is acc and not c.closed]
+        """The account's connections: clients, and leafs (nats-server's account clients)."""
+        out = [c for c in self.server.clients.values() if c.account is acc and not c.closed]
+        leafs = self.server.leafnodes
+        if leafs is not None:
+            out += [c for c in leafs.by_account.get(acc.name_b, ()) if not c.closed]
+        return out
 
     def _check_expiration(self, acc: Account, claims: jwt.AccountClaims) -> None:
         st: AccountState = acc.jwt
@@ -642,7 +648,7 @@ class OperatorMode:
         if acc is None or acc.jwt is None:
             return
         self.log.debug(f"Disable account {name} due to remove")
-        acc.max_subs = acc.max_payload = acc.max_conns = 0
+        acc.max_subs = acc.max_payload = acc.max_conns = acc.max_leafs = 0
         acc.jwt.updated = time.monotonic()
         self._account_expired(acc)
         for frm in list(acc.service_imports):
@@ -653,16 +659,19 @@ class OperatorMode:
 
     # -- authentication ---------------------------------------------------------------------
 
-    def safe_check(self, c: Any, co: dict[str, Any], *, remote: bool = True) -> Verdict:
+    def safe_check(self, c: Any, co: dict[str, Any], *, remote: bool = True, conn_type: str = "STANDARD",
+                   kind: str = "Client") -> Verdict:
         """`check`, and a refusal (never a crash) if anything unforeseen goes wrong."""
         try:
-            return self.check(c, co, remote=remote)
+            return self.check(c, co, remote=remote, conn_type=conn_type, kind=kind)
         except Exception as e:  # a bug must not take the server down: refuse this one
             self.log.error(f"Error checking a user JWT: {e!r}")
             return Verdict(False, Identity(jwt=bool(co.get("jwt"))))
 
-    def check(self, c: Any, co: dict[str, Any], *, remote: bool = True) -> Verdict:
-        """processClientOrLeafAuthentication's JWT branch for a client's CONNECT."""
+    def check(self, c: Any, co: dict[str, Any], *, remote: bool = True, conn_type: str = "STANDARD",
+              kind: str = "Client") -> Verdict:
+        """processClientOrLeafAuthentication's JWT branch for a client's (or, with
+        conn_type LEAFNODE and kind Leafnode, a leaf's) CONNECT."""
         ident = Identity(str(co.get("nkey") or ""), str(co.get("user") or ""), str(co.get("auth_token") or ""))
         token = str(co.get("jwt") or "")
         ident.jwt = bool(token)
@@ -716,7 +725,7 @@ class OperatorMode:
             debug = f"invalid connection types {_go_strs(unknown)}"
             if not allowed:
                 return Verdict(False, ident, debug=debug)
-        if allowed and "STANDARD" not in allowed:
+        if allowed and conn_type not in allowed:
             v = Verdict(False, ident, debug="Connection type not allowed")
             v.debug_before = debug
             return v
@@ -742,7 +751,7 @@ class OperatorMode:
         v.jwt_expires = _expires_in(uc.exp, valid_for)
         v.debug_before = debug
         v.debug = (
-            f"Authenticated JWT: Client {_q(uc.sub)} (claim-name: {_q(uc.name)}, claim-tags: "
+            f"Authenticated JWT: {kind} {_q(uc.sub)} (claim-name: {_q(uc.name)}, claim-tags: "
             f"{_go_strs(nats.get('tags'))}) signed with {_q(uc.iss)} by Account {_q(issuer)} "
             f"(claim-name: {_q(acc.name_tag)}, claim-tags: {_go_strs(st.claims.nats.get('tags') if st.claims else None)}) "
             f"signed with {_q(st.issuer)} has mappings false accused 0x{id(acc):x}"

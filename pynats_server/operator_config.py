@@ -14,12 +14,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from . import nkeys_util
+from .confread import Bad, Mapper, go_parse_duration, want
+from .confread import go_type as gt
 from .options import Options, ResolverOptions
 
 if TYPE_CHECKING:
     from . import jwt
     from .conf import Token
-    from .config import _Mapper
+
 
 OPERATOR_KEYS = ("operator", "operators", "roots", "root", "root_operators", "root_operator")
 RESOLVER_KEYS = ("resolver", "account_resolver", "accounts_resolver")
@@ -66,7 +68,7 @@ def _go_os_error(e: OSError, path: str) -> str:
     return f"open {path}: {what.get(e.errno or 0, e.strerror or str(e))}"
 
 
-def apply(m: _Mapper, key: str, tok: Token) -> None:
+def apply(m: Mapper, key: str, tok: Token) -> None:
     """One operator-mode key of the top level (`key` lower-cased)."""
     o = m.opts
     if key in OPERATOR_KEYS:
@@ -113,8 +115,6 @@ def apply(m: _Mapper, key: str, tok: Token) -> None:
 
 
 def _go_type(v: Any) -> str:
-    from .config import _go_type as gt
-
     return gt(v)
 
 
@@ -122,7 +122,7 @@ def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _operators(m: _Mapper, tok: Token) -> None:
+def _operators(m: Mapper, tok: Token) -> None:
     v = tok.value
     sources: list[str] = []
     if type(v) is str:
@@ -150,9 +150,7 @@ def _operators(m: _Mapper, tok: Token) -> None:
     m.operator_tok = tok
 
 
-def _resolver(m: _Mapper, tok: Token) -> None:
-    from .config import go_parse_duration
-
+def _resolver(m: Mapper, tok: Token) -> None:
     o = m.opts
     v = tok.value
     o.resolver = None
@@ -167,23 +165,21 @@ def _resolver(m: _Mapper, tok: Token) -> None:
         r = ResolverOptions("")
         hdel_set = False
         vals = {k: t for k, t in v.items()}
-        from .config import _Bad, _want
-
         try:
             if "dir" in vals:
-                r.dir = _want(vals["dir"], str)
-            kind = _want(vals["type"], str) if "type" in vals else ""
+                r.dir = want(vals["dir"], str)
+            kind = want(vals["type"], str) if "type" in vals else ""
             if "allow_delete" in vals:
-                r.allow_delete = _want(vals["allow_delete"], bool)
+                r.allow_delete = want(vals["allow_delete"], bool)
             if "hard_delete" in vals:
                 hdel_set = True
-                r.hard_delete = _want(vals["hard_delete"], bool)
+                r.hard_delete = want(vals["hard_delete"], bool)
             if "limit" in vals:
-                r.limit = _want(vals["limit"], int)
+                r.limit = want(vals["limit"], int)
             for name in ("ttl", "interval", "timeout"):
                 if name in vals:
-                    setattr(r, name, go_parse_duration(_want(vals[name], str)))
-        except _Bad as e:
+                    setattr(r, name, go_parse_duration(want(vals[name], str)))
+        except Bad as e:
             m.errors.append(str(e))
             return
         except ValueError as e:
@@ -221,7 +217,7 @@ def _resolver(m: _Mapper, tok: Token) -> None:
         m.error(tok, _BAD_RESOLVER)
 
 
-def _check_dir(m: _Mapper, tok: Token, d: str) -> None:
+def _check_dir(m: Mapper, tok: Token, d: str) -> None:
     if not d:
         m.error(tok, "dir has no value and needs to point to a directory")
         return
@@ -246,7 +242,7 @@ def make_dir(d: str) -> str:
     return ""
 
 
-def _preload(m: _Mapper, tok: Token) -> None:
+def _preload(m: Mapper, tok: Token) -> None:
     from . import jwt
 
     if type(tok.value) is not dict:
@@ -266,7 +262,7 @@ def _preload(m: _Mapper, tok: Token) -> None:
     m.opts.resolver_preload = out
 
 
-def finish(m: _Mapper) -> None:
+def finish(m: Mapper) -> None:
     """After every key: an operator without a resolver would use its account server URL."""
     o = m.opts
     tok = m.operator_tok

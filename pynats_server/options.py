@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from . import const
-
-if TYPE_CHECKING:
-    from .leaf_opts import LeafNodeOptions
 
 
 class _Default(float):
@@ -19,12 +16,6 @@ class _Default(float):
 
 
 AUTH_TIMEOUT_DEFAULT = _Default(const.AUTH_TIMEOUT)
-
-
-def _leaf_options() -> LeafNodeOptions:
-    from .leaf_opts import LeafNodeOptions
-
-    return LeafNodeOptions()
 
 
 def is_default(v: float) -> bool:
@@ -258,6 +249,102 @@ class ClusterOptions:
         return float(self.auth_timeout)
 
 
+# -- leaf nodes (the `leafnodes {}` block; read by leaf_config.py) ----------------------
+
+DEFAULT_LEAFNODE_PORT = 7422
+DEFAULT_RECONNECT = 1.0  # seconds (nats-server DEFAULT_LEAF_NODE_RECONNECT)
+DEFAULT_FIRST_INFO_TIMEOUT = 1.0  # DEFAULT_LEAFNODE_INFO_WAIT
+
+
+@dataclass
+class LeafURL:
+    """A remote to dial: `nats-leaf://[user:pass@]host:port` (or nats://, tls://)."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host_port}"
+
+    @property
+    def host_port(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{h}:{self.port}"
+
+
+@dataclass
+class LeafUser:
+    """An entry of `leafnodes { authorization { users [...] } }`."""
+
+    user: str
+    password: str = ""
+    account: str = ""
+
+
+@dataclass
+class RemoteLeaf:
+    """One entry of `leafnodes { remotes [...] }`: where to connect as a leaf node."""
+
+    urls: list[LeafURL] = field(default_factory=list)
+    account: str = ""  # the local account the connection is bound to ("": $G)
+    credentials: str = ""  # a .creds file: user JWT and seed (signs the hub's nonce)
+    nkey: str = ""  # a user seed
+    tls: TLSOptions | None = None
+    tls_required: bool = False  # `tls: true` or a tls:// URL without a tls block
+    hub: bool = False
+    deny_imports: list[str] = field(default_factory=list)
+    deny_exports: list[str] = field(default_factory=list)
+    no_randomize: bool = False
+    first_info_timeout: float = DEFAULT_FIRST_INFO_TIMEOUT
+    disabled: bool = False
+
+
+@dataclass
+class LeafNodeOptions:
+    """`leafnodes {}`: the listener that accepts leaf nodes, its auth, and the remotes."""
+
+    host: str = ""
+    port: int = 0  # 0: no listener; -1: a random port
+    advertise: str = ""
+    no_advertise: bool = False
+    user: str = ""
+    password: str = ""
+    account: str = ""  # the account the single authorization user (or nkey) binds to
+    nkey: str = ""  # a public user nkey: the leaf signs the INFO nonce with its seed
+    users: list[LeafUser] = field(default_factory=list)
+    auth_timeout: float = 0.0  # 0: nats-server's default (the client one)
+    tls: TLSOptions | None = None
+    reconnect: float = DEFAULT_RECONNECT
+    remotes: list[RemoteLeaf] = field(default_factory=list)
+    isolate: bool = False
+
+    @property
+    def listening(self) -> bool:
+        return self.port != 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.listening or bool(self.remotes)
+
+
+def parse_leaf_url(text: str) -> LeafURL:
+    """A remote URL as nats-server's parseURL reads it (default port 7422)."""
+    u = urlsplit(text.strip())
+    if not u.scheme or not u.hostname:
+        raise ValueError(f"error parsing leafnode url [{text!r}]")
+    try:
+        port = u.port or DEFAULT_LEAFNODE_PORT
+    except ValueError as e:
+        raise ValueError(f"error parsing leafnode url [{text!r}]: {e}") from None
+    user = unquote(u.username) if u.username is not None else None
+    pw = unquote(u.password) if u.password is not None else None
+    return LeafURL(u.scheme, u.hostname, port, user, pw)
+
+
+
 @dataclass
 class Options:
     host: str = const.DEFAULT_HOST
@@ -314,8 +401,8 @@ class Options:
 
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     websocket: WebsocketOptions = field(default_factory=WebsocketOptions)
-    # `leafnodes {}` (leaf_opts.py): the leaf node listener and the remotes we dial.
-    leafnode: LeafNodeOptions = field(default_factory=lambda: _leaf_options())
+    # `leafnodes {}` (options.py; the configuration block in leaf_config.py): the leaf node listener and the remotes we dial.
+    leafnode: LeafNodeOptions = field(default_factory=LeafNodeOptions)
 
     lame_duck_duration: float = const.DEFAULT_LAME_DUCK_DURATION
     lame_duck_grace_period: float = const.DEFAULT_LAME_DUCK_GRACE_PERIOD

@@ -35,7 +35,7 @@ from . import const, netutil
 from .options import ClusterOptions, Options, TLSOptions
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .core import ServerCore
 
 
 class ReloadError(Exception):
@@ -59,7 +59,7 @@ class Change:
     old: Any = None
     new: Any = None
     effects: frozenset[str] = frozenset()
-    apply: Callable[[Server, Change, ReloadContext], None] | None = None
+    apply: Callable[[ServerCore, Change, ReloadContext], None] | None = None
     data: Any = None  # what a custom diff found (the routes added and removed, ...)
 
 
@@ -101,7 +101,7 @@ def go_v(v: Any) -> str:
 
 
 def go_dur(seconds: float) -> str:
-    from .monitor import go_duration
+    from .gotime import go_duration
 
     return go_duration(seconds)
 
@@ -174,7 +174,7 @@ def _tls_attr(o: Options, name: str, default: Any) -> Any:
 
 # -- the comparison ---------------------------------------------------------------------------
 
-ApplyFn = Callable[["Server", Change, ReloadContext], None]
+ApplyFn = Callable[["ServerCore", Change, ReloadContext], None]
 DiffFn = Callable[[Options, Options, DiffContext], "Change | None"]
 
 
@@ -219,9 +219,17 @@ def diff(old: Options, new: Options, ctx: DiffContext) -> list[Change]:
 
 
 def _websocket_diff(old: Options, new: Options, ctx: DiffContext) -> Change | None:
-    from .websocket_config import reload_diff
+    """nats-server refuses any change to the websocket block but for its TLS certificates
+    (port -1 means the port in use)."""
+    from dataclasses import replace
 
-    reload_diff(old, new)
+    from .websocket_config import go_struct
+
+    a, b = replace(old.websocket, tls=None), replace(new.websocket, tls=None)
+    if b.port == -1:
+        b.port = a.port
+    if a != b:
+        raise ReloadError(f"config reload not supported for Websocket: old={go_struct(a)}, new={go_struct(b)}")
     return None
 
 
@@ -241,7 +249,7 @@ def _diff_client_advertise(old: Options, new: Options, ctx: DiffContext) -> Chan
         except ValueError as e:
             raise ReloadError(f"invalid ClientAdvertise value of {new.client_advertise}, err={e}") from None
     # nats-server says "Reload:" here, not "Reloaded:".
-    # The INFO's host and port follow (Server._build_info); as in nats-server, the URLs
+    # The INFO's host and port follow (Server.build_info); as in nats-server, the URLs
     # gossiped to routes and clients (connect_urls) stay those of the start.
     return Change("ClientAdvertise", f"Reload: client_advertise = {new.client_advertise}",
                   old.client_advertise, new.client_advertise)
@@ -343,7 +351,7 @@ def _auth_timeout(o: Options) -> float:
 # -- apply functions (run after the new options are in place; no awaiting) -------------------
 
 
-def _apply_max_conn(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_max_conn(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     limit = max(0, ch.new)
     clients = [c for c in srv.clients.values() if not c.closed]
     extra = len(clients) - limit
@@ -359,17 +367,17 @@ def _apply_max_conn(srv: Server, ch: Change, rc: ReloadContext) -> None:
         srv.log.notice(f"Closed {extra} connections to fall within max_connections")
 
 
-def _apply_max_control_line(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_max_control_line(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     for c in srv.clients.values():
         c.parser.max_control_line = ch.new
 
 
-def _apply_max_payload(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_max_payload(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     for c in srv.clients.values():
         c.parser.max_payload = ch.new
 
 
-def _apply_pid_file(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_pid_file(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     if not ch.new:
         return
     try:
@@ -379,22 +387,22 @@ def _apply_pid_file(srv: Server, ch: Change, rc: ReloadContext) -> None:
         srv.log.error(f"Failed to write pidfile: {e}")
 
 
-def _apply_ports_file_dir(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_ports_file_dir(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     # The ports file moves: the old one goes, the new one is written.
     srv.opts = rc.old
-    srv._remove_ports_file()
+    srv.remove_ports_file()
     srv.opts = rc.new
-    srv._write_ports_file()
+    srv.write_ports_file()
 
 
-def _apply_tls(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_tls(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     # New handshakes use the new context; connections keep the session they have.
     srv.tls_context = rc.tls_context
     if rc.monitor_tls is not None and srv.monitor is not None:
         srv.monitor.tls_context = rc.monitor_tls  # HTTPS monitoring shows the new certificate
 
 
-def _apply_cluster(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_cluster(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     cl = srv.cluster
     new: ClusterOptions = ch.new
     if cl is None:
@@ -409,7 +417,7 @@ def _apply_cluster(srv: Server, ch: Change, rc: ReloadContext) -> None:
         cl.tls_server_context, cl.tls_client_context = rc.cluster_tls
 
 
-def _apply_cluster_warning(srv: Server, rc: ReloadContext) -> None:
+def _apply_cluster_warning(srv: ServerCore, rc: ReloadContext) -> None:
     tls = rc.new.cluster.tls
     if tls is not None and tls.insecure:
         srv.log.warn(
@@ -418,7 +426,7 @@ def _apply_cluster_warning(srv: Server, rc: ReloadContext) -> None:
         )
 
 
-def _apply_routes(srv: Server, ch: Change, rc: ReloadContext) -> None:
+def _apply_routes(srv: ServerCore, ch: Change, rc: ReloadContext) -> None:
     cl = srv.cluster
     if cl is None:
         return
@@ -534,9 +542,9 @@ OPTIONS: list[Spec] = [
 # -- the glue ---------------------------------------------------------------------------------
 
 
-def _fresh_options(srv: Server) -> tuple[Options, str]:
+def _fresh_options(srv: ServerCore) -> tuple[Options, str]:
     """Options for a reload without any given: (options, the digest of their file)."""
-    from .cli import UsageError
+    from .optcheck import UsageError
 
     if srv.reload_source is not None:
         try:
@@ -553,17 +561,17 @@ def _fresh_options(srv: Server) -> tuple[Options, str]:
             raise ReloadError(str(e)) from None
     else:
         raise ReloadError("can only reload config when a file is provided using -c or --config")
-    from .server import config_file_digest
+    from .conf import config_file_digest
 
     return opts, config_file_digest(opts.config_file) if opts.config_file else ""
 
 
-def prepare(srv: Server, new: Options, digest: str = "") -> ReloadContext:
+def prepare(srv: ServerCore, new: Options, digest: str = "") -> ReloadContext:
     """Check the new options and work out the changes; ReloadError if the reload cannot be
     done. Nothing of the running server changes here."""
     from . import tlsctx
     from .accounts import AccountError, build_accounts
-    from .cli import UsageError, validate
+    from .optcheck import UsageError, validate
 
     old = srv.opts
     # Settings a configuration file cannot hold stay as the server has them.
@@ -609,7 +617,7 @@ def prepare(srv: Server, new: Options, digest: str = "") -> ReloadContext:
     return rc
 
 
-async def reload(srv: Server, opts: Options | None = None) -> None:
+async def reload(srv: ServerCore, opts: Options | None = None) -> None:
     """nats-server's Reload (opts None) and ReloadOptions; see Server.reload."""
     if srv.reloading is None:
         srv.reloading = asyncio.Lock()
@@ -624,7 +632,7 @@ async def reload(srv: Server, opts: Options | None = None) -> None:
         await _apply(srv, rc)
 
 
-async def _apply(srv: Server, rc: ReloadContext) -> None:
+async def _apply(srv: ServerCore, rc: ReloadContext) -> None:
     from .reload_auth import recheck_pinned_certs, reload_authorization, reload_cluster_permissions
 
     log = srv.log
@@ -644,9 +652,9 @@ async def _apply(srv: Server, rc: ReloadContext) -> None:
         _configure_logger(srv, new)
     if TRACE in rc.effects:
         _reload_trace_level(srv)
-    srv._build_info()
+    srv.build_info()
     if AUTH in rc.effects:
-        await reload_authorization(srv, rc)
+        await reload_authorization(srv, rc.new, rc.accounts)
     if CLUSTER_PERMS in rc.effects and srv.cluster is not None:
         reload_cluster_permissions(srv, old.cluster.permissions)
     srv.flush_dirty()
@@ -656,7 +664,7 @@ async def _apply(srv: Server, rc: ReloadContext) -> None:
     srv.config_digest = rc.digest
 
 
-def _configure_logger(srv: Server, o: Options) -> None:
+def _configure_logger(srv: ServerCore, o: Options) -> None:
     """nats-server's ConfigureLogger: the same logger object (every connection holds it)
     takes the new levels, time stamps and file."""
     configure = getattr(srv.log, "configure", None)
@@ -665,7 +673,7 @@ def _configure_logger(srv: Server, o: Options) -> None:
                   size_limit=o.log_size_limit, max_files=o.log_max_num)
 
 
-def _reload_trace_level(srv: Server) -> None:
+def _reload_trace_level(srv: ServerCore) -> None:
     """Connections that chose a path by the trace level choose again (nats-server's
     reloadClientTraceLevel)."""
     for c in list(srv.clients.values()):

@@ -31,16 +31,16 @@ from .protocol import wire
 if TYPE_CHECKING:
     from .accounts import Account
     from .client import ClientConnection
+    from .core import ServerCore
     from .options import Options, Permissions
-    from .reload import ReloadContext
-    from .server import Server
 
 
-async def reload_authorization(srv: Server, rc: ReloadContext) -> None:
+async def reload_authorization(srv: ServerCore, new: Options, accounts: list[Account]) -> None:
+    """`new`: the options being applied; `accounts`: the accounts built from them."""
     old_auth = srv.auth
-    changed_imports = update_accounts(srv, rc.accounts)
-    srv.auth = Authenticator(rc.new)
-    srv._build_info()
+    changed_imports = update_accounts(srv, accounts)
+    srv.auth = Authenticator(new)
+    srv.build_info()
     clients = [c for c in srv.clients.values() if c.connect_received and not c.closed and not c._auth_pending]
     keep = []
     for c in clients:
@@ -71,7 +71,7 @@ async def reload_authorization(srv: Server, rc: ReloadContext) -> None:
         acc.sublist.cache.clear()
 
 
-def _moved(srv: Server, c: ClientConnection) -> bool:
+def _moved(srv: ServerCore, c: ClientConnection) -> bool:
     """nats-server's clientHasMovedToDifferentAccount: the user is gone, or in another account."""
     ident = c.ident
     auth = srv.auth
@@ -106,7 +106,7 @@ def _recheck(c: ClientConnection, old_auth: Authenticator) -> Verdict:
     return c.authenticate(co)
 
 
-async def _bcrypt_checks(srv: Server, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+async def _bcrypt_checks(srv: ServerCore, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], bool]:
     loop = srv.loop
     keys = list(pairs)
     futs = [loop.run_in_executor(None, bcrypt_matches, h, given) for h, given in keys]
@@ -114,7 +114,7 @@ async def _bcrypt_checks(srv: Server, pairs: set[tuple[str, str]]) -> dict[tuple
     return {k: r is True for k, r in zip(keys, done, strict=True)}
 
 
-def _settle(srv: Server, c: ClientConnection, v: Verdict, changed_imports: set[str]) -> None:
+def _settle(srv: ServerCore, c: ClientConnection, v: Verdict, changed_imports: set[str]) -> None:
     if c.closed:
         return
     if not v.ok:
@@ -136,7 +136,7 @@ def _settle(srv: Server, c: ClientConnection, v: Verdict, changed_imports: set[s
     _check_subscriptions(srv, c, acc.name in changed_imports)
 
 
-def _check_subscriptions(srv: Server, c: ClientConnection, imports_changed: bool) -> None:
+def _check_subscriptions(srv: ServerCore, c: ClientConnection, imports_changed: bool) -> None:
     """nats-server's processSubsOnConfigReload."""
     from .client import _q
 
@@ -167,7 +167,7 @@ def _check_subscriptions(srv: Server, c: ClientConnection, imports_changed: bool
         srv.log.notice(f"Removed sub {s} (sid {sid}) for {who} - not authorized")
 
 
-def _recheck_routes(srv: Server) -> None:
+def _recheck_routes(srv: ServerCore) -> None:
     """Routes the peers dialled are checked against the cluster authorization (those we
     dialled carry our credentials, not theirs)."""
     cl = srv.cluster
@@ -191,7 +191,7 @@ def _imports_key(acc: Account) -> list[tuple[str, str, str]]:
     return sorted((im.acc.name, im.from_, im.to) for im in acc.stream_imports)
 
 
-def update_accounts(srv: Server, fresh: list[Account]) -> set[str]:
+def update_accounts(srv: ServerCore, fresh: list[Account]) -> set[str]:
     """Bring the server's accounts to the configured ones (nats-server configureAccounts with
     reloading): an account that stays keeps its object (clients, routes and indexes hold it)
     and takes the new exports, imports and default permissions; a new one is registered; one
@@ -255,7 +255,7 @@ def update_accounts(srv: Server, fresh: list[Account]) -> set[str]:
 # -- routes -------------------------------------------------------------------------------------
 
 
-def reload_cluster_permissions(srv: Server, old_perms: Permissions | None) -> None:
+def reload_cluster_permissions(srv: ServerCore, old_perms: Permissions | None) -> None:
     """nats-server's reloadClusterPermissions: the routes get our new INFO (import/export),
     then RS+ for interest we may now send and RS- for interest we may no longer send; interest
     routes sent that we may no longer export to them is dropped."""
@@ -298,7 +298,7 @@ def reload_cluster_permissions(srv: Server, old_perms: Permissions | None) -> No
     srv.flush_dirty()
 
 
-def recheck_pinned_certs(srv: Server, old: Options, new: Options) -> None:
+def recheck_pinned_certs(srv: ServerCore, old: Options, new: Options) -> None:
     """nats-server's recheckPinnedCerts: routes whose certificate is not in a changed
     cluster pinned_certs are closed. (nats-server compares clients with the previous set,
     so no client is ever closed by this; the same here: new handshakes use the new set.)"""

@@ -23,7 +23,7 @@ import base64
 import hashlib
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import jwt, nkeys_util
 from .internal import InternalClient
@@ -32,8 +32,22 @@ from .resolver import DirResolver, ResolverError
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .operator import OperatorMode
+    from .core import ServerCore
+    from .log import Logger
+    from .resolver import MemResolver
     from .sublist import Subscription
+
+
+class ResolverOwner(Protocol):
+    """What the resolver's services use of operator mode (operator.OperatorMode)."""
+
+    server: ServerCore
+    log: Logger
+    operators: list[jwt.OperatorClaims]
+    resolver: MemResolver | DirResolver | None
+
+    def update_with_jwt(self, acc: Account, token: str) -> None: ...
+    def account_removed(self, name: str) -> None: ...
 
 CLAIMS_UPDATE = "$SYS.REQ.CLAIMS.UPDATE"
 UPDATE_OLD = "$SYS.ACCOUNT.{}.CLAIMS.UPDATE"
@@ -71,7 +85,7 @@ class _Fetch:
 class ResolverService:
     """The resolver's internal subscriptions and timers on one server."""
 
-    def __init__(self, op: OperatorMode) -> None:
+    def __init__(self, op: ResolverOwner) -> None:
         self.op = op
         self.server = op.server
         self.log = op.log

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import const
 from .connection import Connection
+from .core import ServerCore
 from .delivery import build_plan, deliver_routed_msg, deliver_run
 from .options import RouteURL
 from .protocol import wire
@@ -27,15 +29,37 @@ from .protocol.subjects import is_valid_subject
 from .sublist import Subscription
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .options import ClusterOptions
 
-class RouteConnection(Connection):
+
+class RouteMesh(Protocol):
+    """What a route uses of the cluster it belongs to (cluster.Cluster)."""
+
+    server: ServerCore
+    opts: ClusterOptions
+    name: str
+    ignored: Counter[str]
+    tls_client_context: Any
+    tls_server_context: Any
+
+    def track(self, conn: RouteConnection) -> None: ...
+    def can_export(self, subject: bytes) -> bool: ...
+    def route_info(self, *, ldm: bool = False) -> dict[str, Any]: ...
+    def connect_fields(self, url: RouteURL | None) -> dict[str, Any]: ...
+    def check_auth(self, co: dict[str, Any], conn: RouteConnection | None = None) -> bool: ...
+    def accept_cluster_name(self, theirs: str, their_dynamic: bool, remote_id: str) -> bool: ...
+    def process_info(self, conn: RouteConnection, info: dict[str, Any]) -> None: ...
+    def route_closed(self, conn: RouteConnection, reason: str) -> None: ...
+    def route_paused(self, conn: RouteConnection, paused: bool) -> None: ...
+
+
+class RouteConnection(Connection[ServerCore]):
     kind_name = "Router"
     log_id_prefix = "rid"
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: RouteMesh,
         *,
         url: RouteURL | None = None,
         explicit: bool = False,

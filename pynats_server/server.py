@@ -12,16 +12,19 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from . import const, ids, netutil
+from . import acceptor, const, ids, netutil
 from .accounts import Account, build_accounts
 from .auth import Authenticator, plaintext_passwords, validate
 from .client import ClientConnection
+from .conf import config_file_digest
 from .connection import Connection
+from .core import ConnectionKind
 from .log import Logger
 from .log import from_options as log_from_options
 from .monitor import ClosedConn, Monitoring
+from .optcheck import check_jetstream_options
 from .options import Options
 from .protocol import wire
 from .sublist import Subscription
@@ -29,16 +32,7 @@ from .sysacc import SystemServices
 
 MAX_CLOSED_CLIENTS = const.DEFAULT_MAX_CLOSED_CLIENTS
 
-
-def check_jetstream_options(opts: Options) -> None:
-    """What pynats-server's JetStream cannot do: say so before starting (ValueError)."""
-    if opts.cluster.enabled or opts.cluster.routes:
-        raise ValueError(
-            "JetStream in a cluster (replicated streams over RAFT) is not supported by "
-            "pynats-server: run JetStream on a server without routes"
-        )
-    if opts.no_system_account:
-        raise ValueError("JetStream needs the system account (no_system_account is set)")
+K = TypeVar("K", bound=ConnectionKind)
 
 
 class MonitorError(ValueError):
@@ -106,7 +100,7 @@ class Server:
         self.throttled = False  # a route is backed up: publishers are paused
         self._flush_scheduled = False
         self._cid = const.FIRST_CLIENT_ID - 1
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: acceptor.Listener | None = None
         self.port = 0
         self.host = opts.host
         self.start_time = time.time()
@@ -129,10 +123,13 @@ class Server:
         self._shutdown_done: asyncio.Event | None = None
         self.monitoring = Monitoring(self)  # the data of /varz, /connz ... and of $SYS requests
         self.monitor: Any = None  # the HTTP listener (-m)
+        # The kinds of connection beside TCP clients that the options ask for, in start
+        # order (core.ConnectionKind), and each by name for the code that needs that kind.
+        self.kinds: list[ConnectionKind] = []
         self.websocket: Any = None  # wsconn.WebsocketListener, with `websocket { port }`
-        self.cluster: Any = None
+        self.cluster: Any = None  # cluster.Cluster, with a cluster port or routes
         self.leafnodes: Any = None  # leafnodes.LeafNodes, with a `leafnodes {}` block
-        self._info_base: dict[str, Any] = {}
+        self.info_base: dict[str, Any] = {}
         self._client_urls: list[str] = []
         # Built from opts.tls by tlsctx.server_context (again on a reload).
         self.tls_context: Any = None
@@ -151,8 +148,8 @@ class Server:
         """A server from a nats-server configuration file. Keyword options override the
         file (`Server.from_config("nats.conf", port=-1)`), also when `reload()` reads the
         file again, as command-line flags do. Raises cli.UsageError with nats-server's text."""
-        from .cli import validate
         from .config import apply_config_file
+        from .optcheck import validate
 
         def load() -> Options:
             opts = Options(config_file=path)
@@ -219,30 +216,25 @@ class Server:
 
             self.monitor = Monitor(self)
             await self.monitor.start()
+        # Kinds bind before the client port, as nats-server logs them (the cluster after).
         if opts.websocket.port:
             from .wsconn import WebsocketListener
 
-            self.websocket = WebsocketListener(self)
-            await self.websocket.start()
+            self.websocket = await self._add_kind(WebsocketListener(self))
         if opts.leafnode.enabled:
             from .leafnodes import LeafNodes
 
-            self.leafnodes = LeafNodes(self)
-            await self.leafnodes.start()  # nats-server listens for leafs before clients
+            self.leafnodes = await self._add_kind(LeafNodes(self))
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        self._listener = await self.loop.create_server(
-            self._new_client,
-            host=opts.host or None,
-            port=port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        # Accepted here, not by loop.create_server: see acceptor.py (out of descriptors).
+        self._listener = acceptor.Listener(self.loop, acceptor.bind(opts.host or None, port, 1024),
+                                           self._new_client, self.log)
         sock = self._listener.sockets[0]
         self.port = sock.getsockname()[1]
         self._client_urls = netutil.connect_urls(opts.client_advertise, opts.host, self.port)
-        self._build_info()
-        if self.websocket is not None:
-            await self.websocket.serve()
+        self.build_info()
+        for kind in self.kinds:
+            await kind.serve()
         log.notice(f"Listening for client connections on {netutil.join_host_port(opts.host, self.port)}")
         if opts.tls is not None:
             log.notice("TLS required for client connections")
@@ -255,20 +247,22 @@ class Server:
         if opts.cluster.enabled or opts.cluster.routes:
             from .cluster import Cluster
 
-            self.cluster = Cluster(self)
-            await self.cluster.start()
-            self._build_info()
+            self.cluster = await self._add_kind(Cluster(self))
+            self.build_info()
         if self.sysacc is not None:
             self.sysacc.start()
         if self.operator is not None:
             self.operator.start()  # the resolver's system account handlers and timers
         self.running = True
-        self._write_ports_file()
+        self.write_ports_file()
         log.notice("Server is ready")
-        if self.cluster is not None:
-            self.cluster.solicit_routes()
-        if self.leafnodes is not None:
-            self.leafnodes.solicit()
+        for kind in sorted(self.kinds, key=lambda k: k is not self.cluster):
+            kind.ready()  # routes first, then leaf remotes
+
+    async def _add_kind(self, kind: K) -> K:
+        self.kinds.append(kind)
+        await kind.start()
+        return kind
 
     def _new_client(self) -> ClientConnection:
         """A connection the listener accepted: TLS or not as configured now (a reload may
@@ -319,12 +313,8 @@ class Server:
             self.operator.close()
         if self._listener is not None:
             self._listener.close()
-        if self.websocket is not None:
-            self.websocket.close()
-        if self.leafnodes is not None:
-            await self.leafnodes.shutdown()
-        if self.cluster is not None:
-            await self.cluster.shutdown()
+        for kind in self.kinds:
+            await kind.shutdown()
         for c in list(self.clients.values()):
             c.close_connection("Server Shutdown")
         self.flush_dirty()
@@ -334,7 +324,7 @@ class Server:
                 await asyncio.wait_for(self._listener.wait_closed(), 2.0)
         if self.monitor is not None:
             await self.monitor.stop()
-        self._remove_ports_file()  # the pid file stays, as nats-server leaves it
+        self.remove_ports_file()  # the pid file stays, as nats-server leaves it
         self.log.notice("Server Exiting..")
         if self._shutdown_done is not None:
             self._shutdown_done.set()
@@ -429,12 +419,12 @@ class Server:
 
     # -- INFO -------------------------------------------------------------------------
 
-    def _build_info(self) -> None:
+    def build_info(self) -> None:
         opts = self.opts
         host, port = opts.host, self.port
         if opts.client_advertise:
             host, port = netutil.split_host_port(opts.client_advertise, self.port)
-        self._info_base = {
+        self.info_base = {
             "server_id": self.id,
             "server_name": self.name,
             "version": const.NATS_VERSION,
@@ -459,7 +449,7 @@ class Server:
         connect) carries the nonce, and says no auth is required when no_auth_user is set;
         the INFO that follows a handshake_first handshake says tls_required, even with
         allow_non_tls."""
-        fields = dict(self._info_base)
+        fields = dict(self.info_base)
         if tls_first:
             fields["tls_required"] = True
         fields["client_id"] = c.cid
@@ -501,8 +491,8 @@ class Server:
         if self.sysacc is not None:
             self.sysacc.shutdown_event(lame_duck=True)
         self._listener.close()
-        if self.websocket is not None:
-            self.websocket.close()
+        for kind in self.kinds:
+            kind.stop_accepting()
         opts = self.opts
         grace = abs(opts.lame_duck_grace_period)
         if not self.clients:
@@ -622,20 +612,11 @@ class Server:
 
     def totals(self) -> tuple[int, int, int, int]:
         im, ib, om, ob = self.closed_in_msgs, self.closed_in_bytes, self.closed_out_msgs, self.closed_out_bytes
-        conns: list[Connection] = list(self.clients.values())
-        if self.cluster is not None:
-            conns.extend(self.cluster.connections())
-            im += self.cluster.closed_in_msgs
-            ib += self.cluster.closed_in_bytes
-            om += self.cluster.closed_out_msgs
-            ob += self.cluster.closed_out_bytes
-        if self.leafnodes is not None:
-            ln = self.leafnodes
-            conns.extend(ln.connections())
-            im += ln.closed_in_msgs
-            ib += ln.closed_in_bytes
-            om += ln.closed_out_msgs
-            ob += ln.closed_out_bytes
+        conns: list[Connection[Any]] = list(self.clients.values())
+        for kind in self.kinds:
+            conns.extend(kind.connections())
+            kim, kib, kom, kob = kind.closed_totals()
+            im, ib, om, ob = im + kim, ib + kib, om + kom, ob + kob
         for c in conns:
             im += c.in_msgs
             ib += c.in_bytes
@@ -667,7 +648,7 @@ class Server:
         exe = os.path.basename(sys.argv[0]) or "pynats-server"
         return os.path.join(d, f"{exe}_{os.getpid()}.ports")
 
-    def _write_ports_file(self) -> None:
+    def write_ports_file(self) -> None:
         path = self._ports_file_path()
         if path:
             try:
@@ -676,20 +657,10 @@ class Server:
             except OSError as e:
                 self.log.error(f"Error writing ports file ({path}): {e}")
 
-    def _remove_ports_file(self) -> None:
+    def remove_ports_file(self) -> None:
         path = self._ports_file_path()
         if path:
             try:
                 os.remove(path)
             except OSError as e:
                 self.log.error(f"Error cleaning up ports file {path}: {e}")
-
-
-def config_file_digest(path: str) -> str:
-    """nats-server's digest of a configuration file (`sha256:...`), "" if it cannot be read."""
-    from . import conf
-
-    try:
-        return conf.digest(conf.parse_file_tokens(path))
-    except (conf.ConfError, OSError):
-        return ""

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from . import const, ids
 from .accounts import STREAM, AccountError
 from .delivery import deliver_msg
+from .gotime import go_time
 from .internal import InternalClient
 from .monitor import (
     CLOSED,
@@ -49,14 +50,13 @@ from .monitor import (
     MonitorError,
     RoutezOptions,
     SubszOptions,
-    go_time,
 )
 from .protocol import gojson, wire
 from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .server import Server
+    from .core import ServerCore
 
 # How often STATSZ goes out once warmed up, and the first gap (nats-server: 10 s, 250 ms).
 STATSZ_INTERVAL = 10.0
@@ -139,7 +139,7 @@ _header = wire.get_header
 class SystemServices:
     """The system account's internal subscriptions, request handlers and events."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         assert server.system_account is not None
         self.server = server
         self.account: Account = server.system_account
@@ -764,7 +764,7 @@ def client_info(c: Any, *, stop: float = 0.0) -> dict[str, Any]:
     return {k: v for k, v in info.items() if v}
 
 
-def public_permissions(server: Server, c: Any) -> dict[str, Any] | None:
+def public_permissions(server: ServerCore, c: Any) -> dict[str, Any] | None:
     """The requester's permissions as nats-server shows them (publicPermissions)."""
     if getattr(c, "perms", None) is None:
         return None

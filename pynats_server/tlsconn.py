@@ -26,9 +26,9 @@ from .tlsctx import cipher_suite_name, go_handshake_error, looks_like_tls, tls_v
 from .wrapped import WrappedTransport
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .core import ServerCore
     from .options import RouteURL, TLSOptions
-    from .server import Server
+    from .route import RouteMesh
 
 _READ = 1 << 18
 
@@ -94,7 +94,7 @@ class _TLSMixin:
     tls_first = False  # the handshake came before INFO (/connz tls_first)
 
     # provided by the host class
-    server: Server
+    server: ServerCore
     transport: Any
     closed: bool
     close_reason: str
@@ -419,7 +419,7 @@ class TLSRouteConnection(_TLSMixin, RouteConnection):
 
     _tls_kind = "route"
 
-    def __init__(self, cluster: Cluster, *, url: RouteURL | None = None, explicit: bool = False,
+    def __init__(self, cluster: RouteMesh, *, url: RouteURL | None = None, explicit: bool = False,
                  server_name: str = "") -> None:
         super().__init__(cluster, url=url, explicit=explicit)
         self._server_name = server_name

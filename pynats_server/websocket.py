@@ -28,8 +28,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side
 from websockets.utils import accept_key
 
+from . import netutil
 from .options import WebsocketOptions
-from .websocket_config import split_origin
 
 # Close status codes (RFC 6455 section 7.4.1).
 CLOSE_NORMAL = 1000
@@ -86,6 +86,18 @@ _GO_WORDS = {
     "RSV1 bit set in continuation frame": "invalid continuation frame",
     "close frame too short": "close frame payload cannot be 1 byte",
 }
+
+
+def split_origin(scheme_https: bool, hostport: str) -> tuple[str, str]:
+    """nats-server's wsGetHostAndPort: (lower-case host, port), the scheme's port when none;
+    ValueError when the host:port does not split."""
+    if hostport.startswith("[") or hostport.count(":") == 1:
+        host, port = netutil.go_split_host_port(hostport)
+    elif ":" not in hostport:
+        host, port = hostport, ("443" if scheme_https else "80")
+    else:
+        raise ValueError(f"address {hostport}: too many colons in address")
+    return host.lower(), port
 
 
 def close_status(reason: str) -> int:

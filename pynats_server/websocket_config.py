@@ -10,11 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .confread import (
+    Bad,
+    Mapper,
+    go_parse_duration,
+    go_type,
+    go_value,
+    listen,
+    want,
+)
 from .options import Options, WebsocketOptions
+from .websocket import split_origin
 
 if TYPE_CHECKING:
     from .conf import Token
-    from .config import _Mapper
+
 
 KEYS = ("websocket", "ws")
 
@@ -22,32 +32,30 @@ KEYS = ("websocket", "ws")
 _RESERVED_HEADERS = ("host", "content-length", "connection", "upgrade", "nats-no-masking")
 
 
-def apply(m: _Mapper, tok: Token) -> None:
+def apply(m: Mapper, tok: Token) -> None:
     """Read a `websocket {}` block into m.opts.websocket (errors into m.errors)."""
-    from .config import _Bad, _go_type, _listen, _want, go_parse_duration
-
     if type(tok.value) is not dict:
-        raise _Bad(f"{tok.source}: Expected websocket to be a map, got {_go_type(tok.value)}")
+        raise Bad(f"{tok.source}: Expected websocket to be a map, got {go_type(tok.value)}")
     wo = m.opts.websocket
     for key, t in tok.value.items():
         k = key.lower()
         try:
             if k == "listen":
-                wo.host, wo.port = _listen(t)
+                wo.host, wo.port = listen(t)
             elif k == "port":
-                wo.port = _want(t, int)
+                wo.port = want(t, int)
             elif k in ("host", "net"):
-                wo.host = _want(t, str)
+                wo.host = want(t, str)
             elif k == "advertise":
-                wo.advertise = _want(t, str)
+                wo.advertise = want(t, str)
             elif k == "no_tls":
-                wo.no_tls = _want(t, bool)
+                wo.no_tls = want(t, bool)
             elif k == "tls":
                 tls = m.tls(t, client=True)
                 if tls is not None:
                     wo.tls = tls
             elif k == "same_origin":
-                wo.same_origin = _want(t, bool)
+                wo.same_origin = want(t, bool)
             elif k in ("allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin"):
                 wo.allowed_origins = _strings(m, "allowed origins", t)
             elif k == "handshake_timeout":
@@ -60,64 +68,48 @@ def apply(m: _Mapper, tok: Token) -> None:
                     except ValueError as e:
                         m.error(t, str(e))
                 else:
-                    m.error(t, f"error parsing handshake timeout: unsupported type {_go_type(v)}")
+                    m.error(t, f"error parsing handshake timeout: unsupported type {go_type(v)}")
             elif k in ("compress", "compression"):
-                wo.compression = _want(t, bool)
+                wo.compression = want(t, bool)
             elif k in ("authorization", "authentication"):
                 auth = m.auth_block(t)
                 wo.username, wo.password, wo.token = auth.user or "", auth.password or "", auth.token or ""
                 wo.auth_timeout = auth.timeout or 0.0
             elif k in ("jwt_cookie", "user_cookie", "pass_cookie", "token_cookie", "no_auth_user"):
-                setattr(wo, k, _want(t, str))
+                setattr(wo, k, want(t, str))
             elif k == "headers":
                 if type(t.value) is not dict:
-                    m.error(t, f"error parsing headers: unsupported type {_go_type(t.value)}")
+                    m.error(t, f"error parsing headers: unsupported type {go_type(t.value)}")
                     continue
                 wo.headers = {}
                 for name, ht in t.value.items():
                     if type(ht.value) is not str:
-                        m.error(ht, f"error parsing header key {name}: unsupported type {_go_type(ht.value)}")
+                        m.error(ht, f"error parsing header key {name}: unsupported type {go_type(ht.value)}")
                         continue
                     wo.headers[name] = ht.value
             elif k == "ping_interval":
                 wo.ping_interval = m.duration("ping_interval", t)
             else:
                 m.unknown(key, t)
-        except _Bad as e:
+        except Bad as e:
             m.errors.append(str(e))
 
 
-def _strings(m: _Mapper, what: str, tok: Token) -> list[str]:
+def _strings(m: Mapper, what: str, tok: Token) -> list[str]:
     """nats-server's parseStringArray: one string or an array of strings."""
-    from .config import _go_type
-
     v = tok.value
     if type(v) is str:
         return [v]
     if type(v) is not list:
-        m.error(tok, f"error parsing {what}: unsupported type {_go_type(v)}")
+        m.error(tok, f"error parsing {what}: unsupported type {go_type(v)}")
         return []
     out = []
     for t in v:
         if type(t.value) is str:
             out.append(t.value)
         else:
-            m.error(t, f"error parsing {what}: unsupported type in array {_go_type(t.value)}")
+            m.error(t, f"error parsing {what}: unsupported type in array {go_type(t.value)}")
     return out
-
-
-def split_origin(scheme_https: bool, hostport: str) -> tuple[str, str]:
-    """nats-server's wsGetHostAndPort: (lower-case host, port), the scheme's port when none;
-    ValueError when the host:port does not split."""
-    from .config import _split_host_port
-
-    if hostport.startswith("[") or hostport.count(":") == 1:
-        host, port = _split_host_port(hostport)
-    elif ":" not in hostport:
-        host, port = hostport, ("443" if scheme_https else "80")
-    else:
-        raise ValueError(f"address {hostport}: too many colons in address")
-    return host.lower(), port
 
 
 def parse_origin(text: str) -> tuple[str, str, str]:
@@ -172,30 +164,14 @@ def validate(opts: Options) -> str:
     return ""
 
 
-def reload_diff(old: Options, new: Options) -> None:
-    """Reload: nats-server refuses any change to the websocket block but for its TLS
-    certificates (port -1 means the port in use): reload.ReloadError."""
-    from dataclasses import replace
-
-    from .reload import ReloadError
-
-    a, b = replace(old.websocket, tls=None), replace(new.websocket, tls=None)
-    if b.port == -1:
-        b.port = a.port
-    if a != b:
-        raise ReloadError(f"config reload not supported for Websocket: old={_go_struct(a)}, new={_go_struct(b)}")
-
-
-def _go_struct(wo: WebsocketOptions) -> str:
+def go_struct(wo: WebsocketOptions) -> str:
     """Roughly Go's %v of WebsocketOpts (its fields' values in order, space-separated)."""
-    from .config import _go_value
-
     def v(x: Any) -> str:
         if isinstance(x, list):
             return "[" + " ".join(map(str, x)) + "]"
         if isinstance(x, dict):
             return "map[" + " ".join(f"{k}:{val}" for k, val in sorted(x.items())) + "]"
-        return _go_value(x)
+        return go_value(x)
 
     return "{" + " ".join(v(getattr(wo, f)) for f in wo.__dataclass_fields__ if f != "tls") + "}"
 

@@ -59,11 +59,11 @@ _INLINE_ERRORS = {"Maximum Message Payload Exceeded": "maximum payload exceeded"
 _UNFLUSHED = frozenset(("Read Error", "Write Error"))
 
 if TYPE_CHECKING:
+    from .core import ServerCore
     from .options import WebsocketOptions
-    from .server import Server
 
 
-def websocket_authenticator(srv: Server) -> Authenticator:
+def websocket_authenticator(srv: ServerCore) -> Authenticator:
     """The users and secrets websocket clients are checked against: the server's, or the
     websocket block's own username/password, token and no_auth_user when it has any
     (nats-server's authOverride). Users' allowed_connection_types are matched to WEBSOCKET."""
@@ -85,7 +85,7 @@ def websocket_authenticator(srv: Server) -> Authenticator:
 class WebsocketListener:
     """The `websocket {}` port."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerCore) -> None:
         self.server = server
         self.opts: WebsocketOptions = server.opts.websocket
         self.origins = Origins(self.opts)
@@ -146,6 +146,23 @@ class WebsocketListener:
             self._listener.close()
         for h in list(self.handshakes):
             h.abandon()
+
+    # Websocket clients are clients (server.clients); the listener is all this kind holds.
+
+    def ready(self) -> None:
+        pass
+
+    def stop_accepting(self) -> None:
+        self.close()
+
+    async def shutdown(self) -> None:
+        self.close()
+
+    def connections(self) -> list[Any]:
+        return []
+
+    def closed_totals(self) -> tuple[int, int, int, int]:
+        return 0, 0, 0, 0
 
     async def wait_closed(self) -> None:
         if self._listener is not None:
@@ -443,7 +460,7 @@ class WSClientConnection(ClientConnection):
     log_id_prefix = "wid"
     client_type = "websocket"
 
-    def __init__(self, server: Server, up: Upgrade) -> None:
+    def __init__(self, server: ServerCore, up: Upgrade) -> None:
         super().__init__(server)
         self.up = up
         self.ws_reader = FrameReader(up, server.opts.max_payload)
@@ -512,8 +529,10 @@ class WSClientConnection(ClientConnection):
         auth = self.authenticator()
         if wo.tls is not None and wo.tls.map and auth.users:
             # The block's verify_and_map (never the server's tls {}): the certificate names the user.
-            name = srv.tls_mapped_user(self, co)
-            return Verdict(False, Identity()) if name is None else auth.check({**co, "user": name}, self.nonce)
+            mapped = srv.tls_mapped_user(self, co)
+            if mapped is None:
+                return Verdict(False, Identity())
+            return auth.check({**co, "user": mapped}, self.nonce)
         return auth.check(co, self.nonce)
 
     def _start_timers(self) -> None:

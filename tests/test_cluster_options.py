@@ -76,7 +76,7 @@ async def test_client_advertise_is_what_peers_and_clients_learn() -> None:
         await wait_for(lambda: "127.0.0.1:4999" in a.cluster.client_connect_urls(), what="advertised URL")  # type: ignore[union-attr]
         assert f"127.0.0.1:{b.port}" not in a.cluster.client_connect_urls()  # type: ignore[union-attr]
         # Its own clients see the advertised address as INFO host and port.
-        assert (b._info_base["host"], b._info_base["port"]) == ("127.0.0.1", 4999)
+        assert (b.info_base["host"], b.info_base["port"]) == ("127.0.0.1", 4999)
     finally:
         await b.shutdown()
         await a.shutdown()

@@ -18,9 +18,15 @@ import pytest
 from cluster_util import GoServer, free_port, go_binary, wait_for
 
 from pynats_server import ClusterOptions, Options, RouteURL, Server
-from pynats_server.leaf_opts import LeafNodeOptions, LeafUser, RemoteLeaf, parse_leaf_url
 from pynats_server.log import Logger
-from pynats_server.options import AccountConfig, User
+from pynats_server.options import (
+    AccountConfig,
+    LeafNodeOptions,
+    LeafUser,
+    RemoteLeaf,
+    User,
+    parse_leaf_url,
+)
 
 GO_KINDS = ["go214", "go29"]
 
@@ -762,3 +768,339 @@ async def test_monitoring_shapes_match_nats_server(tmp_path: Path) -> None:
 async def _with_leaf(view: Any) -> Any:
     v = await view
     return v if v["leafs"] else None
+
+
+# -- what a leaf may do: its user's permissions, nkeys, connection types, JWTs ------------------
+
+
+class Node:
+    """A server of any kind started from config text, with its client URL and log."""
+
+    def __init__(self, url: str, log: Any, srv: Server | None = None) -> None:
+        self.url = url
+        self._log = log
+        self.srv = srv
+
+    def text(self) -> str:
+        return self._log.getvalue() if isinstance(self._log, io.StringIO) else "".join(self._log.log)
+
+
+async def node(kind: str, tmp_path: Path, name: str, conf: str) -> Node:
+    if kind != "py":
+        g = await go_server(kind, tmp_path, name, conf, "-D")
+        return Node(g.client_url, g)
+    path = tmp_path / f"{name}.conf"
+    path.write_text(conf)
+    buf = io.StringIO()
+    srv = Server.from_config(str(path), logger=Logger(stream=buf, debug=True), host="127.0.0.1", port=-1,
+                             server_name=name)
+    _RUNNING.append(srv.shutdown)
+    await srv.start()
+    return Node(srv.client_url, buf, srv)
+
+
+async def received(sub: Any, quiet: float = 0.3) -> list[str]:
+    out = []
+    try:
+        while True:
+            out.append((await sub.next_msg(timeout=quiet)).subject)
+    except nats.errors.TimeoutError:
+        return out
+
+
+async def permitted_flow(hub: nats.NATS, leaf: nats.NATS) -> None:
+    """A leaf whose user may publish (into the hub) `up.>` but not `up.secret`, and
+    subscribe to (receive from the hub) `down.>` but not `down.secret`: only that flows."""
+    at_leaf = await leaf.subscribe(">")
+    at_hub = await hub.subscribe(">")
+    await leaf.flush()
+    await hub.flush()
+    await first_delivery(hub, at_leaf, "down.probe")
+    await first_delivery(leaf, at_hub, "up.probe")
+    await received(at_hub)  # the probes each side saw of its own
+    await received(at_leaf)
+    for s in ("down.secret", "up.fromhub", "other.fromhub", "down.ok"):
+        await hub.publish(s, b"h")
+    for s in ("up.secret", "down.fromleaf", "other.fromleaf", "up.ok"):
+        await leaf.publish(s, b"l")
+    await hub.flush()
+    await leaf.flush()
+    got_leaf = [s for s in await received(at_leaf) if not s.endswith("fromleaf") and s not in ("up.secret", "up.ok")]
+    got_hub = [s for s in await received(at_hub) if not s.endswith("fromhub") and s not in ("down.secret", "down.ok")]
+    assert got_leaf == ["down.ok"], got_leaf
+    assert got_hub == ["up.ok"], got_hub
+    await at_leaf.unsubscribe()
+    await at_hub.unsubscribe()
+
+
+PERMS_HUB = """
+authorization {{ users [
+  {{ user: leaf, password: pw, permissions: {{
+      publish: {{ allow: ["up.>"], deny: ["up.secret"] }}, subscribe: {{ allow: ["down.>"], deny: ["down.secret"] }} }} }},
+  {{ user: c, password: c }} ] }}
+leafnodes {{ listen: "127.0.0.1:{lp}" }}
+"""
+
+
+@pytest.mark.parametrize("pair", ["go214-leaf-py-hub", "go29-leaf-py-hub", "py-leaf-py-hub", "py-leaf-go214-hub"])
+async def test_leaf_user_permissions(pair: str, tmp_path: Path) -> None:
+    """A leaf that authenticates as a client user with permissions: the hub applies them
+    as nats-server does (what the leaf may send in, what it is sent), tells the leaf (INFO
+    import/export), and the leaf keeps to them, so the connection stays up."""
+    leaf_kind, hub_kind = pair.split("-leaf-")[0], pair.split("-leaf-")[1].removesuffix("-hub")
+    lp = free_port()
+    hub = await node(hub_kind, tmp_path, "HUB", PERMS_HUB.format(lp=lp))
+    leaf = await node(leaf_kind, tmp_path, "LEAF",
+                      f'leafnodes {{ remotes [ {{ url: "nats-leaf://leaf:pw@127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: "Leafnode connection created" in hub.text() and "JetStream" in hub.text(), what="leaf")
+    h = await nats.connect(hub.url, user="c", password="c")
+    lc = await nats.connect(leaf.url)
+    try:
+        await permitted_flow(h, lc)
+    finally:
+        await h.close()
+        await lc.close()
+    text = hub.text()
+    assert "Violation" not in text and text.count("Leafnode connection created") == 1, text[-3000:]
+    if hub.srv is not None:
+        (c,) = hub.srv.leafnodes.leafs.values()
+        assert c.perms is not None and c.user_perms is not None
+
+
+def _nkey_hub(mode: str, lp: int, pub: str) -> str:
+    if mode == "leafnodes":
+        return (f"accounts {{ A {{ users: [ {{ user: a, password: a }} ] }} }}\n"
+                f'leafnodes {{ listen: "127.0.0.1:{lp}", authorization {{ nkey: {pub}, account: A }} }}\n')
+    return (f"accounts {{ A {{ users: [ {{ user: a, password: a }}, {{ nkey: {pub}, permissions: {{\n"
+            f'  publish: {{ allow: ["up.>"], deny: ["up.secret"] }}, subscribe: {{ allow: ["down.>"], deny: ["down.secret"] }} }} }} ] }} }}\n'
+            f'leafnodes {{ listen: "127.0.0.1:{lp}" }}\n')
+
+
+@pytest.mark.parametrize("mode", ["leafnodes", "users"])
+@pytest.mark.parametrize("leaf_kind", ["go214", "py"])
+async def test_leaf_nkey(mode: str, leaf_kind: str, tmp_path: Path) -> None:
+    """A leaf that signs the hub's nonce with its nkey seed: `leafnodes { authorization
+    { nkey } }` (binds to its account), or an nkey user of an account (whose permissions
+    apply). A leaf with another seed is refused."""
+    from pynats_server import nkeys_util as nk
+
+    seed, pub = nk.create_user()
+    lp = free_port()
+    hub = await node("py", tmp_path, "HUB", _nkey_hub(mode, lp, pub))
+    assert hub.srv is not None
+    leaf = await node(leaf_kind, tmp_path, "LEAF",
+                      f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}", nkey: "{seed}" }} ] }}\n')
+    await wait_for(lambda: hub.srv.leafnodes.leafs, what="leaf")  # type: ignore[union-attr]
+    (c,) = hub.srv.leafnodes.leafs.values()
+    assert c.account.name == "A"
+    h = await nats.connect(hub.url, user="a", password="a")
+    lc = await nats.connect(leaf.url)
+    try:
+        if mode == "users":
+            await permitted_flow(h, lc)
+        else:
+            await check_flow(h, lc, "nk")
+    finally:
+        await h.close()
+        await lc.close()
+    other_seed, _ = nk.create_user()
+    await node(leaf_kind, tmp_path, "BAD",
+               f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}", nkey: "{other_seed}" }} ] }}\n')
+    await wait_for(lambda: "authentication error - Nkey" in hub.text(), what="refusal")
+    assert len(hub.srv.leafnodes.leafs) == 1
+
+
+@pytest.mark.parametrize("leaf_kind", ["go214", "py"])
+async def test_leaf_connection_types(leaf_kind: str, tmp_path: Path) -> None:
+    """A user whose allowed_connection_types leave out LEAFNODE cannot connect a leaf; a
+    LEAFNODE user can (and no client can log in as it)."""
+    lp = free_port()
+    hub = await node("py", tmp_path, "HUB", f"""
+authorization {{ users [
+  {{ user: std, password: x, allowed_connection_types: ["STANDARD"] }},
+  {{ user: lf, password: x, allowed_connection_types: ["LEAFNODE"] }} ] }}
+leafnodes {{ listen: "127.0.0.1:{lp}" }}
+""")
+    assert hub.srv is not None
+    await node(leaf_kind, tmp_path, "STD", f'leafnodes {{ remotes [ {{ url: "nats-leaf://std:x@127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: 'authentication error - User "std"' in hub.text(), what="refusal")
+    leaf = await node(leaf_kind, tmp_path, "LF", f'leafnodes {{ remotes [ {{ url: "nats-leaf://lf:x@127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: hub.srv.leafnodes.leafs, what="leaf")  # type: ignore[union-attr]
+    assert all(c.remote_server == "LF" for c in hub.srv.leafnodes.leafs.values())
+    with pytest.raises(nats.errors.Error):
+        await nats.connect(hub.url, user="lf", password="x", allow_reconnect=False, max_reconnect_attempts=0)
+    h = await nats.connect(hub.url, user="std", password="x")
+    lc = await nats.connect(leaf.url)
+    try:
+        await check_flow(h, lc, "ct")
+    finally:
+        await h.close()
+        await lc.close()
+
+
+def _operator_hub(lp: int) -> Any:
+    from pynats_server.testing import OperatorSetup
+
+    op = OperatorSetup()
+    op.account("A")
+    op.account("B")
+    return op, op.config(extra=f'leafnodes {{ listen: "127.0.0.1:{lp}" }}')
+
+
+def _creds_remote(lp: int, creds: Path) -> str:
+    return f'leafnodes {{ reconnect: 1, remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}", credentials: "{creds}" }} ] }}\n'
+
+
+LEAF_JWT_PERMS = {"pub_allow": ["up.>"], "pub_deny": ["up.secret"], "sub_allow": ["down.>"], "sub_deny": ["down.secret"]}
+
+
+@pytest.mark.parametrize("pair", ["go214-leaf-py-hub", "py-leaf-py-hub", "py-leaf-go214-hub"])
+async def test_jwt_leaf(pair: str, tmp_path: Path) -> None:
+    """Operator mode on the hub: a leaf with `credentials` (a user JWT and its seed) signs
+    the nonce, binds to the JWT's account, and gets the JWT's permissions; another
+    account's clients see none of its traffic."""
+    leaf_kind, hub_kind = pair.split("-leaf-")[0], pair.split("-leaf-")[1].removesuffix("-hub")
+    lp = free_port()
+    op, conf = _operator_hub(lp)
+    hub = await node(hub_kind, tmp_path, "HUB", conf)
+    creds = op.creds_file("A", tmp_path / "leaf.creds", **LEAF_JWT_PERMS)
+    leaf = await node(leaf_kind, tmp_path, "LEAF", _creds_remote(lp, creds))
+    await wait_for(lambda: "Authenticated JWT: Leafnode" in hub.text() and "JetStream" in hub.text(), what="leaf")
+    if hub.srv is not None:
+        (c,) = hub.srv.leafnodes.leafs.values()
+        assert c.account.name == op.pub("A")
+    h = await nats.connect(hub.url, user_credentials=str(op.creds_file("A", tmp_path / "a.creds")))
+    hb = await nats.connect(hub.url, user_credentials=str(op.creds_file("B", tmp_path / "b.creds")))
+    lc = await nats.connect(leaf.url)
+    try:
+        at_b = await hb.subscribe(">")
+        await hb.flush()
+        await permitted_flow(h, lc)
+        await lc.publish("up.tob", b"x")
+        await lc.flush()
+        assert [s for s in await received(at_b) if not s.startswith("$SYS.")] == []
+    finally:
+        await h.close()
+        await hb.close()
+        await lc.close()
+    text = hub.text()
+    assert "Violation" not in text and text.count("Leafnode connection created") == 1, text[-3000:]
+
+
+@pytest.mark.parametrize("leaf_kind", ["go214", "py"])
+async def test_jwt_leaf_revoked_expired_and_refused(leaf_kind: str, tmp_path: Path) -> None:
+    """A JWT leaf goes as a client would: when its account revokes it (a claims update)
+    and when its JWT expires; a JWT allowed STANDARD connections only never connects."""
+    import time
+
+    from pynats_server import jwt
+    from pynats_server import nkeys_util as nk
+
+    lp = free_port()
+    op, conf = _operator_hub(lp)
+    hub = await node("py", tmp_path, "HUB", conf)
+    assert hub.srv is not None
+    aseed = op.accounts["A"]["seed"]
+    useed, upub = nk.create_user()
+    victim = tmp_path / "victim.creds"
+    victim.write_text(jwt.format_user_creds(jwt.new_user(aseed, upub, iat=int(time.time()) - 60), useed))
+    await node(leaf_kind, tmp_path, "VICTIM", _creds_remote(lp, victim))
+    eseed, epub = nk.create_user()
+    expiring = tmp_path / "expiring.creds"
+    expiring.write_text(jwt.format_user_creds(jwt.new_user(aseed, epub, exp=int(time.time()) + 3), eseed))
+    await node(leaf_kind, tmp_path, "EXPIRING", _creds_remote(lp, expiring))
+    await wait_for(lambda: len(hub.srv.leafnodes.leafs) == 2, what="two leafs")  # type: ignore[union-attr]
+    std = op.creds_file("A", tmp_path / "std.creds", allowed_connection_types=["STANDARD"])
+    await node(leaf_kind, tmp_path, "STD", _creds_remote(lp, std))
+    await wait_for(lambda: "Connection type not allowed" in hub.text(), what="STANDARD-only JWT refused")
+
+    sysc = await nats.connect(hub.url, user_credentials=str(op.creds_file(op.system, tmp_path / "sys.creds")))
+    try:
+        new = op.account("A", revocations={upub: int(time.time()) - 5})
+        r = await sysc.request(f"$SYS.REQ.ACCOUNT.{op.pub('A')}.CLAIMS.UPDATE", new.encode(), timeout=5)
+        assert json.loads(r.data)["data"]["code"] == 200
+    finally:
+        await sysc.close()
+    await wait_for(lambda: "Leafnode connection closed: Credentials Revoked - Remote: VICTIM" in hub.text(),
+                   what="the revoked leaf closed")
+    await wait_for(lambda: "Leafnode connection closed: Authentication Expired - Remote: EXPIRING" in hub.text(),
+                   timeout=10, what="the expired leaf closed")
+    # Both come back, and are refused.
+    await wait_for(lambda: "User authentication revoked" in hub.text(), what="the revoked leaf refused")
+    await wait_for(lambda: "User JWT no longer valid" in hub.text(), what="the expired leaf refused")
+    assert not hub.srv.leafnodes.leafs
+
+
+@pytest.mark.parametrize("pair", ["py-leaf-py-hub", "py-leaf-go214-hub", "go214-leaf-py-hub"])
+async def test_jetstream_stays_on_its_side(pair: str, tmp_path: Path) -> None:
+    """Hub and leaf both run JetStream (no domains): each side's JetStream API answers
+    only its own clients, as nats-server denies `$JS.API.>` on leaf connections it does
+    not extend JetStream over; plain messages still flow."""
+    leaf_kind, hub_kind = pair.split("-leaf-")[0], pair.split("-leaf-")[1].removesuffix("-hub")
+    lp = free_port()
+    hub = await node(hub_kind, tmp_path, "HUB",
+                     f'jetstream {{ store_dir: "{tmp_path / "hubjs"}" }}\nleafnodes {{ listen: "127.0.0.1:{lp}" }}\n')
+    leaf = await node(leaf_kind, tmp_path, "LEAF", f'jetstream {{ store_dir: "{tmp_path / "leafjs"}" }}\n'
+                      f'leafnodes {{ remotes [ {{ url: "nats-leaf://127.0.0.1:{lp}" }} ] }}\n')
+    await wait_for(lambda: "Leafnode connection created" in hub.text() and "JetStream" in hub.text(), what="leaf")
+    h = await nats.connect(hub.url)
+    lc = await nats.connect(leaf.url)
+    try:
+        await h.jetstream().add_stream(name="HS", subjects=["hs.>"])
+        await lc.jetstream().add_stream(name="LS", subjects=["ls.>"])
+        for _ in range(10):  # the answers race: a leaked request would show within a few
+            assert [s.config.name for s in await h.jetstream().streams_info()] == ["HS"]
+            assert [s.config.name for s in await lc.jetstream().streams_info()] == ["LS"]
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await h.jetstream().stream_info("LS")
+        await check_flow(h, lc, "js")
+    finally:
+        await h.close()
+        await lc.close()
+    assert "Violation" not in hub.text()
+
+
+async def test_leaf_bcrypt_password_checked_off_the_loop() -> None:
+    """A bcrypt password in `leafnodes { authorization { users } }`: checked in a thread
+    (the hub keeps serving meanwhile), right and wrong passwords decided as nats-server."""
+    import bcrypt
+
+    lp = free_port()
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=10)).decode()
+    hlog = io.StringIO()
+    hub = py_server("HUB", leaf_port=lp, leaf_users=[LeafUser("leaf", hashed)], log=hlog)
+    await hub.start()
+    good = py_server("GOOD", remotes=[remote(lp, user="leaf", password="s3cret")])
+    bad = py_server("BAD", remotes=[remote(lp, user="leaf", password="wrong")])
+    await good.start()
+    await bad.start()
+    await wait_for(lambda: 'authentication error - User "leaf"' in hlog.getvalue(), what="refusal")
+    await wait_for(lambda: [c.remote_server for c in hub.leafnodes.leafs.values()] == ["GOOD"], what="GOOD")
+    h = await nats.connect(hub.client_url)
+    lc = await nats.connect(good.client_url)
+    try:
+        await check_flow(h, lc, "bc")
+    finally:
+        await h.close()
+        await lc.close()
+
+
+@pytest.mark.parametrize("block", [
+    'authorization { nkey: UBAD }',
+    'authorization { nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4, users [ {user: a, password: b} ] }',
+    'authorization { users [ {user: a, password: b}, {user: a, password: c} ] }',
+    'authorization { users [ {user: a, password: b, permissions: { publish: "x" } } ] }',
+])
+def test_leaf_authorization_config_errors_match_nats_server(block: str, tmp_path: Path) -> None:
+    """The leafnodes authorization block's nkey and users are checked as nats-server checks
+    them (a leafnodes user takes no permissions: the server's users do)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.conf"
+    path.write_text(f'leafnodes {{ listen: "127.0.0.1:-1", {block} }}\n')
+    go = subprocess.run([go_binary("go214"), "-c", str(path), "-t"], capture_output=True, text=True, timeout=30)
+    py = subprocess.run([sys.executable, "-m", "pynats_server", "-c", str(path), "-t"], capture_output=True,
+                        text=True, timeout=60)
+    assert go.returncode != 0 and py.returncode != 0
+    assert py.stderr.strip().removeprefix("pynats-server: ") == go.stderr.strip().removeprefix("nats-server: ")

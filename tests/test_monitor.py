@@ -8,7 +8,7 @@ import re
 
 from conftest import ServerHandle, wait_for
 
-from pynats_server.monitor import go_duration, go_float, go_time, uptime
+from pynats_server.gotime import go_duration, go_float, go_time, uptime
 
 # /varz keys of nats-server 2.14.0 without cluster, gateway or leafnodes, in its order.
 GO_VARZ_KEYS = [

@@ -4,7 +4,8 @@ As nats-server, the system account subscribes to `$JS.API.>` once and dispatches
 subject to the endpoint whose pattern matches; a subject that names no endpoint is silently
 ignored (the requester times out: the subscription exists, so no no-responders status).
 Handlers are registered with `@endpoint(pattern)` by the modules that implement them
-(streams, consumers, ...); a handler takes a `Request` and answers with `req.respond(obj)`
+(streams, consumers, ...; handlers.py imports them all, and engine.py imports handlers.py, so
+they are registered before the API starts); a handler takes a `Request` and answers with `req.respond(obj)`
 or raises `ApiError`.
 
 Answers are Go JSON as nats-server writes it: keys in the order of its structs (our dicts keep
@@ -25,10 +26,12 @@ from ..protocol import wire
 from ..protocol.subjects import match_literal
 from . import errors
 from .errors import ApiError, api_error
+from .reqjson import GoJSONError, decode
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
     from ..accounts import Account
-    from .engine import JetStream, JsAccount
+    from .jsaccount import JetStreamPort, JsAccount
 
 Handler = Callable[["Request"], None]
 
@@ -79,8 +82,6 @@ class Request:
     def decode(self, schema: Any) -> dict[str, Any]:
         """The body decoded as nats-server decodes the request struct `schema` (reqjson),
         with its errors as 10025 invalid JSON."""
-        from .reqjson import GoJSONError, decode
-
         try:
             return decode(self.body, schema, strict=self.js.opts.strict)
         except GoJSONError as e:
@@ -136,14 +137,12 @@ def _go_json_error(text: str) -> str:
 class Api:
     """The API's subscriptions (in the system account) and its dispatch."""
 
-    def __init__(self, js: JetStream) -> None:
+    def __init__(self, js: JetStreamPort) -> None:
         self.js = js
         self.client: InternalClient | None = None
         self.account: Account | None = None
 
     def start(self, sysacc: Account) -> None:
-        from . import handlers  # noqa: F401  - registers the endpoints
-
         self.account = sysacc
         self.client = InternalClient(self.js.server, sysacc, "JetStream")
         self._routes: dict[bytes, tuple[Handler, bool] | None] = {}
@@ -185,7 +184,7 @@ class Api:
             jsa = self.js.accounts.get(account.name) if account is not None else None
             req = Request(self, subject, reply, hdr, msg, account, jsa)
             try:
-                if req.hdr_block and _required_level_error(req.hdr_block):
+                if req.hdr_block and required_level_error(req.hdr_block):
                     raise api_error(errors.REQUIRED_API_LEVEL)
                 if needs_account and jsa is None:
                     raise api_error(errors.NOT_ENABLED_FOR_ACCOUNT)
@@ -220,19 +219,6 @@ class Api:
         """Publish an answer in the system account; the import takes it to the requester."""
         assert self.client is not None and self.account is not None
         deliver_msg(self.client, self.account, reply, None, -1, payload + b"\r\n")
-
-
-def _required_level_error(hdr: bytes) -> bool:
-    """errorOnRequiredApiLevel: Nats-Required-Api-Level above ours, or not a number."""
-    from .store.base import header_value
-
-    v = header_value(hdr, b"Nats-Required-Api-Level")
-    if not v:
-        return False
-    try:
-        return int(v) > 4
-    except ValueError:
-        return True
 
 
 # The response type of each endpoint, for error answers raised before a handler knew it.

@@ -18,6 +18,9 @@ from typing import Any
 from . import errors
 from . import headers as H
 from .errors import ApiError, api_error
+from .reqjson import go_quote
+from .schedule import check_publish
+from .store.base import StoreError
 
 # nats-server's defaults (streamDefaultMaxAtomicBatch*, streamDefaultMaxBatchTimeout).
 MAX_BATCH_SIZE = 1000
@@ -133,8 +136,6 @@ def _check_one(stream: Any, cfg: dict[str, Any], diff: _Diff, clseq: int, subjec
             if have != want:
                 return api_error(errors.STREAM_WRONG_LAST_SEQUENCE, seq=have)
         else:
-            from .store.base import StoreError
-
             try:
                 have = stream.store.load_last_msg(seq_subj).seq
             except StoreError:
@@ -144,8 +145,6 @@ def _check_one(stream: Any, cfg: dict[str, Any], diff: _Diff, clseq: int, subjec
             diff.expected_per_subject[seq_subj] = have
     elif H.get(hdr, H.EXPECTED_LAST_SUBJ_SEQ_SUBJ) is not None:
         return api_error(errors.STREAM_EXPECTED_LAST_SEQ_PER_SUBJECT_INVALID)
-    from .schedule import check_publish
-
     if b"Nats-Schedule" in hdr:
         r = check_publish(cfg, subject, hdr)
         if isinstance(r, ApiError):
@@ -162,8 +161,6 @@ def _check_one(stream: Any, cfg: dict[str, Any], diff: _Diff, clseq: int, subjec
             if diff.inflight:
                 return api_error(errors.STREAM_ROLLUP_FAILED_F, err="batch rollup all invalid")
         else:
-            from .reqjson import go_quote
-
             text = f"rollup value invalid: {go_quote(rollup.decode(errors='replace'))}"
             return api_error(errors.STREAM_ROLLUP_FAILED_F, err=text)
     return None

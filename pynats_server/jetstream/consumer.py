@@ -27,8 +27,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ..gotime import go_duration
 from ..ids import nuid
-from ..monitor import go_duration
 from ..protocol import wire
 from ..protocol.subjects import is_subset_match, match_literal
 from . import outbound
@@ -52,9 +52,11 @@ from .store import (
     StorageType,
     StoreError,
 )
+from .store.base import header_value
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .ports import ConsumerStreamPort
 
 META_FILE = "meta.inf"
 CHUNK = 2048  # deliveries per run before yielding to the loop
@@ -175,7 +177,7 @@ class WaitQueue:
 class Consumer:
     """One consumer of a stream."""
 
-    def __init__(self, stream: Stream, cfg: ConsumerConfig, name: str, created_ns: int) -> None:
+    def __init__(self, stream: ConsumerStreamPort, cfg: ConsumerConfig, name: str, created_ns: int) -> None:
         self.stream = stream
         self.js = stream.js
         self.server = stream.js.server
@@ -1136,7 +1138,7 @@ class Consumer:
             self._send_status(reply, outbound.status(409, "Consumer is push based"))
             return True
         body = bytes(msg[max(hdr, 0):-2])
-        if hdr > 0 and _required_api_level(bytes(msg[:hdr])):
+        if hdr > 0 and required_level_error(bytes(msg[:hdr])):
             self._send_status(reply, outbound.status(412, "Required Api Level"))
             return True
         self.process_next_request(reply, body)
@@ -1898,23 +1900,8 @@ def _headers_only(hdr: bytes, payload: bytes) -> bytes:
 
 
 def _hdr_int(block: bytes, key: bytes) -> int:
-    from .store.base import header_value
-
     v = header_value(block, key)
     try:
         return int(v) if v else 0
     except ValueError:
         return 0
-
-
-def _required_api_level(block: bytes) -> bool:
-    from .store.base import header_value
-
-    v = header_value(block, b"Nats-Required-Api-Level")
-    if not v:
-        return False
-    try:
-        return int(v) > 4
-    except ValueError:
-        return True
-

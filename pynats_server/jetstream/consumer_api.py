@@ -5,13 +5,14 @@ jetstream_api.go), and adding a consumer to a stream (addConsumerWithAssignment)
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.subjects import subjects_collide
 from . import errors
 from .api import Request, endpoint
-from .consumer import Consumer, create_name
+from .consumer import META_FILE, Consumer, create_name
 from .consumer_config import (
     MAX_NAME_LEN,
     ZERO_TIME,
@@ -20,6 +21,8 @@ from .consumer_config import (
     check_config,
     check_update,
     copy_metadata,
+    decode_config,
+    decode_create_request,
     dynamic_metadata,
     is_valid_asset_name,
     parse_time,
@@ -170,8 +173,6 @@ def _partition_unique(stream: Stream, name: str, partitions: list[str]) -> bool:
 
 
 def _create(req: Request) -> None:
-    from .consumer_config import decode_create_request
-
     stream_name_req, cfg, action, pedantic = decode_create_request(req.body)
     tokens = req.tokens
     n = len(tokens)
@@ -361,11 +362,6 @@ _ = dynamic_metadata
 def load_consumers(stream: Stream) -> None:
     """The consumers stored under a recovered stream come back (doConsumers): durables with
     their delivery state; an ephemeral comes back as one (its inactivity timer runs)."""
-    import os
-
-    from .consumer import META_FILE
-    from .consumer_config import decode_config
-
     odir = os.path.join(stream.dir, "obs")
     try:
         names = sorted(os.listdir(odir))

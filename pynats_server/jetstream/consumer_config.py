@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from ..protocol.subjects import is_literal, is_subset_match, is_valid_subject
-from . import errors
+from . import errors, versioning
 from .errors import ApiError, api_error
 
 ACK_WAIT_DEFAULT = 30_000_000_000
@@ -38,7 +38,7 @@ REQ_LEVEL_KEY = "_nats.req.level"
 SERVER_LEVEL_KEY = "_nats.level"
 SERVER_VERSION_KEY = "_nats.ver"
 SERVER_VERSION = "2.14.0"
-API_LEVEL = "4"
+API_LEVEL = str(versioning.API_LEVEL)
 
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9/_=-]{1,16}$")
 
@@ -744,7 +744,7 @@ def _check_start(cfg: ConsumerConfig) -> None:
 
 
 def _go_duration_text(ns: int) -> str:
-    from ..monitor import go_duration
+    from ..gotime import go_duration
 
     return go_duration(ns / 1e9)
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import headers as H
 from .store import ErrTooManyResults, StoreError
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .ports import DirectStreamPort
 
 _EMPTY = b"NATS/1.0 408 Empty Request\r\n\r\n"
 _MALFORMED = b"NATS/1.0 408 Malformed Request\r\n\r\n"
@@ -29,18 +30,8 @@ _MAX_MULTI = 1024
 _DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # nats-server's MAX_PENDING_SIZE
 
 
-def _send(s: Stream, reply: bytes, hdr: bytes, payload: bytes = b"") -> None:
+def _send(s: DirectStreamPort, reply: bytes, hdr: bytes, payload: bytes = b"") -> None:
     s.publish(reply, None, hdr, payload)
-
-
-def _level_error(hdr: bytes) -> bool:
-    v = H.get(hdr, H.REQUIRED_API_LEVEL)
-    if v is None:
-        return False
-    try:
-        return int(v) > 4
-    except ValueError:
-        return True
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:
@@ -71,13 +62,13 @@ def _parse(body: bytes) -> dict[str, Any] | None:
     return out
 
 
-def direct_get(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
+def direct_get(s: DirectStreamPort, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                hdr: int, msg: Any) -> bool:
     if not reply:
         return True
     h = bytes(msg[:hdr]) if hdr > 0 else b""
     body = bytes(msg[max(hdr, 0):-2])
-    if h and _level_error(h):
+    if h and required_level_error(h):
         _send(s, reply, _LEVEL)
         return True
     if not body:
@@ -105,13 +96,13 @@ def direct_get(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply
     return True
 
 
-def direct_get_last(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
+def direct_get_last(s: DirectStreamPort, sub: Any, origin: Any, acc: Any, subject: bytes, reply: bytes | None,
                     hdr: int, msg: Any) -> bool:
     if not reply:
         return True
     h = bytes(msg[:hdr]) if hdr > 0 else b""
     body = bytes(msg[max(hdr, 0):-2])
-    if h and _level_error(h):
+    if h and required_level_error(h):
         _send(s, reply, _LEVEL)
         return True
     req: dict[str, Any] = {}
@@ -136,7 +127,7 @@ def direct_get_last(s: Stream, sub: Any, origin: Any, acc: Any, subject: bytes, 
     return True
 
 
-def _hdr(s: Stream, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
+def _hdr(s: DirectStreamPort, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
     base = [(b"Nats-Stream", s.name.encode()), (b"Nats-Subject", sm.subject),
             (b"Nats-Sequence", str(sm.seq).encode()), (b"Nats-Time-Stamp", H.go_time_ns(sm.ts).encode())]  # fmt: skip
     if extra:
@@ -147,20 +138,14 @@ def _hdr(s: Stream, sm: Any, extra: list[tuple[bytes, bytes]] | None = None) -> 
     return b"NATS/1.0\r\n" + lines + b"\r\n"
 
 
-def _time_ns(text: str) -> int:
-    from .stream_api import _parse_time_ns
-
-    return _parse_time_ns(text)
-
-
-def get(s: Stream, req: dict[str, Any], reply: bytes) -> None:
+def get(s: DirectStreamPort, req: dict[str, Any], reply: bytes) -> None:
     """getDirectRequest."""
     if req.get("multi_last"):
         _multi(s, req, reply)
         return
     store = s.store
     start = req.get("start_time")
-    seq = store.get_seq_from_time(_time_ns(start)) if start is not None else req.get("seq", 0)
+    seq = store.get_seq_from_time(H.parse_time_ns(start)) if start is not None else req.get("seq", 0)
     next_for = (req.get("next_by_subj") or "").encode(errors="surrogateescape")
     last_for = (req.get("last_by_subj") or "").encode(errors="surrogateescape")
     wc = b"*" in next_for or b">" in next_for
@@ -217,13 +202,13 @@ def get(s: Stream, req: dict[str, Any], reply: bytes) -> None:
         _send(s, reply, b"NATS/1.0 204 EOB\r\nNats-Num-Pending: %d\r\nNats-Last-Sequence: %d\r\n\r\n" % (np, lseq))
 
 
-def _multi(s: Stream, req: dict[str, Any], reply: bytes) -> None:
+def _multi(s: DirectStreamPort, req: dict[str, Any], reply: bytes) -> None:
     """getDirectMulti: the last message of each subject matching the filters, in stream order."""
     store = s.store
     mb = req.get("max_bytes", 0) or _DEFAULT_MAX_BYTES
     up_to = req.get("up_to_seq", 0)
     if req.get("up_to_time") is not None:
-        up_to = store.get_seq_from_time(_time_ns(req["up_to_time"]))
+        up_to = store.get_seq_from_time(H.parse_time_ns(req["up_to_time"]))
         if up_to <= store.fast_state().first_seq:
             _send(s, reply, _NO_RESULTS)
             return

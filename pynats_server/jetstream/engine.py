@@ -1,4 +1,4 @@
-"""JetStream on one server: enabling it, the accounts that have it, the API's entry point.
+"""JetStream on one server: enabling it, its accounts (jsaccount.JsAccount), the API's entry point.
 
 How requests reach us is nats-server's design, so that clients and mixed clusters see the
 same subjects: the system account exports `$JS.API.>` and subscribes to it; every account
@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from .. import const
 from ..options import JetStreamLimits, JetStreamOptions
+from . import handlers  # noqa: F401  - registers the API's endpoints (api.endpoint)
+from .api import Api
+from .jsaccount import JsAccount
+from .recovery import load_account
+from .versioning import API_LEVEL
 
 if TYPE_CHECKING:
     from ..accounts import Account
-    from ..server import Server
+    from ..core import ServerCore
 
-API_LEVEL = 4
 JS_ALL_API = "$JS.API.>"
 JS_API_INFO = "$JS.API.INFO"
 
@@ -59,103 +63,10 @@ def _free_space(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
-class JsAccount:
-    """An account's JetStream: its limits, its streams, what they use."""
-
-    def __init__(self, js: JetStream, account: Account, limits: JetStreamLimits) -> None:
-        self.js = js
-        self.account = account
-        self.limits = limits
-        self.streams: dict[str, Any] = {}  # name -> stream.Stream
-        self.store_dir = os.path.join(js.store_dir, account.name)
-        self.mem_used = 0
-        self.store_used = 0
-        self.api_total = 0
-        self.api_errors = 0
-        self.has_limits = limits.max_memory >= 0 or limits.max_storage >= 0
-
-    def usage(self) -> tuple[int, int]:
-        """(memory, storage) bytes used by the account's streams."""
-        return self.mem_used, self.store_used
-
-    def add_usage(self, memory: bool, delta: int) -> None:
-        """A stream's store grew or shrank (its storage-update callback)."""
-        if memory:
-            self.mem_used += delta
-            self.js.mem_used += delta
-        else:
-            self.store_used += delta
-            self.js.store_used += delta
-
-    def would_exceed(self, memory: bool, slen: int, hlen: int, mlen: int) -> bool:
-        """wouldExceedLimits: storing a message of these sizes passes the account's limit."""
-        lim = self.limits
-        if memory:
-            return lim.max_memory >= 0 and self.mem_used + slen + hlen + mlen + 16 > lim.max_memory
-        size = 22 + slen + mlen + 8 + (4 + hlen if hlen else 0)
-        return lim.max_storage >= 0 and self.store_used + size > lim.max_storage
-
-    def reserved(self) -> tuple[int, int]:
-        """(memory, storage) reserved by streams with max_bytes (reservedStorage)."""
-        mem = sto = 0
-        for s in self.streams.values():
-            mb = s.config["max_bytes"]
-            if mb > 0:
-                if s.is_memory:
-                    mem += mb
-                else:
-                    sto += mb
-        return mem, sto
-
-    def env(self) -> Any:
-        """What the stream configuration checks need (stream_config.StreamEnv)."""
-        from .stream_config import AccountLimits, StreamEnv
-
-        lim = self.limits
-        js = self.js
-        mem_res = sto_res = 0
-        for a in js.accounts.values():
-            m, s = a.reserved()
-            mem_res += m
-            sto_res += s
-        return StreamEnv(
-            streams={n: s.config for n, s in self.streams.items()},
-            limits=AccountLimits(lim.max_memory, lim.max_storage, lim.max_streams, lim.max_consumers,
-                                 lim.max_ack_pending, lim.memory_max_stream_bytes,
-                                 lim.storage_max_stream_bytes, lim.max_bytes_required),
-            mem_reserved=mem_res,
-            store_reserved=sto_res,
-            max_memory=js.max_memory,
-            max_store=js.max_storage,
-        )  # fmt: skip
-
-    def num_consumers(self) -> int:
-        """Consumers of the account's streams, with the internal ones of mirrors and sources
-        (nats-server counts those in $JS.API.INFO, not in stream states)."""
-        return sum(len(s.consumers) + len(s.taps) for s in self.streams.values())
-
-    def limits_json(self) -> dict[str, Any]:
-        lim = self.limits
-        return {
-            "max_memory": lim.max_memory,
-            "max_storage": lim.max_storage,
-            "max_streams": lim.max_streams,
-            "max_consumers": lim.max_consumers,
-            "max_ack_pending": lim.max_ack_pending,
-            "memory_max_stream_bytes": lim.memory_max_stream_bytes,
-            "storage_max_stream_bytes": lim.storage_max_stream_bytes,
-            "max_bytes_required": lim.max_bytes_required,
-        }
-
-    def stop(self) -> None:
-        for s in list(self.streams.values()):
-            s.stop()
-
-
 class JetStream:
     """The server's JetStream: configuration, accounts, API counters, lifecycle."""
 
-    def __init__(self, server: Server, opts: JetStreamOptions) -> None:
+    def __init__(self, server: ServerCore, opts: JetStreamOptions) -> None:
         self.server = server
         self.opts = opts
         base = opts.store_dir or os.path.join(tempfile.gettempdir(), "nats")
@@ -166,7 +77,7 @@ class JetStream:
         self.api_total = 0
         self.api_errors = 0
         self.started = 0.0
-        self.api: Any = None  # api.Api, made at start
+        self.api: Api | None = None  # made at start
         self.mem_used = 0
         self.store_used = 0
         self._rerr_last = 0.0
@@ -195,8 +106,6 @@ class JetStream:
             log.notice(f"  Domain:          {self.opts.domain}")
         log.notice(f"  API Level:       {API_LEVEL}")
         log.notice("-------------------------------------------")
-        from .api import Api
-
         self.api = Api(self)
         sysacc = srv.system_account
         assert sysacc is not None, "JetStream needs the system account"
@@ -207,7 +116,7 @@ class JetStream:
         self._schedule_sync()
         self.started = time.time()
         took = time.perf_counter() - t0
-        from ..monitor import go_duration
+        from ..gotime import go_duration
 
         log.notice(f"Took {go_duration(took)} to start JetStream")
 
@@ -238,8 +147,6 @@ class JetStream:
         jsa = JsAccount(self, acc, limits)
         self.accounts[acc.name] = jsa
         acc.jetstream = jsa
-        from .recovery import load_account
-
         load_account(jsa)
 
     def _domain_mappings(self, acc: Account) -> None:

@@ -10,7 +10,7 @@ from . import (
     stream_api,  # noqa: F401  - registers the stream endpoints
 )
 from .api import Request, endpoint
-from .engine import API_LEVEL
+from .versioning import API_LEVEL
 
 
 @endpoint("$JS.API.INFO")

@@ -1,7 +1,8 @@
 """The JetStream headers of published and stored messages (nats-server's names and parsing).
 
 Header lookups follow nats-server's sliceHeader: case-sensitive key at the start of a line,
-then ':', spaces skipped; an empty value counts as absent. Sans-IO, on bytes.
+then ':', spaces skipped; an empty value counts as absent. Sans-IO, on bytes. The RFC 3339
+times these headers (and the API's answers and requests) carry are written and read here too.
 """
 
 from __future__ import annotations
@@ -154,3 +155,30 @@ def go_time_ns(ns: int) -> str:
     d = dt.datetime.fromtimestamp(secs, tz=dt.timezone.utc)
     f = f"{frac:09d}".rstrip("0")
     return d.strftime("%Y-%m-%dT%H:%M:%S") + (f".{f}" if f else "") + "Z"
+
+
+def parse_time_ns(text: str) -> int:
+    """An RFC 3339 time of a request or a configuration (start times) in ns since the epoch:
+    go_time_ns read back."""
+    import datetime as dt
+
+    main, _, frac = text.partition(".")
+    tz = ""
+    if frac:
+        digits = ""
+        for i, ch in enumerate(frac):
+            if not ch.isdigit():
+                tz = frac[i:]
+                break
+            digits += ch
+    else:
+        digits = ""
+        if main.endswith("Z"):
+            main, tz = main[:-1], "Z"
+        elif len(main) > 19:
+            main, tz = main[:19], main[19:]
+    if tz == "Z":
+        tz = "+00:00"
+    d = dt.datetime.fromisoformat(main + tz)
+    ns = int(d.timestamp()) * 1_000_000_000
+    return ns + int((digits + "000000000")[:9]) if digits else ns

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..monitor import go_time
+from ..gotime import go_time
 
 if TYPE_CHECKING:
-    from .engine import JetStream, JsAccount
+    from .engine import JetStream
+    from .jsaccount import JsAccount
 
 _U64_MAX = (1 << 64) - 1
 

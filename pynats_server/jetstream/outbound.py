@@ -13,7 +13,7 @@ from __future__ import annotations
 from random import random
 from typing import Any
 
-from ..delivery import _auto_unsub
+from ..subdeliver import auto_unsub
 
 
 def _write(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, hdr: bytes, payload: bytes) -> bool:
@@ -22,7 +22,7 @@ def _write(dirty: list[Any], sub: Any, subject: bytes, reply: bytes | None, hdr:
     if pf is not None and pf.denies_delivery(subject):
         return False
     sub.nm += 1
-    if sub.max and not _auto_unsub(sub):
+    if sub.max and not auto_unsub(sub):
         return False
     out = d.out
     if not out:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from .. import const
 
 if TYPE_CHECKING:
-    from ..server import Server
+    from ..core import ServerCore
 
 JS_ALL_API = "$JS.API.>"
 
 
-def proxy_accounts(server: Server) -> None:
+def proxy_accounts(server: ServerCore) -> None:
     """Set up the imports (called at start when JetStream is off and a cluster is configured)."""
     sysacc = server.system_account
     if sysacc is None:

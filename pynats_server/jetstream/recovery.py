@@ -11,7 +11,7 @@ from .store import ErrStoreCorrupt, StoreError
 from .stream import META_FILE, Stream
 
 if TYPE_CHECKING:
-    from .engine import JsAccount
+    from .jsaccount import JsAccount
 
 
 def load_account(jsa: JsAccount) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 from . import errors
 from . import headers as H
 from .errors import ApiError, api_error
+from .store.base import header_value
+from .stream_config import collide, is_literal, is_valid_subject
 
 SCHEDULE_TZ = b"Nats-Schedule-Time-Zone"
 SCHEDULE_TTL = b"Nats-Schedule-TTL"
@@ -80,8 +82,6 @@ def format_rfc3339(t: dt.datetime) -> str:
 
 def load_location(hdr: bytes) -> tuple[Any, ApiError | None]:
     """Nats-Schedule-Time-Zone: (None, None) when absent; an error when empty or unknown."""
-    from .store.base import header_value
-
     if not hdr or b"\r\n" + SCHEDULE_TZ + b":" not in hdr:
         return None, None
     tz = header_value(hdr, SCHEDULE_TZ)
@@ -278,8 +278,6 @@ def next_schedule(hdr: bytes, ts: int) -> tuple[dt.datetime | None, ApiError | N
 
 
 def _valid_publish_subject(s: str) -> bool:
-    from .stream_config import is_literal, is_valid_subject
-
     return bool(s) and is_valid_subject(s) and is_literal(s)
 
 
@@ -297,8 +295,6 @@ def _schedule_ttl_ok(hdr: bytes) -> tuple[bytes, bool]:
 def check_publish(cfg: dict[str, Any], subject: bytes, hdr: bytes) -> bytes | ApiError:
     """The schedule headers of a published (not sourced) message: the headers to store (a
     schedule gets `Nats-Rollup: sub`), or the error to answer."""
-    from .stream_config import collide
-
     allow = cfg["allow_msg_schedules"]
     subj = subject.decode(errors="surrogateescape")
     when, err = next_schedule(hdr, time.time_ns())

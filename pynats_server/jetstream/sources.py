@@ -29,7 +29,7 @@ from .stream_config import source_iname
 from .transform import StreamTransform, TransformError, new_transform
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .ports import SourcingStreamPort
 
 _SLICE = 512  # messages copied per event-loop turn while catching up
 
@@ -54,7 +54,7 @@ class _Source:
         self.sseq = 0  # last origin sequence copied
         self.lag = 0  # origin messages left to copy, as of the last copy
         self.last_active = 0.0  # when the last message was copied (0: none yet)
-        self.origin: Stream | None = None
+        self.origin: SourcingStreamPort | None = None
         self.scheduled = False
 
     # -- which origin messages ----------------------------------------------------------
@@ -79,14 +79,12 @@ class _Source:
         if cfg.get("opt_start_seq"):
             return int(cfg["opt_start_seq"])
         if cfg.get("opt_start_time") and self.origin is not None:
-            from .stream_api import _parse_time_ns
-
-            return max(self.origin.store.get_seq_from_time(_parse_time_ns(cfg["opt_start_time"])), 1)
+            return max(self.origin.store.get_seq_from_time(H.parse_time_ns(cfg["opt_start_time"])), 1)
         return 1
 
     # -- copying ------------------------------------------------------------------------
 
-    def attach(self, origin: Stream) -> None:
+    def attach(self, origin: SourcingStreamPort) -> None:
         self.origin = origin
         origin.taps.append(self)
         # nats-server creates a consumer on the origin with an API request: it counts.
@@ -194,7 +192,7 @@ def _strip(hdr: bytes) -> bytes:
 class Sourcing:
     """The mirror or the sources of one stream."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: SourcingStreamPort) -> None:
         self.stream = stream
         self.stopped = False
         self.mirror: _Source | None = None
@@ -256,7 +254,7 @@ class Sourcing:
     def _all(self) -> list[_Source]:
         return ([self.mirror] if self.mirror is not None else []) + list(self.sources.values())
 
-    def origin_gone(self, origin: Stream) -> None:
+    def origin_gone(self, origin: SourcingStreamPort) -> None:
         for s in self._all():
             if s.origin is origin:
                 s.detach()

@@ -24,8 +24,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..delivery import deliver_msg
+from ..gotime import go_time
 from ..internal import InternalClient
-from ..monitor import go_time
 from ..protocol import wire
 from . import errors
 from . import headers as H
@@ -42,9 +42,11 @@ from .batch import (
     check_commit,
 )
 from .dedup import Dedup
+from .direct import direct_get, direct_get_last
 from .errors import ApiError, api_error
 from .reqjson import go_quote
 from .schedule import Scheduling
+from .sources import Sourcing
 from .store import (
     DiscardPolicy,
     ErrMaxBytes,
@@ -65,9 +67,10 @@ from .store import (
 )
 from .stream_config import full, to_json
 from .transform import StreamTransform, TransformError, new_transform
+from .versioning import required_level_error
 
 if TYPE_CHECKING:
-    from .engine import JsAccount
+    from .jsaccount import JsAccount
 
 META_FILE = "meta.inf"
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -119,7 +122,7 @@ class Stream:
         self._acks: list[tuple[bytes, bytes]] = []  # deferred PubAcks (file streams)
         self._dirty = False
         self._signal: list[int] = []  # sequences stored while acks were deferred
-        self.sources: Any = None  # sources.Sourcing, when the stream mirrors or sources
+        self.sources: Sourcing | None = None  # when the stream mirrors or sources
         self.taps: list[Any] = []  # streams copying this one (sources._Source): told of stores
         self.batches: dict[bytes, AtomicBatch] = {}  # atomic batches being staged, by id
         self._scheduling: Scheduling | None = None  # message schedules (allow_msg_schedules)
@@ -207,8 +210,6 @@ class Stream:
         if self.config["mirror_direct"] and self.config["mirror"] is not None:
             self._subscribe_mirror_direct()
         if self.config["mirror"] is not None or self.config["sources"]:
-            from .sources import Sourcing
-
             self.sources = Sourcing(self)
             self.sources.start()
         # Streams of the account waiting for this one as their origin.
@@ -222,8 +223,6 @@ class Stream:
         self._subs[subject] = self.client.subscribe(subject.encode(), self._on_msg, forward=True)
 
     def _subscribe_direct(self) -> None:
-        from .direct import direct_get, direct_get_last
-
         assert self.client is not None
         if self._direct_subs:
             return
@@ -234,8 +233,6 @@ class Stream:
         ]
 
     def _subscribe_mirror_direct(self) -> None:
-        from .direct import direct_get, direct_get_last
-
         assert self.client is not None
         if self._mirror_direct_subs or self.config["mirror"] is None:
             return
@@ -346,8 +343,6 @@ class Stream:
         self.store.update_config(store_config(cfg))
         self.mark_dirty()
         if self.sources is not None or cfg["mirror"] is not None or cfg["sources"]:
-            from .sources import Sourcing
-
             if self.sources is None:
                 self.sources = Sourcing(self)
             self.sources.update(old)
@@ -740,9 +735,7 @@ class Stream:
                 return self._error(reply, api_error(errors.ATOMIC_PUBLISH_INVALID_BATCH_COMMIT))
             commit = True
         if H.get(hdr, H.REQUIRED_API_LEVEL) is not None:
-            from .api import _required_level_error
-
-            if _required_level_error(hdr):
+            if required_level_error(hdr):
                 self._drop_batch(bid)
                 return self._error(reply, api_error(errors.REQUIRED_API_LEVEL))
             hdr = H.remove(hdr, H.REQUIRED_API_LEVEL)

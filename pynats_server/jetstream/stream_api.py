@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from . import errors
+from . import headers as H
 from . import stream_config as sc
 from .api import Request, endpoint
 from .errors import ApiError, api_error
@@ -325,7 +326,7 @@ def msg_get(req: Request) -> None:
     s = _stream(req, req.tokens[-1])
     store = s.store
     if start is not None:
-        seq = store.get_seq_from_time(_parse_time_ns(start))
+        seq = store.get_seq_from_time(H.parse_time_ns(start))
     try:
         if seq > 0 and not next_for:
             sm = store.load_msg(seq)
@@ -336,41 +337,14 @@ def msg_get(req: Request) -> None:
             sm = store.load_last_msg(last_for.encode(errors="surrogateescape"))
     except StoreError:
         raise api_error(errors.NO_MESSAGE_FOUND) from None
-    from .headers import go_time_ns
-
     m: dict[str, Any] = {"subject": sm.subject.decode(errors="surrogateescape"), "seq": sm.seq}
     if sm.hdr and not r.get("no_hdr"):
         m["hdrs"] = base64.b64encode(sm.hdr).decode()
     if sm.msg:
         m["data"] = base64.b64encode(sm.msg).decode()
-    m["time"] = go_time_ns(sm.ts)
+    m["time"] = H.go_time_ns(sm.ts)
     # nats-server answers this one directly, outside its API accounting.
     req.respond({"type": T_MSG_GET, "message": m}, track=False)
-
-
-def _parse_time_ns(text: str) -> int:
-    import datetime as dt
-
-    main, _, frac = text.partition(".")
-    tz = ""
-    if frac:
-        digits = ""
-        for i, ch in enumerate(frac):
-            if not ch.isdigit():
-                tz = frac[i:]
-                break
-            digits += ch
-    else:
-        digits = ""
-        if main.endswith("Z"):
-            main, tz = main[:-1], "Z"
-        elif len(main) > 19:
-            main, tz = main[:19], main[19:]
-    if tz == "Z":
-        tz = "+00:00"
-    d = dt.datetime.fromisoformat(main + tz)
-    ns = int(d.timestamp()) * 1_000_000_000
-    return ns + int((digits + "000000000")[:9]) if digits else ns
 
 
 # -- snapshot / restore --------------------------------------------------------------------

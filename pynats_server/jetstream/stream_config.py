@@ -35,9 +35,11 @@ from .reqjson import (
     Time,
     decode,
     enum_of,
+    go_quote,
     struct,
 )
 from .transform import TransformError, new_transform, validate_mapping
+from .versioning import API_LEVEL
 
 MS = 1_000_000
 SECOND = 1_000_000_000
@@ -46,7 +48,6 @@ MAX_NAME_LEN = 255
 MAX_DESCRIPTION_LEN = 4 * 1024
 MAX_METADATA_LEN = 128 * 1024
 MAX_REPLICAS = 5
-API_LEVEL = 4
 SERVER_VERSION = "2.14.0"
 REQ_LEVEL_KEY = "_nats.req.level"
 VER_KEY = "_nats.ver"
@@ -547,13 +548,11 @@ def check_stream_cfg(config: dict[str, Any], env: StreamEnv, pedantic: bool = Fa
 
 
 def go_q(s: str) -> str:
-    from .reqjson import go_quote
-
     return go_quote(s)
 
 
 def _go_duration(ns: int) -> str:
-    from ..monitor import go_duration
+    from ..gotime import go_duration
 
     return go_duration(ns / 1e9)
 

@@ -1112,6 +1112,8 @@ class Parser:
         size = parse_size(szb)
         if size < 0 or (code == OP_HMSG and (hdr < 0 or hdr > size)):
             raise ProtocolError(None, "Protocol Violation", f"{what} Bad or Missing Size: {arg!r}")
+        if 0 <= self.max_payload < size:  # the leaf's limit, set as it registers (-1 before)
+            self._check_payload(size)
         if code == OP_HMSG:
             return (OP_HMSG, b"", body[0], reply, queues, hdr, hdb, szb, size)
         return (OP_LMSG, b"", body[0], reply, queues, szb, size)

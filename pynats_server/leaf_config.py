@@ -1,4 +1,4 @@
-"""Leaf node options: the `leafnodes {}` block of a configuration file (nats-server's
+"""The `leafnodes {}` block of a configuration file (nats-server's
 parseLeafNodes, parseLeafAuthorization and parseRemoteLeafNodes in opts.go).
 
 nats-server has no command-line flags for leaf nodes, so neither do we. Keys nats-server
@@ -9,107 +9,18 @@ would change what connects where.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from . import const
-from .options import TLSOptions
+from .confread import Mapper, go_map, go_type, listen, want
+from .options import (
+    LeafUser,
+    RemoteLeaf,
+    parse_leaf_url,
+)
 
 if TYPE_CHECKING:
     from .conf import Token
-    from .config import _Mapper
-
-DEFAULT_LEAFNODE_PORT = 7422
-DEFAULT_RECONNECT = 1.0  # seconds (nats-server DEFAULT_LEAF_NODE_RECONNECT)
-DEFAULT_FIRST_INFO_TIMEOUT = 1.0  # DEFAULT_LEAFNODE_INFO_WAIT
-
-
-@dataclass
-class LeafURL:
-    """A remote to dial: `nats-leaf://[user:pass@]host:port` (or nats://, tls://)."""
-
-    scheme: str
-    host: str
-    port: int
-    user: str | None = None
-    password: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.host_port}"
-
-    @property
-    def host_port(self) -> str:
-        h = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{h}:{self.port}"
-
-
-@dataclass
-class LeafUser:
-    """An entry of `leafnodes { authorization { users [...] } }`."""
-
-    user: str
-    password: str = ""
-    account: str = ""
-
-
-@dataclass
-class RemoteLeaf:
-    """One entry of `leafnodes { remotes [...] }`: where to connect as a leaf node."""
-
-    urls: list[LeafURL] = field(default_factory=list)
-    account: str = ""  # the local account the connection is bound to ("": $G)
-    credentials: str = ""  # a .creds file: user JWT and seed (signs the hub's nonce)
-    nkey: str = ""  # a user seed
-    tls: TLSOptions | None = None
-    tls_required: bool = False  # `tls: true` or a tls:// URL without a tls block
-    hub: bool = False
-    deny_imports: list[str] = field(default_factory=list)
-    deny_exports: list[str] = field(default_factory=list)
-    no_randomize: bool = False
-    first_info_timeout: float = DEFAULT_FIRST_INFO_TIMEOUT
-    disabled: bool = False
-
-
-@dataclass
-class LeafNodeOptions:
-    """`leafnodes {}`: the listener that accepts leaf nodes, its auth, and the remotes."""
-
-    host: str = ""
-    port: int = 0  # 0: no listener; -1: a random port
-    advertise: str = ""
-    no_advertise: bool = False
-    user: str = ""
-    password: str = ""
-    account: str = ""  # the account the single authorization user binds to
-    users: list[LeafUser] = field(default_factory=list)
-    auth_timeout: float = 0.0  # 0: nats-server's default (the client one)
-    tls: TLSOptions | None = None
-    reconnect: float = DEFAULT_RECONNECT
-    remotes: list[RemoteLeaf] = field(default_factory=list)
-    isolate: bool = False
-
-    @property
-    def listening(self) -> bool:
-        return self.port != 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.listening or bool(self.remotes)
-
-
-def parse_leaf_url(text: str) -> LeafURL:
-    """A remote URL as nats-server's parseURL reads it (default port 7422)."""
-    u = urlsplit(text.strip())
-    if not u.scheme or not u.hostname:
-        raise ValueError(f"error parsing leafnode url [{text!r}]")
-    try:
-        port = u.port or DEFAULT_LEAFNODE_PORT
-    except ValueError as e:
-        raise ValueError(f"error parsing leafnode url [{text!r}]: {e}") from None
-    user = unquote(u.username) if u.username is not None else None
-    pw = unquote(u.password) if u.password is not None else None
-    return LeafURL(u.scheme, u.hostname, port, user, pw)
 
 
 # -- the configuration file ---------------------------------------------------------------
@@ -120,12 +31,10 @@ _REMOTE_IGNORED = {"ws_compress", "ws_compression", "websocket_compress", "webso
                    "js_cluster_migrate", "ignore_discovered_servers"}  # fmt: skip
 
 
-def apply(m: _Mapper, tok: Token) -> None:
+def apply(m: Mapper, tok: Token) -> None:
     """`leafnodes { ... }` into m.opts.leafnode."""
-    from .config import _go_type
-
     if type(tok.value) is not dict:
-        m.error(tok, f"Expected map to define leafnodes, got {_go_type(tok.value)}")
+        m.error(tok, f"Expected map to define leafnodes, got {go_type(tok.value)}")
         return
     for key, t in tok.value.items():
         m.guarded(lambda k, v: _leaf_key(m, k, v), key, t)
@@ -134,17 +43,15 @@ def apply(m: _Mapper, tok: Token) -> None:
         lo.host = const.DEFAULT_HOST
 
 
-def _leaf_key(m: _Mapper, key: str, tok: Token) -> None:
-    from .config import _listen, _want
-
+def _leaf_key(m: Mapper, key: str, tok: Token) -> None:
     lo = m.opts.leafnode
     k = key.lower()
     if k == "listen":
-        lo.host, lo.port = _listen(tok)
+        lo.host, lo.port = listen(tok)
     elif k == "port":
-        lo.port = _want(tok, int)
+        lo.port = want(tok, int)
     elif k in ("host", "net"):
-        lo.host = _want(tok, str)
+        lo.host = want(tok, str)
     elif k == "authorization":
         _authorization(m, tok)
     elif k == "remotes":
@@ -156,11 +63,11 @@ def _leaf_key(m: _Mapper, key: str, tok: Token) -> None:
         if tls is not None:
             lo.tls = tls
     elif k in ("leafnode_advertise", "advertise"):
-        lo.advertise = _want(tok, str)
+        lo.advertise = want(tok, str)
     elif k == "no_advertise":
-        lo.no_advertise = _want(tok, bool)
+        lo.no_advertise = want(tok, bool)
     elif k in ("isolate_leafnode_interest", "isolate"):
-        lo.isolate = _want(tok, bool)
+        lo.isolate = want(tok, bool)
     elif k == "compression":
         _compression(m, "leafnodes", tok)
     elif k in _IGNORED_KEYS:
@@ -169,7 +76,7 @@ def _leaf_key(m: _Mapper, key: str, tok: Token) -> None:
         m.unknown(key, tok)
 
 
-def _compression(m: _Mapper, where: str, tok: Token) -> None:
+def _compression(m: Mapper, where: str, tok: Token) -> None:
     if tok.value not in (False, "off", "disabled", "not supported"):
         m.warnings.append(
             f"{tok.source}: {where} compression is not supported by pynats-server and is "
@@ -177,18 +84,16 @@ def _compression(m: _Mapper, where: str, tok: Token) -> None:
         )
 
 
-def _authorization(m: _Mapper, tok: Token) -> None:
-    from .config import _want
-
+def _authorization(m: Mapper, tok: Token) -> None:
     lo = m.opts.leafnode
-    for key, t in _want(tok, dict).items():
+    for key, t in want(tok, dict).items():
         k = key.lower()
         if k in ("user", "username"):
-            lo.user = _want(t, str)
+            lo.user = want(t, str)
         elif k in ("pass", "password"):
-            lo.password = _want(t, str)
+            lo.password = want(t, str)
         elif k == "account":
-            lo.account = _want(t, str)
+            lo.account = want(t, str)
         elif k == "timeout":
             v = t.value
             if type(v) in (int, float):
@@ -200,56 +105,68 @@ def _authorization(m: _Mapper, tok: Token) -> None:
         elif k == "users":
             lo.users = _users(m, t)
         elif k == "nkey":
-            m.error(t, "leafnode nkey authorization is not supported by pynats-server")
+            from .nkeys_util import is_valid_user_key
+
+            nk = want(t, str)
+            if not is_valid_user_key(nk):
+                m.error(t, "Not a valid public nkey for leafnode authorization")
+            lo.nkey = nk
         elif k == "proxy_required":
-            if _want(t, bool):
+            if want(t, bool):
                 m.error(t, "proxy_required is not supported")
         else:
             m.unknown(key, t)
-    if lo.users and lo.user:
-        m.error(tok, "can not have a single user/pass and a users array")
+    # nats-server's validateLeafNodeAuthOptions
+    if lo.users:
+        if lo.user:
+            m.error(tok, "can not have a single user/pass and a users array")
+        elif lo.nkey:
+            m.error(tok, "can not have a single nkey and a users array")
+        else:
+            seen: set[str] = set()
+            for u in lo.users:
+                if u.user in seen:
+                    m.error(tok, f'duplicate user "{u.user}" detected in leafnode authorization')
+                    break
+                seen.add(u.user)
 
 
-def _users(m: _Mapper, tok: Token) -> list[LeafUser]:
-    from .config import _go_map, _want
-
+def _users(m: Mapper, tok: Token) -> list[LeafUser]:
     if type(tok.value) is not list:
-        m.error(tok, f"Expected users field to be an array, got {_go_map(tok.value)}")
+        m.error(tok, f"Expected users field to be an array, got {go_map(tok.value)}")
         return []
     out = []
     for t in tok.value:
         u = LeafUser("")
-        for key, v in _want(t, dict).items():
+        for key, v in want(t, dict).items():
             k = key.lower()
             if k in ("user", "username"):
-                u.user = _want(v, str)
+                u.user = want(v, str)
             elif k in ("pass", "password"):
-                u.password = _want(v, str)
+                u.password = want(v, str)
             elif k == "account":
-                u.account = _want(v, str)
+                u.account = want(v, str)
             else:
                 m.unknown(key, v)
         out.append(u)
     return out
 
 
-def _remotes(m: _Mapper, tok: Token) -> list[RemoteLeaf]:
-    from .config import _go_type
-
+def _remotes(m: Mapper, tok: Token) -> list[RemoteLeaf]:
     if type(tok.value) is not list:
-        m.error(tok, f"Expected remotes field to be an array, got {_go_type(tok.value)}")
+        m.error(tok, f"Expected remotes field to be an array, got {go_type(tok.value)}")
         return []
     out = []
     for t in tok.value:
         if type(t.value) is not dict:
-            m.error(t, f"Expected remote leafnode entry to be a map/struct, got {_go_type(t.value)}")
+            m.error(t, f"Expected remote leafnode entry to be a map/struct, got {go_type(t.value)}")
             continue
         r = RemoteLeaf()
         for key, v in t.value.items():
             k = key.lower()
             try:
                 _remote_key(m, r, k, key, v)
-            except Exception as e:  # _Bad and friends: one error, then the next key
+            except Exception as e:  # Bad and friends: one error, then the next key
                 m.errors.append(str(e))
         if not r.urls:
             m.error(t, "remote leafnode requires at least one url")  # checked by validate in Go
@@ -260,9 +177,7 @@ def _remotes(m: _Mapper, tok: Token) -> list[RemoteLeaf]:
     return out
 
 
-def _remote_key(m: _Mapper, r: RemoteLeaf, k: str, key: str, v: Token) -> None:
-    from .config import _want
-
+def _remote_key(m: Mapper, r: RemoteLeaf, k: str, key: str, v: Token) -> None:
     if k in ("url", "urls"):
         vals = v.value if type(v.value) is list else [v]
         if type(v.value) not in (list, str):
@@ -270,17 +185,17 @@ def _remote_key(m: _Mapper, r: RemoteLeaf, k: str, key: str, v: Token) -> None:
             return
         for u in vals:
             try:
-                r.urls.append(parse_leaf_url(_want(u, str)))
+                r.urls.append(parse_leaf_url(want(u, str)))
             except ValueError as e:
                 m.error(u, str(e))
     elif k in ("account", "local"):
-        r.account = _want(v, str)
+        r.account = want(v, str)
     elif k in ("creds", "credentials"):
         import os
 
-        r.credentials = os.path.expanduser(os.path.expandvars(_want(v, str)))
+        r.credentials = os.path.expanduser(os.path.expandvars(want(v, str)))
     elif k in ("nkey", "seed"):
-        r.nkey = _want(v, str)
+        r.nkey = want(v, str)
     elif k == "tls":
         if type(v.value) is bool:
             r.tls_required = v.value
@@ -289,21 +204,21 @@ def _remote_key(m: _Mapper, r: RemoteLeaf, k: str, key: str, v: Token) -> None:
             if tls is not None:
                 r.tls = tls
     elif k == "hub":
-        r.hub = _want(v, bool)
+        r.hub = want(v, bool)
     elif k in ("deny_imports", "deny_import"):
         r.deny_imports = _subjects(v)
     elif k in ("deny_exports", "deny_export"):
         r.deny_exports = _subjects(v)
     elif k in ("no_randomize", "dont_randomize"):
-        r.no_randomize = _want(v, bool)
+        r.no_randomize = want(v, bool)
     elif k == "first_info_timeout":
         r.first_info_timeout = m.duration(k, v)
     elif k == "disabled":
-        r.disabled = _want(v, bool)
+        r.disabled = want(v, bool)
     elif k == "compression":
         _compression(m, "remote leafnode", v)
     elif k in ("isolate_leafnode_interest", "isolate", "request_isolation"):
-        _want(v, bool)
+        want(v, bool)
         m.ignored(f"remotes.{key}", v)
     elif k == "proxy":
         m.error(v, "leafnode proxies are not supported by pynats-server")
