@@ -65,7 +65,7 @@ class PubSpec:
     max_ops: int
     window: int = 8
     lag_limit: int = 0  # max undelivered messages before pausing (0: no limit)
-    deliveries_per_msg: int = 1
+    deliveries_per_msg: float = 1
     tls: bool = False
 
 

@@ -49,7 +49,8 @@ def run_once(
     load_before = wait_idle(idle_wait) if idle_wait > 0 else None
     t0 = time.monotonic()
     try:
-        with servers.running(target, workdir, nodes=sc.nodes, tls=sc.tls, jetstream=sc.jetstream) as srvs:
+        with servers.running(target, workdir, nodes=sc.nodes, tls=sc.tls, jetstream=sc.jetstream,
+                                 extra=sc.server_args) as srvs:
             result = sc.run(srvs, st)
     except Exception as exc:  # a failed run is recorded, the benchmark goes on
         return {

@@ -46,6 +46,7 @@ class Scenario:
     quick: bool = False  # part of --quick
     tags: tuple[str, ...] = field(default=())
     tls: bool = False  # clients connect with TLS (servers started with --tls)
+    server_args: tuple[str, ...] = ()  # more command-line arguments for every server
     jetstream: bool = False  # servers started with -js -sd <a fresh directory>
 
 
@@ -63,6 +64,9 @@ class Flow:
     size: int = 16
     queue: bool = False
     mixed: bool = False  # 128 subjects x sizes 16..1024 B, no two consecutive control lines equal
+    # Runs of 32 PUBs that alternate between the subscribed subject and one nobody wants.
+    runs_mixed: bool = False
+    unsub_max: bool = False  # the subscription has an UNSUB max (never reached in the run)
 
 
 def _mixed_frames(n: int = 4096, subjects: int = 128, seed: int = 7) -> list[bytes]:
@@ -82,7 +86,16 @@ def _mixed_frames(n: int = 4096, subjects: int = 128, seed: int = 7) -> list[byt
 def throughput(flow: Flow) -> Callable[[list[Server], Settings], dict[str, Any]]:
     def run(servers: list[Server], st: Settings) -> dict[str, Any]:
         pub_srv, sub_srv = servers[0], servers[-1]
-        if flow.mixed:
+        dpm: float = 1 if flow.queue else max(1, flow.subs)
+        if flow.runs_mixed:
+            want = proto.pub_frame("bench.data", proto.payload(flow.size))
+            frames = [want] * 32 + [proto.pub_frame("bench.none", proto.payload(flow.size))] * 32
+            chunks = proto.build_chunks(frames * 46, CHUNK_BYTES)  # one write: 46 pairs of runs
+            frame_len = len(want)
+            msg_len = proto.msg_frame_len("bench.data", 1, flow.size)
+            sub_lines = b"SUB bench.data 1\r\n"
+            dpm /= 2
+        elif flow.mixed:
             frames = _mixed_frames()
             chunks = proto.build_chunks(frames, CHUNK_BYTES)
             frame_len = sum(map(len, frames)) // len(frames)
@@ -94,7 +107,8 @@ def throughput(flow: Flow) -> Callable[[list[Server], Settings], dict[str, Any]]
             frame_len = len(frame)
             msg_len = proto.msg_frame_len("bench.data", 1, flow.size)
             sub_lines = b"SUB bench.data workers 1\r\n" if flow.queue else b"SUB bench.data 1\r\n"
-        dpm = 1 if flow.queue else max(1, flow.subs)
+            if flow.unsub_max:
+                sub_lines += b"UNSUB 1 999999999\r\n"
         probe = None
         probe_subject = None
         if len(servers) > 1:
@@ -188,7 +202,7 @@ def _throughput_metrics(
     servers: list[Server],
     *,
     expected_per_sub: int | None,
-    dpm: int,
+    dpm: float,
     queue: bool,
 ) -> dict[str, Any]:
     sent = sum(d["sent"] for d in res.drivers)
@@ -201,7 +215,7 @@ def _throughput_metrics(
     }
     if res.sinks:
         received = sum(s["received"] for s in res.sinks)
-        expected = sent * dpm
+        expected = round(sent * dpm)
         sub_wall = max(s["t_end"] for s in res.sinks) - res.t_go
         out.update(
             delivered=received,
@@ -461,10 +475,12 @@ def _tp(
     quick: bool = False,
     nodes: int = 1,
     tls: bool = False,
+    server_args: tuple[str, ...] = (),
 ) -> Scenario:
     metrics = (DELIVERED, PUBLISHED) if flow.subs else (PUBLISHED,)
     return Scenario(
-        name, title, description, metrics, throughput(flow), nodes=nodes, quick=quick, tls=tls
+        name, title, description, metrics, throughput(flow), nodes=nodes, quick=quick, tls=tls,
+        server_args=server_args,
     )
 
 
@@ -503,6 +519,27 @@ SCENARIOS: tuple[Scenario, ...] = (
         Flow(subs=1, size=128),
         quick=True,
         tls=True,
+    ),
+    _tp(
+        "pubsub_runs_mixed_16b",
+        "1 pub -> 1 sub, runs to a subscribed and an unwanted subject, 16 B",
+        "Runs of 32 PUBs alternate between bench.data (one subscriber) and bench.none (none): "
+        "each read mixes runs with and without a destination.",
+        Flow(subs=1, runs_mixed=True),
+    ),
+    _tp(
+        "pubsub_unsub_max_16b",
+        "1 pub -> 1 sub with an UNSUB max, 16 B",
+        "The subscription has an auto-unsubscribe limit (999,999,999, not reached): every message takes "
+        "the path a limited subscription needs.",
+        Flow(subs=1, unsub_max=True),
+    ),
+    _tp(
+        "pubsub_traced_16b",
+        "1 pub -> 1 sub, servers tracing (-V), 16 B",
+        "pubsub_16b with protocol tracing on: every message is traced in and out.",
+        Flow(subs=1),
+        server_args=("-V",),
     ),
     _tp(
         "fanout_1x4_16b",

@@ -333,7 +333,8 @@ def wait_route(a: Server, b: Server, timeout: float = 20.0) -> float:
 
 @contextlib.contextmanager
 def running(
-    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False, jetstream: bool = False
+    target: Target, workdir: Path, *, nodes: int = 1, tls: bool = False, jetstream: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[list[Server]]:
     """Start one server, or a cluster of ``nodes`` fully routed to the first one; with
     `jetstream`, a single server with -js and a fresh store directory (removed after)."""
@@ -342,9 +343,9 @@ def running(
     try:
         if jetstream:
             store = Path(tempfile.mkdtemp(prefix=f"js-{target.name}-", dir=workdir))
-            servers.append(start_server(target, workdir, tls=tls, extra=("-js", "-sd", str(store))))
+            servers.append(start_server(target, workdir, tls=tls, extra=("-js", "-sd", str(store), *extra)))
         elif nodes == 1:
-            servers.append(start_server(target, workdir, tls=tls))
+            servers.append(start_server(target, workdir, tls=tls, extra=extra))
         else:
             seed_port = free_port()
             servers.append(
@@ -352,7 +353,7 @@ def running(
                     target,
                     workdir,
                     label="n1",
-                    extra=("--cluster", f"nats://{HOST}:{seed_port}", "--cluster_name", "bench"),
+                    extra=("--cluster", f"nats://{HOST}:{seed_port}", "--cluster_name", "bench", *extra),
                 )
             )
             for i in range(1, nodes):
@@ -368,6 +369,7 @@ def running(
                             "bench",
                             "--routes",
                             f"nats://{HOST}:{seed_port}",
+                            *extra,
                         ),
                     )
                 )

@@ -28,7 +28,7 @@ from .auth import (
 )
 from .connection import Connection
 from .core import ServerCore
-from .delivery import build_plan, deliver_client_msg, no_responders
+from .delivery import build_plan, deliver_client_msg, deliver_run, no_responders
 from .gotime import go_duration
 from .jwt_client import JWTClient
 from .protocol import wire
@@ -362,8 +362,14 @@ class ClientConnection(JWTClient, Connection[ServerCore]):
     def _choose_pub_handler(self) -> None:
         """The planned path unless the connection needs per-message extras (verbose +OK,
         permissions, echo off, tracing)."""
-        fast = not self.verbose and self.perms is None and self.echo and not self.log.trace_enabled
-        self.parser.set_pub_handler(self._pub_fast if fast else self.on_pub)
+        fast = not self.verbose and self.perms is None and not self.log.trace_enabled
+        if fast and self.echo:
+            self.parser.set_pub_handler(self._pub_fast, type(self)._pub_run)
+        elif fast:
+            # Echo off: runs taken whole skip the client's own subscriptions (_pub_run).
+            self.parser.set_pub_handler(self.on_pub, type(self)._pub_run)
+        else:
+            self.parser.set_pub_handler(self.on_pub)
 
     def bind_account(self, acc: Any) -> None:
         """The client belongs to `acc` from now on (set when it authenticates)."""
@@ -598,6 +604,39 @@ class ClientConnection(JWTClient, Connection[ServerCore]):
             deliver_client_msg(self, subject, reply, szb, -1, b"", msg)
         elif reply and self.no_responders:
             no_responders(self, subject, reply)
+
+    def _pub_run(self, subject: bytes, reply: bytes | None, szb: bytes, size: int, payloads: list[bytes]) -> bool:
+        """A run of PUBs with one control line (the parser's _bulk), on the planned path
+        as a whole (delivery.deliver_run); False leaves them to _pub_fast one by one: a
+        subject without a plan, a reserved one, what deliver_run declines (stream imports,
+        queue groups over 256 members or with a member here when echo is off), nobody
+        listening to a request that wants no_responders (or, with echo off, a request that
+        wants it and has listeners). With echo off (on_pub takes single PUBs) the client's
+        own subscriptions are skipped. (A traced connection never gets
+        here: _choose_pub_handler gives it on_pub and no run handler.)"""
+        if subject.startswith(RESERVED_SUBJECT_PREFIXES) and reserved_subject(subject):
+            return False
+        r = self._cache_get(subject)
+        if r is None:
+            r = self._match_miss(subject)
+        plan = r.plan
+        if plan is None:
+            plan = r.plan = build_plan(r, subject, self._acc_b)
+        if plan is False:
+            return False
+        qplan = r.qplan
+        if plan or qplan:
+            if self.echo:
+                skip = None
+            elif reply and self.no_responders:
+                return False  # whether anyone else got it decides the status: one by one
+            else:
+                skip = self
+            return deliver_run(self._dirty, plan, qplan, reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+                               payloads, size, skip)
+        # Nobody listens: counted (by the parser) and dropped, unless a request wants
+        # its no-responders status.
+        return not (reply and self.no_responders)
 
     def on_pub(self, subject: bytes, reply: bytes | None, szb: bytes, msg: Any) -> None:
         if self.log.trace_enabled:

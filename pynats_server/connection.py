@@ -49,6 +49,11 @@ class Connection(asyncio.Protocol, Generic[H]):
     is_leaf = False  # leafnode.LeafConnection (it sits in match results among the routes)
     is_spoke = False
     remote_cluster = ""
+    # Messages and payload bytes queued in `out` as whole runs (delivery.deliver_run: one
+    # chunk holds many frames), counted at the next flush like the triples. Class-level
+    # zeros, so a connection that never gets a run keeps no attributes for them.
+    run_msgs = 0
+    run_bytes = 0
 
     server: H
 
@@ -172,6 +177,7 @@ class Connection(asyncio.Protocol, Generic[H]):
         t = self.transport
         if self.closed or t is None:
             out.clear()
+            self.run_msgs = self.run_bytes = 0
             return
         payloads = out[2::3]
         n = len(payloads) - payloads.count(b"")
@@ -180,7 +186,15 @@ class Connection(asyncio.Protocol, Generic[H]):
         if n:
             self.out_msgs += n
             self.out_bytes += sum(map(len, payloads)) - 2 * n
-        data = b"".join(out)
+        if self.run_msgs:
+            self.out_msgs += self.run_msgs
+            self.out_bytes += self.run_bytes
+            self.run_msgs = self.run_bytes = 0
+        # A whole run (delivery.deliver_run) or a line alone is written as it is, uncopied.
+        if len(out) == 3 and not out[2] and not out[1] and type(out[0]) is bytes:
+            data = out[0]
+        else:
+            data = b"".join(out)
         out.clear()
         t.write(data)
         if t.get_write_buffer_size() > self.max_pending():
@@ -297,3 +311,4 @@ class Connection(asyncio.Protocol, Generic[H]):
             self.close_reason = self.close_reason or ("Read Error" if exc else "Client Closed")
             self.on_closed(self.close_reason)
         self.out.clear()
+        self.run_msgs = self.run_bytes = 0

@@ -24,7 +24,8 @@ Rules (nats-server client.go processMsgResults):
 
 from __future__ import annotations
 
-from random import random
+from itertools import compress
+from random import randbytes, random
 from typing import Any
 
 from .leafdelivery import deliver_leaf_msg, to_hub_leafs
@@ -86,6 +87,103 @@ def build_plan(r: SublistResult, subject: bytes, acc: bytes = b"$G", *, local_on
         qplan.append(group)
     r.qplan = qplan
     return plan
+
+
+CRLF = b"\r\n"
+
+
+def deliver_run(dirty: list[Any], plan: Any, qplan: Any, tail: bytes, payloads: list[bytes], size: int,
+                skip: Any = None) -> bool:
+    """A run of messages with one control line (the parser's _bulk: same subject, reply
+    and size), on a plan: each destination gets all its frames as one chunk, built once
+    per line prefix (`MSG subject sid `, `RMSG account subject `), and counts them at its
+    next flush. Each queue group's members get the run split among them at random, each
+    message to one member (uniform, as a pick per message). `tail` is `[reply ]size\r\n`;
+    `payloads` are without their CRLF; `skip` is a publisher with echo off (its own
+    subscriptions get nothing). False, with nothing done, for a plan the run leaves to the
+    one-by-one path: one that reaches a stream import's subscription (its subject mapped),
+    a queue group over 256 members or with a member on `skip`."""
+    for entry in plan:
+        if getattr(entry[3], "origin", None) is not None:  # accounts.ShadowSubscription
+            return False
+    for group in qplan:
+        if len(group) > 256:
+            return False
+        for entry in group:
+            if entry[0] is skip or getattr(entry[3], "origin", None) is not None:
+                return False
+    n = len(payloads)
+    nb = n * size
+    blocks: dict[bytes, bytes] = {}
+    for d, out, prefix, sub in plan:
+        if d is skip:
+            continue
+        block = blocks.get(prefix)
+        if block is None:
+            line = prefix + tail
+            block = blocks[prefix] = line + (CRLF + line).join(payloads) + CRLF
+        if not out:
+            dirty.append(d)
+        out.append(block)
+        out.append(b"")
+        out.append(b"")
+        d.run_msgs += n
+        d.run_bytes += nb
+        sub.nm += n
+    for group in qplan:
+        g = len(group)
+        picks = _picks(n, g)
+        for m in range(g):
+            chosen = list(compress(payloads, picks.translate(_member_mask(m)))) if g > 1 else payloads
+            k = len(chosen)
+            if not k:
+                continue
+            d, out, prefix, sub = group[m]
+            line = prefix + tail
+            if not out:
+                dirty.append(d)
+            out.append(line + (CRLF + line).join(chosen) + CRLF)
+            out.append(b"")
+            out.append(b"")
+            d.run_msgs += k
+            d.run_bytes += k * size
+            sub.nm += k
+    return True
+
+
+# Per queue member index m: a translate table turning a pick byte into 1 where it is m.
+_MASKS: dict[int, bytes] = {}
+
+
+def _member_mask(m: int) -> bytes:
+    t = _MASKS.get(m)
+    if t is None:
+        t = _MASKS[m] = bytes(int(v == m) for v in range(256))
+    return t
+
+
+# Per group size g (2..256): the bytes a uniform pick rejects, and the table to v % g.
+_PICKS: dict[int, tuple[bytes, bytes]] = {}
+
+
+def _picks(n: int, g: int) -> bytes:
+    """n member indexes in 0..g-1, uniform and independent: random bytes (from the same
+    generator as random()), those at or over the largest multiple of g dropped, the rest
+    taken modulo g. One byte per pick: g is at most 256 (larger groups: general path)."""
+    if g == 1:
+        return b""
+    t = _PICKS.get(g)
+    if t is None:
+        lim = 256 - 256 % g
+        t = _PICKS[g] = (bytes(range(lim, 256)), bytes(v % g for v in range(256)))
+    reject, mod = t
+    picks = randbytes(n)
+    if reject:
+        picks = picks.translate(None, reject)
+        while len(picks) < n:
+            picks += randbytes(n).translate(None, reject)
+        picks = picks[:n]
+    return picks.translate(mod)
 
 
 def _sizes(hdr: int, msg: Any) -> tuple[bytes, bytes]:

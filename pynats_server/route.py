@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import const
 from .connection import Connection
 from .core import ServerCore
-from .delivery import build_plan, deliver_routed_msg
+from .delivery import build_plan, deliver_routed_msg, deliver_run
 from .options import RouteURL
 from .protocol import wire
 from .protocol.parser import ROUTER, Parser, ProtocolError, parse_size, split_args
@@ -445,6 +445,30 @@ class RouteConnection(Connection[ServerCore]):
                     sub.nm += 1
                 return
         deliver_routed_msg(self, acc, subject, reply, queues, szb, -1, b"", msg)
+
+    def on_rmsg_run(
+        self, account: bytes, subject: bytes, reply: bytes | None, szb: bytes, size: int, payloads: list[bytes]
+    ) -> bool:
+        """A run of RMSGs with one control line (the parser's _bulk), on the local plan as
+        a whole (delivery.deliver_run); False leaves them to on_rmsg one by one."""
+        if self.log.trace_enabled:
+            return False
+        if account == self._last_acc_name:
+            acc = self._last_acc
+        else:
+            acc = self._accounts.get(account)
+        if acc is None:
+            return False
+        r = acc.cache_get(subject)
+        if r is None:
+            r = acc.sublist._match_miss(subject)
+        plan = r.lplan
+        if plan is None:
+            plan = r.lplan = build_plan(r, subject, local_only=True)
+        if plan is False:
+            return False
+        return deliver_run(self._dirty, plan, (), reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+                           payloads, size)
 
     def on_rhmsg(
         self,

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pynats_server.protocol import wire
@@ -1038,3 +1038,198 @@ def test_split_run_leaves_very_large_payloads_to_views(kind: int) -> None:
     payloads = [op[-1] for op in rec.ops]
     assert payloads == [b"hi\r\n"] * 200 + [b"b" * 20000 + b"\r\n"] + [b"hi\r\n"] * 200
     assert p.in_msgs == 401 and p.in_bytes == 400 * 2 + 20000
+
+
+# -- bulk runs (Parser._bulk) ----------------------------------------------------------------
+
+
+class BulkRecorder(Recorder):
+    """Takes whole runs of identical PUB (RMSG) lines, recording each message as on_pub
+    (on_rmsg) would; declines a run when `declines` says so (the handler's fallback)."""
+
+    def __init__(self, declines: list[bool]) -> None:
+        super().__init__()
+        self.declines = declines
+        self.runs = 0
+
+    def _take(self, szb: bytes, size: int, payloads: list[bytes]) -> bool:
+        assert int(szb) == size and len(payloads) >= 4
+        assert all(type(pl) is bytes and len(pl) == size for pl in payloads)
+        if self.declines and self.declines.pop(0):
+            return False
+        self.runs += 1
+        return True
+
+    def pub_run(self, subject: bytes, reply: bytes | None, szb: bytes, size: int, payloads: list[bytes]) -> bool:
+        if not self._take(szb, size, payloads):
+            return False
+        self.ops += [("pub", subject, reply, szb, pl + b"\r\n") for pl in payloads]
+        return True
+
+    def on_rmsg_run(self, acc: bytes, subject: bytes, reply: bytes | None, szb: bytes, size: int,
+                    payloads: list[bytes]) -> bool:
+        if not self._take(szb, size, payloads):
+            return False
+        self.ops += [("rmsg", acc, subject, reply, None, szb, pl + b"\r\n") for pl in payloads]
+        return True
+
+
+@st.composite
+def bulk_run(draw: st.DrawFn, route: bool = False) -> bytes:
+    """Up to 14 messages with one control line, usually as the split run sees them, now and
+    then with something that must end or refuse the run: a payload of another length or
+    holding a CRLF, an op in between, an unusual line (near_msg's cases), a large size."""
+    usual = draw(st.integers(0, 3)) > 0  # mostly the usual form, else anything drawn below
+    subject = draw(st.sampled_from([b"foo", b"a.b", b"x"]) | token)
+    reply = None if usual and draw(st.booleans()) else draw(
+        st.sampled_from([b"r", b"_R_.x", b"$JS.ACK.a", b"+", b"|", b"r\t1", b""]) | token)
+    size = draw(st.sampled_from([0, 1, 2, 5, 16]) if usual else st.integers(0, 1300))
+    szb = size_token(size, draw(st.sampled_from([0, 0, 0, 1])))
+    head = b"RMSG $G " if route else b"PUB "
+    if not usual:
+        head = draw(st.sampled_from([b"RMSG $G ", b"rmsg $G ", b"RMSG $\tG "] if route else
+                                    [b"PUB ", b"pub ", b"PUB\t"]))  # fmt: skip
+    line = head + subject + b" " + (reply + b" " if reply is not None else b"") + szb + b"\r\n"
+    out = b""
+    for _ in range(draw(st.integers(5, 14) if usual else st.integers(1, 14))):
+        body = draw(st.binary(min_size=size, max_size=size))
+        what = draw(st.sampled_from(["ok"] * 30 + ["crlf", "short", "long", "ping", "odd"]))
+        if what == "crlf" and size >= 2:
+            at = draw(st.integers(0, size - 2))
+            body = body[:at] + b"\r\n" + body[at + 2 :]
+        elif what == "short":
+            body = body[:-1]
+        elif what == "long":
+            body += b"z"
+        elif what == "ping":
+            out += b"PING\r\n"
+        elif what == "odd":
+            out += draw(near_msg(route))[0]
+        out += line + body + b"\r\n"
+    return out
+
+
+def _bulk_outcome(data: bytes, where: list[int], kind: int, declines: list[bool] | None) -> tuple[Any, ...]:
+    """The calls, error and counters with bulk runs (declines given) or line by line (None)."""
+    from pynats_server.protocol import parser as parser_module
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parser_module, "_RUN_AVG", 1 << 30 if declines is not None else 0)
+        rec: Recorder = BulkRecorder(declines) if declines is not None else Recorder()
+        p = Parser(rec, kind, max_payload=1200)
+        p.headers = True
+        if declines is None:
+            p._on_rmsg_run = None
+        elif kind == CLIENT:
+            p.set_pub_handler(rec.on_pub, BulkRecorder.pub_run)
+        try:
+            feed_chunks(p, data, [w % (len(data) + 1) for w in where])
+            err: Any = None
+        except ProtocolError as e:
+            err = (e.err, e.reason)
+    return rec.ops, err, p.in_msgs, p.in_bytes, getattr(rec, "runs", None)
+
+
+BULK_SETTINGS = settings(max_examples=1000, deadline=None,
+                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@BULK_SETTINGS
+@given(st.tuples(bulk_run(), st.lists(st.one_of(bulk_run(), bulk_run(), client_op()), max_size=4)).map(
+           lambda t: [t[0], *t[1]]),
+       st.lists(st.booleans(), max_size=4), st.lists(st.tuples(st.integers(0, 5000), noise), max_size=2),
+       st.sampled_from([[], [], [], [7], [40, 300]]), st.sampled_from([CLIENT, ROUTER]))  # fmt: skip
+def test_bulk_runs_agree_with_the_line_by_line_path(
+    parts: list[Any], declines: list[bool], edits: list[tuple[int, bytes]], where: list[int], kind: int
+) -> None:
+    """Runs taken whole (Parser._bulk, its handler declining now and then) give the same
+    calls, error and counters as the line-by-line path, for any stream of runs of one
+    control line broken in any of the ways bulk_run makes, cut into reads anywhere."""
+    if kind == ROUTER:
+        parts = [p for p in parts if isinstance(p, bytes)]
+        if not parts:
+            return
+    data = b"".join(p if isinstance(p, bytes) else p[0] for p in parts)
+    if kind == ROUTER:
+        data = data.replace(b"PUB ", b"RMSG $G ").replace(b"PUB\t", b"RMSG\t$G ").replace(b"pub ", b"rmsg $G ")
+    for pos, junk in edits:
+        pos %= len(data) + 1
+        data = data[:pos] + junk + data[pos + len(junk) // 2 :]
+    got = _bulk_outcome(data, where, kind, list(declines))
+    want = _bulk_outcome(data, where, kind, None)
+    event("a run taken whole" if got[4] else "no run taken whole")
+    assert got[:4] == want[:4]
+
+
+def test_bulk_takes_a_run_whole() -> None:
+    """A run is handed on in one call (and counted), up to what ends it."""
+    run = b"PUB foo r 2\r\nhi\r\n" * 10
+    rec = BulkRecorder([])
+    p = Parser(rec, CLIENT)
+    p.set_pub_handler(rec.on_pub, BulkRecorder.pub_run)
+    p.feed(run + b"PING\r\n" + run + b"PUB foo r 3\r\nh\r\n\r\n" + run[:-3])
+    assert rec.runs == 2  # the odd payload ends the split run: the last run goes one by one
+    assert rec.ops.count(("pub", b"foo", b"r", b"2", b"hi\r\n")) == 29
+    assert ("ping",) in rec.ops and ("pub", b"foo", b"r", b"3", b"h\r\n\r\n") in rec.ops
+    assert p.in_msgs == 30 and p.in_bytes == 61
+
+
+@pytest.mark.parametrize("kind", [CLIENT, ROUTER])
+def test_bulk_declined_runs_go_one_by_one(kind: int) -> None:
+    head = b"PUB foo " if kind == CLIENT else b"RMSG $G foo "
+    rec = BulkRecorder([True] * 100)
+    p = Parser(rec, kind)
+    if kind == CLIENT:
+        p.set_pub_handler(rec.on_pub, BulkRecorder.pub_run)
+    for _ in range(20):
+        p.feed((head + b"2\r\nhi\r\n") * 8)
+    assert rec.runs == 0 and len(rec.ops) == 160 and p.in_msgs == 160
+    # A declined line is tried again only every 16th read.
+    assert len(rec.declines) == 100 - 2
+
+
+BULK_EDGES = [
+    b"PUB foo " + b"r" * 5000 + b" 2\r\n",  # a reply over the control line limit
+    b"PUB " + b"s" * 5000 + b" 2\r\n",  # a subject over it
+    b"PUB foo 1300\r\n",  # over max_payload
+    b"PUB foo 0000000002\r\n",  # ten digits
+    b"PUB foo -2\r\n",
+    b"PUB foo  2\r\n",  # an empty token: the general path reads it as no reply
+    b"PUB foo r r 2\r\n",
+    b"PUB foo r\x0b 2\r\n",  # not whitespace to NATS: a run
+    b"PUB foo r\r 2\r\n",  # a CR inside a token is kept: a run
+    b"PUB f\ro 2\r\n",
+    b"PUB foo _R_.x 2\r\n",
+    b"PUB foo _GR_.x 2\r\n",
+    b"PUB foo $JS.ACK.x 2\r\n",
+    b"PUB f\x00o 2\r\n",
+    b"PUB f\no 2\r\n",
+    b"PUB foo r\n 2\r\n",
+    b"PUB foo 2 \r\n",
+    b"PUBX foo 2\r\n",
+    b"SUB foo 2\r\n",
+    b"pub foo 2\r\n",  # a run for the general path only
+    b"RMSGX $G foo 2\r\n",
+    b"HMSG $G foo 2\r\n",
+    b"RMSG $G foo " + b"r" * 70000 + b" 2\r\n",
+    b"RMSG $G foo + 2\r\n",
+    b"RMSG $G foo | 2\r\n",
+    b"RMSG $G foo r\t 2\r\n",
+    b"RMSG $G f\to 2\r\n",
+    b"RMSG $\rG foo 2\r\n",
+    b"RMSG $G foo r q 2\r\n",
+    b"RMSG $G foo 2 \r\n",
+]
+
+
+@pytest.mark.parametrize("line", BULK_EDGES)
+@pytest.mark.parametrize("size", [2, 1300])
+def test_bulk_edges_agree_with_the_line_by_line_path(line: bytes, size: int) -> None:
+    """Runs of lines each check of Parser._bulk is there for (with payloads of the size the
+    line says, and of another), after a run of usual ones: the same outcome as line by
+    line."""
+    kind = ROUTER if line.startswith((b"RMSG", b"HMSG")) else CLIENT
+    # After a run taken whole: the split run is on and looks for the next run right there.
+    ok = b"RMSG $G a 1\r\nx\r\n" if kind == ROUTER else b"PUB a 1\r\nx\r\n"
+    data = ok * 5 + b"".join(line + bytes([65 + k]) * size + b"\r\n" for k in range(8))
+    assert _bulk_outcome(data, [], kind, [])[:4] == _bulk_outcome(data, [], kind, None)[:4]

@@ -133,8 +133,10 @@ _VIEW_MIN = 512
 # A split run copies payloads (in C); one this large ends the run, and the regex loop
 # passes it on as a view of the read instead.
 _RUN_MAX = 16384
-# Reads averaging fewer bytes per PUB than this take the split run.
+# Reads averaging fewer bytes per PUB than this take the split run (judged on their
+# first _SAMPLE bytes: counting PUBs in all of a large read costs a tenth of the run).
 _RUN_AVG = 320
+_SAMPLE = 8192
 
 # The split run (Parser._split_run): size tokens known to be valid and within a max_payload,
 # one table per max_payload; subjects known to be plain tokens. Both shared and bounded.
@@ -167,6 +169,40 @@ def _ok_size(table: dict[bytes, int], szb: bytes, max_payload: int) -> int | Non
         table.clear()
     table[szb] = size
     return size
+
+
+# A run of at least this many identical PUB (RMSG) lines is handed on in one call (_bulk).
+_BULK_MIN = 4
+# Between runs, pairs go one by one; every this many a run is looked for again.
+_LOOK_EVERY = 16
+
+
+def _run_end(pieces: list[bytes], i: int, last: int, x: bytes) -> int:
+    """The index after the run of pairs from pieces[i] whose line is `x` (pairs start
+    before `last`). Compares windows that double in size (list.count, in C), then halves
+    the window with the first other line: the cost follows the run's length, not the
+    read's, so a read of many short runs costs no more than its pairs."""
+    p = i
+    w = 8
+    while p < last:
+        seg = pieces[p : min(last, p + 2 * w) : 2]
+        ns = len(seg)
+        c = seg.count(x)
+        if c == ns:
+            p += 2 * ns
+            w <<= 1
+            continue
+        if seg[:c].count(x) == c:
+            return p + 2 * c  # the usual case: no x after the first other line
+        lo, hi = 0, ns  # seg[:lo] are all x; seg[lo:hi] holds another line
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if seg[lo:mid].count(x) == mid - lo:
+                lo = mid
+            else:
+                hi = mid
+        return p + 2 * lo
+    return p
 
 
 class ProtocolError(Exception):
@@ -244,6 +280,13 @@ class Parser:
         "in_bytes",
         "_run_i",
         "_held",
+        "_on_pub_run",
+        "_on_rmsg_run",
+        "_declined",
+        "_declines",
+        "_run_seg",
+        "_run_stop",
+        "_taken",
     )
 
     def __init__(
@@ -279,6 +322,16 @@ class Parser:
         self._after_line = 0
         self._run_i = 0
         self._held = b""
+        # Whole runs of identical PUB (RMSG) lines go to these in one call (see _bulk):
+        # functions of the handler's class, called with the handler (a bound method per
+        # connection would cost memory on every idle one).
+        self._on_pub_run: Any = None
+        self._on_rmsg_run: Any = getattr(type(handler), "on_rmsg_run", None)
+        self._declined = b""  # the line of the last run the handler declined
+        self._declines = 0
+        self._run_seg = 0
+        self._run_stop = 0
+        self._taken: list[tuple[int, int, int]] | tuple[()] = ()  # runs _bulk took in this split run
 
     # The fast paths skip the checks that pedantic mode and a pending CONNECT add.
     @property
@@ -300,8 +353,11 @@ class Parser:
         self._await_connect = v
         self._fast = not (v or self._pedantic)
 
-    def set_pub_handler(self, fn: Any) -> None:
+    def set_pub_handler(self, fn: Any, run: Any = None) -> None:
+        """`fn` takes one PUB; `run`, if given, a whole run of them: a function of the
+        handler's class, called with the handler first (see _bulk)."""
         self._on_pub = fn
+        self._on_pub_run = run
 
     def set_rmsg_handler(self, fn: Any) -> None:
         self._on_rmsg = fn
@@ -377,12 +433,14 @@ class Parser:
         fast = self._fast
         # The split run pays off for small messages; with larger ones the pieces it makes
         # cost more than a regex per line (copies over 512 bytes leave CPython's small-object
-        # allocator), so it is taken when the read averages under _RUN_AVG bytes per PUB.
+        # allocator), so it is taken when the read averages under _RUN_AVG bytes per PUB,
+        # or when it starts with a run that can be taken whole (_bulk: no step per message).
         if (
             fast
             and buf.startswith(b"PUB ")
             and self.max_control_line >= 4096
-            and n < _RUN_AVG * (buf.count(b"\nPUB ") + 1)
+            and (min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nPUB ", 0, _SAMPLE) + 1)
+                 or (self._on_pub_run is not None and self._run_ahead(buf)))
         ):
             pos = self._split_run(buf, self._pub_pairs)
             if self._state == _PAYLOAD:
@@ -444,6 +502,19 @@ class Parser:
             self.in_msgs += nm
             self.in_bytes += nb
 
+    def _run_ahead(self, buf: bytes) -> bool:
+        """Whether the read starts with two frames of one line (a run _bulk may take
+        whole), its payloads small enough for the split run and the line not one the
+        handler declined last time."""
+        eol = buf.find(b"\r\n", 0, 4200)
+        if eol < 0:
+            return False
+        line = buf[:eol]
+        size = parse_size(line[line.rfind(b" ") + 1 :])
+        if size < 0 or size >= _RUN_MAX or line == self._declined:
+            return False
+        return buf.startswith(line, eol + size + 4) and buf.startswith(b"\r\n", 2 * eol + size + 4)
+
     def _split_run(self, buf: bytes, pairs: Callable[[list[bytes], int, int], int]) -> int:
         """A read that starts with PUBs (or RMSGs): split it at every CRLF, once, and let
         `pairs` (_pub_pairs, _rmsg_pairs) take the pieces as (line, payload) pairs. Cheaper
@@ -454,18 +525,22 @@ class Parser:
         pieces = buf.split(CRLF)
         last = len(pieces) - 2  # a payload piece must be followed by a CRLF
         i = seg = ki = kpos = 0  # pieces[ki] starts at buf[kpos]; pieces[seg:i] are pairs not yet counted
+        self._taken = ()
         try:
             while True:
+                self._run_seg = i
                 try:
                     i = pairs(pieces, i, last)
                 except BaseException:
                     i = self._run_i  # where the handler raised, the message it was given included
                     raise
+                finally:
+                    seg = self._run_seg  # a bulk run (_bulk) counted its own pairs
                 if i >= last:
                     break
                 self._run_counts(pieces, seg, i)
                 seg = i
-                kpos += sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+                kpos += self._span(pieces, ki, i)
                 ki = i
                 # The line ends at its first newline, which may be a bare one inside the piece.
                 self._slow_line(buf, kpos, buf.find(b"\n", kpos))
@@ -476,7 +551,20 @@ class Parser:
                 kpos = after
         finally:
             self._run_counts(pieces, seg, i)
-        return kpos + sum(map(len, pieces[ki:i])) + 2 * (i - ki)
+        np = len(pieces)
+        if np - i < i - ki and not self._taken:  # fewer pieces to add up from the end
+            return len(buf) - sum(map(len, pieces[i:])) - 2 * (np - 1 - i)
+        return kpos + self._span(pieces, ki, i)
+
+    def _span(self, pieces: list[bytes], a: int, b: int) -> int:
+        """The bytes pieces[a:b] cover in the read, each with the CRLF after it; the runs
+        _bulk took in between are known by their length (no need to add them up)."""
+        total = 0
+        for r0, r1, nb in self._taken:
+            total += sum(map(len, pieces[a:r0])) + 2 * (r0 - a) + nb
+            a = r1
+        self._taken = ()
+        return total + sum(map(len, pieces[a:b])) + 2 * (b - a)
 
     def _run_counts(self, pieces: list[bytes], seg: int, i: int) -> None:
         """Count the messages of a run: pieces[seg:i] are (line, payload) pairs."""
@@ -492,30 +580,36 @@ class Parser:
             sizes = _OK_SIZES[max_payload] = {}
         plain = _PLAIN
         on_pub = self._on_pub
+        run = self._on_pub_run
+        stop = i if run is not None else last  # where to look for a run (Parser._run_at) next
         try:
             while i < last:
-                toks = pieces[i].split(b" ")
-                if len(toks) == 3:
-                    op, subject, szb = toks
-                    reply = None
-                elif len(toks) == 4:
-                    op, subject, reply, szb = toks
-                    # Ints: `b"\t" in reply` makes CPython try the bytes as an int first.
-                    if (not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply
-                            or reply.startswith(_RESERVED_REPLY_PREFIXES)):
+                if i >= stop:
+                    i, stop = self._run_at(pieces, i, last, run, 3)
+                    continue
+                while i < stop:
+                    toks = pieces[i].split(b" ")
+                    if len(toks) == 3:
+                        op, subject, szb = toks
+                        reply = None
+                    elif len(toks) == 4:
+                        op, subject, reply, szb = toks
+                        # Ints: `b"\t" in reply` makes CPython try the bytes as an int first.
+                        if (not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply
+                                or reply.startswith(_RESERVED_REPLY_PREFIXES)):
+                            return i
+                    else:
                         return i
-                else:
-                    return i
-                if op != b"PUB":
-                    return i
-                if subject not in plain and not _plain_token(subject):
-                    return i
-                payload = pieces[i + 1]
-                size = sizes.get(szb)
-                if size != len(payload) and (size is not None or _ok_size(sizes, szb, max_payload) != len(payload)):
-                    return i
-                i += 2
-                on_pub(subject, reply, szb, payload + CRLF)
+                    if op != b"PUB":
+                        return i
+                    if subject not in plain and not _plain_token(subject):
+                        return i
+                    payload = pieces[i + 1]
+                    size = sizes.get(szb)
+                    if size != len(payload) and (size is not None or _ok_size(sizes, szb, max_payload) != len(payload)):
+                        return i
+                    i += 2
+                    on_pub(subject, reply, szb, payload + CRLF)
         except BaseException:
             self._run_i = i
             raise
@@ -529,33 +623,130 @@ class Parser:
             sizes = _OK_SIZES[-1] = {}
         plain = _PLAIN
         on_rmsg = self._on_rmsg
+        run = self._on_rmsg_run
+        stop = i if run is not None else last  # where to look for a run (Parser._run_at) next
         try:
             while i < last:
-                toks = pieces[i].split(b" ")
-                if len(toks) == 4:
-                    op, account, subject, szb = toks
-                    reply = None
-                elif len(toks) == 5:
-                    op, account, subject, reply, szb = toks
-                    if not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply:
+                if i >= stop:
+                    i, stop = self._run_at(pieces, i, last, run, 4)
+                    continue
+                while i < stop:
+                    toks = pieces[i].split(b" ")
+                    if len(toks) == 4:
+                        op, account, subject, szb = toks
+                        reply = None
+                    elif len(toks) == 5:
+                        op, account, subject, reply, szb = toks
+                        if not reply or len(reply) > 1024 or 9 in reply or 10 in reply or 13 in reply:
+                            return i
+                    else:
                         return i
-                else:
-                    return i
-                if op != b"RMSG":
-                    return i
-                if subject not in plain and not _plain_token(subject):
-                    return i
-                if account not in plain and not _plain_token(account):
-                    return i
-                payload = pieces[i + 1]
-                size = sizes.get(szb)
-                if size != len(payload) and (size is not None or _ok_size(sizes, szb, _RUN_MAX) != len(payload)):
-                    return i
-                i += 2
-                on_rmsg(account, subject, reply, None, szb, payload + CRLF)
+                    if op != b"RMSG":
+                        return i
+                    if subject not in plain and not _plain_token(subject):
+                        return i
+                    if account not in plain and not _plain_token(account):
+                        return i
+                    payload = pieces[i + 1]
+                    size = sizes.get(szb)
+                    if size != len(payload) and (size is not None or _ok_size(sizes, szb, _RUN_MAX) != len(payload)):
+                        return i
+                    i += 2
+                    on_rmsg(account, subject, reply, None, szb, payload + CRLF)
         except BaseException:
             self._run_i = i
             raise
+        return i
+
+    def _run_at(self, pieces: list[bytes], i: int, last: int, run: Callable[..., bool], ntok: int) -> tuple[int, int]:
+        """At pieces[i], between pairs: take a run whole if one starts here (_bulk).
+        Returns where to go on from, and up to where the pairs go one by one before the
+        next look: the end of a run not taken, or _LOOK_EVERY pairs on."""
+        if i + 2 * _BULK_MIN <= last and pieces[i] == pieces[i + 2]:
+            j = self._bulk(pieces, i, last, run, ntok)
+            if j != i:
+                return j, j
+            return i, min(last, max(self._run_stop, i + 2 * _LOOK_EVERY))
+        return i, min(last, i + 2 * _LOOK_EVERY)
+
+    def _bulk(self, pieces: list[bytes], i: int, last: int, run: Callable[..., bool], ntok: int) -> int:
+        """A run of pairs from pieces[i] whose lines are all the same, as one call:
+        `run(subject, reply, szb, size, payloads)` for PUB (`ntok` 3) or
+        `run(account, subject, reply, szb, size, payloads)` for RMSG (`ntok` 4), where
+        `payloads` are the run's payload pieces (without CRLF). The handler returns False
+        to decline (it then gets them one by one). Every check of _pub_pairs and
+        _rmsg_pairs holds for the one line, and every payload has the line's size, which
+        is what makes the pairs frames. Returns where the run ended (i: none taken)."""
+        x = pieces[i]
+        self._run_stop = i
+        if x == self._declined:
+            # Declined last time: try again only now and then (its subject's plan may
+            # have changed), so a declined stream does not pay for the search every read.
+            self._declines += 1
+            if self._declines & 15:
+                return i
+        j = self._run_stop = _run_end(pieces, i, last, x)
+        if j - i < 2 * _BULK_MIN:
+            return i
+        toks = x.split(b" ")
+        nt = len(toks)
+        reply = None
+        if nt == ntok:
+            szb = toks[-1]
+        elif nt == ntok + 1:
+            reply = toks[-2]
+            szb = toks[-1]
+            # (A CR inside the reply is kept by the general path too: no check for it.)
+            if not reply or len(reply) > 1024 or 9 in reply or 10 in reply:
+                return i
+            if ntok == 3 and reply.startswith(_RESERVED_REPLY_PREFIXES):
+                return i  # the client's on_pub refuses these, _pub_run does not check
+        else:
+            return i
+        if toks[0] != (b"PUB" if ntok == 3 else b"RMSG"):
+            return i
+        for tok in toks[1:ntok - 1]:  # the subject, and a route's account
+            if tok not in _PLAIN and not _plain_token(tok):
+                return i
+        max_payload = self.max_payload if ntok == 3 else -1
+        sizes = _OK_SIZES.get(max_payload)
+        if sizes is None:
+            sizes = _OK_SIZES[max_payload] = {}
+        size = sizes.get(szb)
+        if size is None:
+            size = _ok_size(sizes, szb, max_payload if ntok == 3 else _RUN_MAX)
+            if size is None:
+                return i
+        payloads = pieces[i + 1 : j : 2]
+        lens = list(map(len, payloads))
+        if lens.count(size) != len(lens):
+            # A payload of another size (one holding a CRLF, say): the run ends before it.
+            k = 0
+            while lens[k] == size:
+                k += 1
+            if k < _BULK_MIN:
+                return i
+            del payloads[k:]
+        self._run_i = i
+        if ntok == 3:
+            ok = run(self.handler, toks[1], reply, szb, size, payloads)
+        else:
+            ok = run(self.handler, toks[1], toks[2], reply, szb, size, payloads)
+        if not ok:
+            self._declined = x
+            self._declines = 0
+            return i
+        # Counted here: the pairs before the run too, and _split_run counts from its end.
+        self._run_counts(pieces, self._run_seg, i)
+        n = len(payloads)
+        self.in_msgs += n
+        self.in_bytes += n * size
+        if self._taken:
+            self._taken.append((i, i + 2 * n, n * (len(x) + size + 4)))  # type: ignore[union-attr]
+        else:
+            self._taken = [(i, i + 2 * n, n * (len(x) + size + 4))]
+        i += 2 * n
+        self._run_seg = i
         return i
 
     def _parse_route(self, buf: bytes) -> None:
@@ -568,7 +759,9 @@ class Parser:
         lim = self.max_control_line * 16 + 7
         match = _RMSG_LINE.match
         sizes = _SIZES
-        if self._fast and buf.startswith(b"RMSG ") and n < _RUN_AVG * (buf.count(b"\nRMSG ") + 1):
+        if (self._fast and buf.startswith(b"RMSG ")
+                and (min(n, _SAMPLE) < _RUN_AVG * (buf.count(b"\nRMSG ", 0, _SAMPLE) + 1)
+                     or (self._on_rmsg_run is not None and self._run_ahead(buf)))):
             pos = self._split_run(buf, self._rmsg_pairs)
             if self._state == _PAYLOAD:
                 pos = self._take_payload(buf, pos, n)
