@@ -4,6 +4,7 @@ $JS.ACK reply subject, and what +ACK, -NAK, +WPI, +NXT, +TERM do to the consumer
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import re
 
@@ -221,6 +222,13 @@ async def acks(js: Js) -> None:
     await js.send(m2.reply, "-NAK")
     await js.send(m3.reply, "+WPI")
     await js.flush()
+    # nats-server handles acks on its own queue, after the PONG of a flush: under load the
+    # first CONSUMER.INFO can come before them, so ask again for a while (well inside ack_wait).
+    for _ in range(20):
+        r = await js.api("CONSUMER.INFO.S.D")
+        if (r["num_ack_pending"], r["ack_floor"]["stream_seq"]) == (2, 1):
+            break
+        await asyncio.sleep(0.01)
     r = await js.api("CONSUMER.INFO.S.D", None, "after_ack_nak_wpi")
     js.eq((r["num_ack_pending"], r["ack_floor"]["stream_seq"]), (2, 1), "ack pending / floor")
     (m,) = await js.pull("S", "D", {"batch": 1}, 1)
