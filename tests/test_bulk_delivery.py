@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from roundtrip_conn import Conn
 
 from pynats_server import Server
 from pynats_server.client import ClientConnection
@@ -49,22 +50,6 @@ class OSub:
     queue: bytes | None
     max: int = 0
     got: int = 0
-
-
-class Conn:
-    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        self.r, self.w, self.buf = r, w, b""
-
-    async def roundtrip(self, data: bytes) -> bytes:
-        """Send, then PING; return everything received before the PONG."""
-        self.w.write(data + b"PING\r\n")
-        await self.w.drain()
-        while b"PONG\r\n" not in self.buf:
-            chunk = await asyncio.wait_for(self.r.read(1 << 20), 5)
-            assert chunk, "server closed the connection"
-            self.buf += chunk
-        before, _, self.buf = self.buf.partition(b"PONG\r\n")
-        return before
 
 
 async def run_ops(ops: list[tuple], opts: list[tuple[bool, bool]]) -> tuple[int, int]:  # type: ignore[type-arg]

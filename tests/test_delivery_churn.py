@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from roundtrip_conn import Conn
 
 from pynats_server import Server
 from pynats_server.protocol.subjects import match_literal
@@ -39,22 +40,6 @@ class OSub:
     queue: bytes | None
     max: int = 0
     got: int = 0
-
-
-class Conn:
-    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        self.r, self.w, self.buf = r, w, b""
-
-    async def roundtrip(self, data: bytes) -> bytes:
-        """Send, then PING; return everything received before the PONG."""
-        self.w.write(data + b"PING\r\n")
-        await self.w.drain()
-        while b"PONG\r\n" not in self.buf:
-            chunk = await asyncio.wait_for(self.r.read(65536), 5)
-            assert chunk, "server closed the connection"
-            self.buf += chunk
-        before, _, self.buf = self.buf.partition(b"PONG\r\n")
-        return before
 
 
 async def run_ops(ops: list[tuple]) -> None:  # type: ignore[type-arg]
