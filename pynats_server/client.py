@@ -582,7 +582,7 @@ class ClientConnection(JWTClient, Connection[ServerCore]):
         qplan = r.qplan
         if plan or qplan:
             # RouteConnection.on_rmsg has the same loop for routed messages.
-            tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+            tail = wire.msg_tail(reply, szb)
             dirty = self._dirty
             for d, out, prefix, sub in plan:
                 if not out:
@@ -632,7 +632,7 @@ class ClientConnection(JWTClient, Connection[ServerCore]):
                 return False  # whether anyone else got it decides the status: one by one
             else:
                 skip = self
-            return deliver_run(self._dirty, plan, qplan, reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+            return deliver_run(self._dirty, plan, qplan, wire.msg_tail(reply, szb),
                                payloads, size, skip)
         # Nobody listens: counted (by the parser) and dropped, unless a request wants
         # its no-responders status.

@@ -40,7 +40,7 @@ from .auth import (
     _sublist,
 )
 from .options import Permissions, ResponsePermission
-from .protocol.subjects import subjects_collide
+from .protocol.subjects import match_literal, subjects_collide
 
 _MQTT = b"$MQTT."
 JS_DENY = ("$JS.API.>", "$KV.>", "$OBJ.>")  # nats-server's denyAllClientJs
@@ -68,20 +68,6 @@ def _gw_stripped(subject: bytes) -> tuple[bytes, bool]:
     if len(subject) > _OLD_GW_SUBJECT_OFFSET and subject.startswith(_OLD_GW_PREFIX):
         return subject[_OLD_GW_SUBJECT_OFFSET:], True
     return subject, False
-
-
-def _matches_literal(subject: bytes, pattern: bytes) -> bool:
-    """nats-server's matchLiteral: a literal subject against a pattern."""
-    st = subject.split(b".")
-    pt = pattern.split(b".")
-    for i, p in enumerate(pt):
-        if p == b">":
-            return i < len(st)
-        if i >= len(st):
-            return False
-        if p != b"*" and p != st[i]:
-            return False
-    return len(st) == len(pt)
 
 
 class LeafPermissions(ClientPermissions):
@@ -212,9 +198,9 @@ class LeafPermissions(ClientPermissions):
     def _export_ok(self, subject: bytes) -> bool:
         allowed = True
         if self._export_allow is not None and not subject.startswith(_MQTT):
-            allowed = any(_matches_literal(subject, a) for a in self._export_allow)
+            allowed = any(match_literal(subject, a) for a in self._export_allow)
         if allowed and self._export_deny:
-            allowed = not any(_matches_literal(subject, d) for d in self._export_deny)
+            allowed = not any(match_literal(subject, d) for d in self._export_deny)
         return allowed
 
 

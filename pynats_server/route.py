@@ -434,7 +434,7 @@ class RouteConnection(Connection[ServerCore]):
                 plan = r.lplan = build_plan(r, subject, local_only=True)
             if plan is not False:
                 # The same loop as ClientConnection._pub_fast, inlined: a call per message costs.
-                tail = reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n"
+                tail = wire.msg_tail(reply, szb)
                 dirty = self._dirty
                 for d, out, prefix, sub in plan:
                     if not out:
@@ -467,7 +467,7 @@ class RouteConnection(Connection[ServerCore]):
             plan = r.lplan = build_plan(r, subject, local_only=True)
         if plan is False:
             return False
-        return deliver_run(self._dirty, plan, (), reply + b" " + szb + b"\r\n" if reply else szb + b"\r\n",
+        return deliver_run(self._dirty, plan, (), wire.msg_tail(reply, szb),
                            payloads, size)
 
     def on_rhmsg(
